@@ -1,0 +1,87 @@
+"""The model-client contract: a prompt in, text plus usage out."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PromptStyle(StrEnum):
+    CHAT = "chat"  # instruct models: system + user messages
+    COMPLETION = "completion"  # base models: a text to continue
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt in both shapes; the client sends the one its model understands."""
+
+    system: str
+    user: str
+    completion: str  # the same request written as a document for a base model to continue
+    stop: tuple[str, ...] = ()  # stop sequences for completion-style prompts
+
+    def as_text(self, style: PromptStyle) -> str:
+        if style is PromptStyle.COMPLETION:
+            return self.completion
+        return f"{self.system}\n\n{self.user}" if self.system else self.user
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    max_tokens: int = 512
+    temperature: float = 0.0
+    seed: int | None = None
+    top_p: float | None = None
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None  # time to first token (streaming), None when not observed
+    total_s: float = 0.0  # wall time of the whole call, seen by the client
+    load_s: float | None = None  # model load charged to this call, when the server says so
+    prompt_eval_s: float | None = None  # server-side prefill time, when reported
+    eval_s: float | None = None  # server-side decode time, when reported
+    source: str = "server"  # "server": counts reported by the server; "counted": counted by sizeup
+
+
+@dataclass
+class Completion:
+    text: str
+    usage: Usage = field(default_factory=Usage)
+    finish_reason: str | None = None  # "stop", "length", ...
+
+
+class ModelError(RuntimeError):
+    """The provider failed (server down, model missing, malformed reply): one line for the user."""
+
+
+class ModelClient(ABC):
+    """One model behind one provider. Thread-safe: branches call it concurrently."""
+
+    model: str  # the name the user gave
+    style: PromptStyle = PromptStyle.CHAT
+    provider: str = "abstract"
+
+    @abstractmethod
+    def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
+        """One call. Raises ModelError for anything that is the provider's fault."""
+
+    def server_pids(self) -> list[int]:
+        """Local processes serving this model, for resource accounting; empty if remote/unknown."""
+        return []
+
+    def load_info(self) -> dict[str, float]:
+        """Model load / warm-up figures measured apart from tasks (seconds, MB)."""
+        return {}
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+    def __enter__(self) -> ModelClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

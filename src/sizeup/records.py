@@ -1,0 +1,111 @@
+"""Records that cross module boundaries: strategies produce them, the store keeps them,
+analysis reads them. Pydantic so that every store can serialise them the same way."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class Side(StrEnum):
+    LARGE = "large"  # one large model, one shot
+    SMALL = "small"  # small model(s) with adaptive branching
+
+
+class Measured(StrEnum):
+    """How a figure was obtained, stored beside it so nobody mistakes an estimate for a reading."""
+
+    SAMPLED = "sampled"  # polled by the monitor thread (a lower bound for short spikes)
+    KERNEL = "kernel"  # kernel counters (utime+stime, VmHWM, wait4)
+    SERVER = "server"  # reported by the model server (token counts, durations)
+    COUNTED = "counted"  # counted by sizeup from the stream
+    NOT_MEASURABLE = "not_measurable"
+
+
+class ResourceSummary(BaseModel):
+    """What a set of processes spent over a window."""
+
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    mean_cpu_pct: float = 0.0
+    peak_cpu_pct: float = 0.0
+    processes: int = 0  # distinct processes seen
+    samples: int = 0
+    method: dict[str, Measured] = Field(default_factory=dict)  # figure name -> how measured
+
+
+class Attempt(BaseModel):
+    """One node of an attempt tree: one model call and one sandbox execution."""
+
+    attempt_id: str  # "0", "0.1", "0.1.0": the path from the root
+    parent_id: str | None = None
+    depth: int = 0
+    seed: int | None = None
+    prompt: str = ""
+    response: str = ""
+    code: str = ""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    gen_s: float = 0.0
+    finish_reason: str | None = None
+    status: str = ""  # sandbox Status value
+    tests_passed: int = 0
+    tests_total: int = 0
+    feedback: str = ""
+    exec_wall_s: float = 0.0
+    exec_cpu_s: float = 0.0
+    exec_peak_rss_mb: float = 0.0
+    error: str = ""  # harness error of the model call, if any
+
+
+class TaskResult(BaseModel):
+    """One side's outcome on one task, with its whole attempt tree and what it cost."""
+
+    run_id: str
+    task_id: str
+    side: Side
+    model: str
+    strategy: str
+    status: str  # sandbox Status value of the kept candidate
+    tests_passed: int = 0
+    tests_total: int = 0
+    best_attempt_id: str | None = None
+    depth_reached: int = 0
+    model_calls: int = 0
+    wall_s: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    ttft_s: float | None = None  # first call's time to first token
+    gen_s: float = 0.0  # time spent waiting for the model
+    server: ResourceSummary = Field(default_factory=ResourceSummary)  # the model server's processes
+    sandbox_executions: int = 0
+    sandbox_cpu_s: float = 0.0
+    sandbox_peak_rss_mb: float = 0.0
+    sandbox_wall_s: float = 0.0
+    attempts: list[Attempt] = Field(default_factory=list)
+    finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    @property
+    def test_pass_ratio(self) -> float:
+        return self.tests_passed / self.tests_total if self.tests_total else 0.0
+
+
+class RunRecord(BaseModel):
+    """A run: its configuration and the machine it ran on."""
+
+    run_id: str
+    started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    config: dict[str, Any] = Field(default_factory=dict)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    task_ids: list[str] = Field(default_factory=list)
+    status: str = "running"  # running, finished, interrupted
+    load: dict[str, Any] = Field(default_factory=dict)  # model load / warm-up, per side, kept apart

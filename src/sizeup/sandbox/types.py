@@ -1,0 +1,99 @@
+"""What a sandbox takes and what it returns. Backends swap; these records do not."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Verdict of one execution. HARNESS_ERROR means sizeup failed, not the program."""
+
+    PASSED = "passed"  # every test passed and the harness's end marker arrived
+    FAILED = "failed"  # the program ran, at least one test failed
+    ERROR = "error"  # the program did not load (syntax error, exception at top level, crash)
+    TIMEOUT = "timeout"
+    MEMORY_EXCEEDED = "memory_exceeded"
+    HARNESS_ERROR = "harness_error"
+    UNVERIFIED = "unverified"  # ran without error, but there were no tests to judge it
+
+
+class TestOutcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"  # AssertionError
+    ERROR = "error"  # any other exception, including SystemExit raised inside the test
+    TIMEOUT = "timeout"
+    NOT_RUN = "not_run"  # the run ended (killed, crashed, exited) before this test finished
+
+
+@dataclass(frozen=True)
+class Limits:
+    timeout_s: float = 10.0  # wall clock for the whole execution
+    test_timeout_s: float = 3.0  # wall clock for each test
+    memory_mb: int = 1024  # address space
+    max_processes: int = 32
+    max_file_mb: int = 16
+    max_output_bytes: int = 16 * 1024  # per stream; the rest is drained and dropped
+
+
+@dataclass
+class TestResult:
+    source: str
+    outcome: TestOutcome
+    message: str = ""
+
+
+@dataclass
+class Execution:
+    status: Status
+    tests: list[TestResult] = field(default_factory=list)
+    stdout: str = ""
+    stderr: str = ""
+    exit_code: int | None = None
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    backend: str = ""
+    detail: str = ""  # why, in one line, for errors and harness errors
+
+    @property
+    def tests_passed(self) -> int:
+        return sum(t.outcome is TestOutcome.PASSED for t in self.tests)
+
+    @property
+    def tests_total(self) -> int:
+        return len(self.tests)
+
+    def feedback(self, max_chars: int = 1500) -> str:
+        """The failing tests and what went wrong, for a repair prompt."""
+        lines = [f"{t.source}  # {t.outcome.value}: {t.message}".rstrip(": ")
+                 for t in self.tests if t.outcome is not TestOutcome.PASSED]
+        if not lines and self.status is not Status.PASSED:
+            lines.append(self.detail or self.stderr[-500:] or self.status.value)
+        return "\n".join(lines)[:max_chars]
+
+
+class Sandbox(ABC):
+    """Runs untrusted Python against tests and reports a verdict.
+
+    `run` never raises for anything the program does; problems of the harness itself come back as
+    Status.HARNESS_ERROR. It is safe to call from several threads at once.
+    """
+
+    name: str = "abstract"
+
+    @abstractmethod
+    def run(self, program: str, tests: Sequence[str], limits: Limits = Limits(),
+            setup_code: str = "") -> Execution:
+        """Run `setup_code`, then `program`, then each test separately, each with its own timeout."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release workers or containers."""
+
+    def __enter__(self) -> Sandbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,67 @@
+"""The repository contract every store implements (SQLite now, MongoDB later)."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+
+from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.tasks.types import Task
+
+
+class StoreError(RuntimeError):
+    """The store could not be opened or written; the message is one line for the user."""
+
+
+class Store(ABC):
+    url: str
+
+    # -- tasks ---------------------------------------------------------------------------------
+    @abstractmethod
+    def import_tasks(self, tasks: Iterable[Task], *, clear: bool = True) -> int:
+        """Store tasks atomically: all of them or, if iterating raises, none (the store is left as it
+        was and the exception propagates). `clear` empties the task table first; otherwise tasks are
+        upserted by task_id. Returns how many tasks were written."""
+
+    @abstractmethod
+    def list_tasks(self, *, task_ids: Iterable[str] | None = None, source: str | None = None,
+                   limit: int | None = None) -> list[Task]:
+        """Tasks in import order, filtered."""
+
+    @abstractmethod
+    def count_tasks(self) -> int: ...
+
+    # -- runs ----------------------------------------------------------------------------------
+    @abstractmethod
+    def save_run(self, run: RunRecord) -> None:
+        """Insert or replace the run record."""
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abstractmethod
+    def list_runs(self) -> list[RunRecord]:
+        """Newest first."""
+
+    # -- results -------------------------------------------------------------------------------
+    @abstractmethod
+    def save_result(self, result: TaskResult) -> None:
+        """Write one side's result on one task with its attempts, atomically and idempotently:
+        writing the same (run_id, task_id, side) again replaces it, never duplicates."""
+
+    @abstractmethod
+    def results(self, run_id: str, side: Side | None = None) -> list[TaskResult]:
+        """All results of a run (with attempts), in the order they were saved."""
+
+    @abstractmethod
+    def finished(self, run_id: str) -> set[tuple[str, Side]]:
+        """(task_id, side) pairs already stored for a run; --resume skips them."""
+
+    def close(self) -> None:  # noqa: B027
+        pass
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

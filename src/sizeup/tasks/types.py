@@ -1,0 +1,35 @@
+"""The task record every loader produces and every strategy consumes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class Task(BaseModel):
+    """One programming task.
+
+    `tests` are independent Python snippets (usually one `assert` each) run after the candidate's code;
+    `setup_code` runs before the candidate (MBPP's `test_setup_code`). A task with no tests can still be
+    run, but its verdict is "unverified", never "passed".
+    """
+
+    task_id: str
+    source: str  # "mbpp", "humaneval", "builtin", "freetext", or a file name
+    prompt: str  # the natural-language description shown to the model
+    entry_point: str | None = None  # function the tests call, when known
+    tests: list[str] = Field(default_factory=list)
+    setup_code: str = ""
+    challenge_tests: list[str] = Field(default_factory=list)
+    reference: str | None = None  # a known-good solution (MBPP `code`, HumanEval prompt+solution)
+    # HumanEval-style tasks give the model a code stub to complete (signature + docstring).
+    stub: str | None = None
+
+
+class TaskFormatError(ValueError):
+    """Bad input: names the file, the 1-based line and the field that is wrong."""
+
+    def __init__(self, path: str, line: int, field: str | None, problem: str):
+        self.path, self.line, self.field, self.problem = path, line, field, problem
+        where = f"{path}:{line}"
+        what = f"field '{field}': {problem}" if field else problem
+        super().__init__(f"{where}: {what}")
