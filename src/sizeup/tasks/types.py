@@ -9,7 +9,8 @@ class Task(BaseModel):
     """One programming task.
 
     `tests` are independent Python snippets (usually one `assert` each) run after the candidate's code;
-    `setup_code` runs before the candidate (MBPP's `test_setup_code`). A task with no tests can still be
+    `setup_code` is test setup: it runs after the candidate and before the tests (MBPP's
+    `test_setup_code` builds fixtures from classes the solution defines). A task with no tests can still be
     run, but its verdict is "unverified", never "passed".
     """
 

@@ -1,0 +1,28 @@
+# Every target sets itself up first (scripts/setup.sh is idempotent), so `make demo` and `make test`
+# work on a fresh machine.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SIZEUP := $(VENV)/bin/sizeup
+DEMO_DB ?= sqlite:///demo.db
+DEMO_TASKS ?= prime,fibonacci,factorial,palindrome,gcd,sort
+
+.PHONY: setup demo test bench lint clean
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	$(SIZEUP) run --db $(DEMO_DB) --task-type $(DEMO_TASKS) --large-model gemma3:270m \
+		--small-model smollm2:135m --max-depth 2 --max-tokens 256
+
+test: setup
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+bench: setup
+	$(PY) benchmarks/sandbox_bench.py
+
+lint: setup
+	$(PY) -m ruff check src tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache demo.db sizeup.db

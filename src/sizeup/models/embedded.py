@@ -1,0 +1,128 @@
+"""The zero-setup provider: sizeup starts one llama.cpp server process per model.
+
+Each model gets its own `python -m llama_cpp.server` on a free loopback port, so the CPU and memory of
+each model can be attributed to its own process. The server is started once per run; its start-up
+(load) time and memory after load are recorded apart from the per-task figures.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from sizeup.models.bundled import gguf_path, style_for
+from sizeup.models.openai_compat import OpenAICompatClient
+from sizeup.models.types import Completion, GenerationParams, ModelClient, ModelError, Prompt, PromptStyle
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedServer:
+    """A llama.cpp server process serving one GGUF file on loopback."""
+
+    def __init__(self, gguf: Path, alias: str, *, n_ctx: int = 2048, n_threads: int | None = None,
+                 ready_timeout_s: float = 180.0):
+        self.gguf, self.alias = gguf, alias
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._log = tempfile.NamedTemporaryFile(prefix="sizeup-llama-", suffix=".log", delete=False)
+        threads = n_threads or max(1, os.cpu_count() or 1)
+        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
+               "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+        started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        atexit.register(self.stop)
+        self._wait_ready(ready_timeout_s)
+        self.load_s = time.perf_counter() - started
+        self.rss_after_load_mb = psutil.Process(self.proc.pid).memory_info().rss / 1e6
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise ModelError(f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: "
+                                 f"{self._log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/v1/models", timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise ModelError(f"llama.cpp server for {self.alias} not ready after {timeout_s:.0f} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            lines = Path(self._log.name).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return lines[-1] if lines else "(empty log)"
+
+    def count_tokens(self, text: str) -> int:
+        reply = httpx.post(f"{self.url}/extras/tokenize/count", json={"input": text}, timeout=30.0)
+        reply.raise_for_status()
+        return int(reply.json()["count"])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        Path(self._log.name).unlink(missing_ok=True)
+
+
+class EmbeddedClient(ModelClient):
+    """A bundled model name (`gemma3:270m`, `smollm2:135m`) or a .gguf path, served locally."""
+
+    provider = "embedded"
+
+    def __init__(self, model: str, *, n_ctx: int = 2048, n_threads: int | None = None,
+                 style: PromptStyle | None = None):
+        self.model = model
+        self.style = style or style_for(model)
+        self.gguf = gguf_path(model)
+        self.server = EmbeddedServer(self.gguf, alias=model, n_ctx=n_ctx, n_threads=n_threads)
+        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style,
+                                          count_prompt_tokens=self.server.count_tokens)
+        self._warmup_s = self._warm_up()
+
+    def _warm_up(self) -> float:
+        """One tiny call so the first task is not charged for first-use costs (page faults, caches)."""
+        started = time.perf_counter()
+        self._client.generate(Prompt(system="", user="Say hi.", completion="def hello():"),
+                              GenerationParams(max_tokens=4))
+        return time.perf_counter() - started
+
+    def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
+        if self.server.proc.poll() is not None:
+            raise ModelError(f"the llama.cpp server for {self.model} has exited ({self.server.proc.returncode})")
+        return self._client.generate(prompt, params)
+
+    def server_pids(self) -> list[int]:
+        return [self.server.proc.pid] if self.server.proc.poll() is None else []
+
+    def load_info(self) -> dict[str, float]:
+        return {"load_s": self.server.load_s, "warmup_s": self._warmup_s,
+                "rss_after_load_mb": self.server.rss_after_load_mb,
+                "gguf_mb": self.gguf.stat().st_size / 1e6}
+
+    def close(self) -> None:
+        self._client.close()
+        self.server.stop()

@@ -1,0 +1,98 @@
+"""Any OpenAI-compatible server (vLLM, llama.cpp, the embedded server) through the `openai` client.
+
+Replies are streamed so that time to first token is observed. Token counts come from the server's
+`usage` when it sends one; otherwise completion tokens are counted from the stream (llama.cpp and vLLM
+send one token per chunk) and marked as counted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import openai
+
+from sizeup.models.types import (
+    Completion,
+    GenerationParams,
+    ModelClient,
+    ModelError,
+    Prompt,
+    PromptStyle,
+    Usage,
+)
+
+
+class OpenAICompatClient(ModelClient):
+    provider = "openai"
+
+    def __init__(self, model: str, base_url: str, *, style: PromptStyle = PromptStyle.CHAT,
+                 api_key: str = "sk-no-key-needed", timeout_s: float = 300.0, served_name: str | None = None,
+                 count_prompt_tokens: Callable[[str], int] | None = None):
+        self.model = model
+        self.style = style
+        self.base_url = base_url
+        self._served_name = served_name or model
+        self._count_prompt_tokens = count_prompt_tokens
+        self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
+
+    def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
+        common = {"model": self._served_name, "max_tokens": params.max_tokens,
+                  "temperature": params.temperature, "stream": True}
+        if params.seed is not None:
+            common["seed"] = params.seed
+        if params.top_p is not None:
+            common["top_p"] = params.top_p
+        started = time.perf_counter()
+        try:
+            if self.style is PromptStyle.COMPLETION:
+                stream = self._client.completions.create(prompt=prompt.completion,
+                                                         stop=list(prompt.stop) or None, **common)
+            else:
+                messages = [{"role": "user", "content": prompt.user}]
+                if prompt.system:
+                    messages.insert(0, {"role": "system", "content": prompt.system})
+                stream = self._client.chat.completions.create(messages=messages, **common)
+            return self._collect(stream, prompt, started)
+        except openai.APIConnectionError as err:
+            raise ModelError(f"cannot reach the model server at {self.base_url}: {err}") from err
+        except openai.NotFoundError as err:
+            raise ModelError(f"model '{self._served_name}' not found at {self.base_url}: {err.message}") from err
+        except openai.APIStatusError as err:
+            raise ModelError(f"model server error {err.status_code} at {self.base_url}: {err.message}") from err
+
+    def _collect(self, stream, prompt: Prompt, started: float) -> Completion:
+        pieces: list[str] = []
+        ttft: float | None = None
+        chunks = 0
+        usage = None
+        finish: str | None = None
+        for chunk in stream:
+            if chunk.usage is not None:
+                usage = chunk.usage
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            piece = choice.text if self.style is PromptStyle.COMPLETION else (choice.delta.content or "")
+            if piece:
+                if ttft is None:
+                    ttft = time.perf_counter() - started
+                pieces.append(piece)
+                chunks += 1
+            finish = choice.finish_reason or finish
+        total = time.perf_counter() - started
+        if finish is None and not pieces:
+            raise ModelError(f"malformed reply from {self.base_url}: the stream ended with no choices")
+        text = "".join(pieces)
+        if usage is not None and usage.completion_tokens:
+            out = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                        ttft_s=ttft, total_s=total, source="server")
+        else:
+            prompt_text = prompt.as_text(self.style)
+            counted = self._count_prompt_tokens(prompt_text) if self._count_prompt_tokens else 0
+            out = Usage(prompt_tokens=counted, completion_tokens=chunks, ttft_s=ttft, total_s=total,
+                        source="counted")
+        return Completion(text=text, usage=out, finish_reason=finish)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,124 @@
+"""The harness that runs INSIDE the sandboxed child interpreter. Standard library only, self-contained.
+
+Usage: python driver.py JOB_FILE RESULT_FD
+
+JOB_FILE holds {"setup_code", "program", "tests", "test_timeout_s", "nonce"}; it is read and deleted before
+any candidate code runs. Results go to RESULT_FD (never stdout, which belongs to the program) as JSON lines:
+  {"started": true}                        the driver is about to run candidate code
+  {"load_error": "...", "memory": bool}    setup or program raised (tests are then not run)
+  {"test": i, "outcome": "...", "message": "..."}   one per test, in order
+  {"peak_mb": float}                       VmHWM of this process
+  {"done": nonce}                          the parent's nonce: only the driver knows it
+"""
+
+import json
+import os
+import signal
+import sys
+import types
+
+# Bound once, so a program that patches json.dumps or deletes os._exit cannot break the reporting.
+_dumps, _write, _exit = json.dumps, os.write, os._exit
+_MAX_MESSAGE = 300
+
+
+class _TestTimeout(BaseException):
+    """Private and a BaseException, so the candidate's `except Exception` does not swallow it."""
+
+
+_armed = False
+
+
+def _on_alarm(signum, frame):
+    if _armed:
+        raise _TestTimeout()
+
+
+def _describe(exc: BaseException) -> str:
+    """'Type: message (line N)', the line being the candidate's last frame, kept short for prompts."""
+    try:
+        text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    except Exception:  # a candidate exception whose __str__ itself fails
+        text = type(exc).__name__
+    if not isinstance(exc, SyntaxError):
+        import traceback  # only on failures: it costs a few ms of every start-up
+
+        lines = [f.lineno for f in traceback.extract_tb(exc.__traceback__) if f.filename == "<candidate>"]
+        if lines:
+            text += f" (line {lines[-1]})"
+    return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
+
+
+def _peak_mb() -> float:
+    # VmHWM resets at exec, unlike the parent's wait4 ru_maxrss, which inherits the parent's RSS.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _run_test(source: str, namespace: dict, timeout_s: float) -> tuple[str, str]:
+    global _armed
+    try:
+        code = compile(source, "<test>", "exec")
+        signal.signal(signal.SIGALRM, _on_alarm)  # again: the program may have replaced it
+        _armed = True
+        # The interval re-fires the alarm in case the candidate swallows the first one with a bare except.
+        signal.setitimer(signal.ITIMER_REAL, timeout_s, 0.1)
+        try:
+            exec(code, namespace)
+        finally:
+            _armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return "passed", ""
+    except _TestTimeout:
+        return "timeout", f"test took longer than {timeout_s:g} s"
+    except AssertionError as exc:
+        return "failed", _describe(exc)
+    except MemoryError:
+        return "error", "MemoryError"
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt included: an error of this test
+        return "error", _describe(exc)
+
+
+def main() -> None:
+    job_path, result_fd = sys.argv[1], int(sys.argv[2])
+    with open(job_path) as job_file:
+        job = json.load(job_file)
+    os.remove(job_path)
+    nonce = job.pop("nonce")
+
+    def send(record: dict) -> None:
+        _write(result_fd, (_dumps(record) + "\n").encode())
+
+    # A real module, so pickle, dataclasses and typing can find the candidate's classes by module name.
+    # Not "__main__": the program's `if __name__ == "__main__":` demo (often reading input()) is skipped.
+    module = types.ModuleType("__candidate__")
+    sys.modules["__candidate__"] = module
+    namespace = module.__dict__
+    send({"started": True})
+    try:
+        exec(compile(job["program"], "<candidate>", "exec"), namespace)
+        # Test setup runs after the program: MBPP's fixtures use classes the solution defines (Node).
+        exec(compile(job["setup_code"], "<setup>", "exec"), namespace)
+    except MemoryError:
+        send({"load_error": "MemoryError", "memory": True})
+    except BaseException as exc:  # SystemExit at top level too: the program ended before the tests
+        send({"load_error": _describe(exc), "memory": False})
+    else:
+        for index, source in enumerate(job["tests"]):
+            outcome, message = _run_test(source, namespace, job["test_timeout_s"])
+            send({"test": index, "outcome": outcome, "message": message})
+    for stream in (sys.stdout, sys.stderr):  # os._exit skips the flush of the program's buffered prints
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    send({"peak_mb": _peak_mb()})
+    send({"done": nonce})
+    _exit(0)
+
+
+if __name__ == "__main__":
+    main()

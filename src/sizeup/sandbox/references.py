@@ -1,0 +1,57 @@
+"""Self-test: run each task's known-good solution against its own tests. Anything short of 100% is a
+harness or dataset problem, found before it silently fails the models' correct answers."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sizeup.sandbox.process import DEFAULT_LIMITS
+from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome
+
+if TYPE_CHECKING:
+    from sizeup.tasks.types import Task
+
+
+@dataclass
+class ReferenceReport:
+    total: int  # tasks with a reference, all of them run
+    passed: int
+    failures: list[tuple[str, Status, str]] = field(default_factory=list)  # (task_id, status, reason)
+    seconds: float = 0.0
+    backend: str = ""
+    skipped: int = 0  # tasks without a reference
+
+    def summary(self) -> str:
+        return (f"{self.passed}/{self.total} references passed in {self.seconds:.1f} s on {self.backend!r}"
+                + (f" ({self.skipped} without a reference)" if self.skipped else ""))
+
+
+def _reason(execution: Execution) -> str:
+    """One line: the first test that did not pass, else the run's own detail."""
+    for test in execution.tests:
+        if test.outcome not in (TestOutcome.PASSED, TestOutcome.NOT_RUN):
+            return f"{test.source.strip()[:120]}  # {test.outcome.value}: {test.message}".rstrip(": ")
+    return execution.detail or execution.status.value
+
+
+def check_references(tasks: Iterable[Task], sandbox: Sandbox, limits: Limits = DEFAULT_LIMITS,
+                     workers: int | None = None) -> ReferenceReport:
+    start = time.perf_counter()
+    tasks = list(tasks)
+    runnable = [t for t in tasks if t.reference is not None]
+
+    def check(task: Task) -> Execution:
+        return sandbox.run(task.reference or "", task.tests, limits, task.setup_code)
+
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        executions = list(pool.map(check, runnable))
+    failures = [(task.task_id, ex.status, _reason(ex))
+                for task, ex in zip(runnable, executions, strict=True) if ex.status is not Status.PASSED]
+    return ReferenceReport(total=len(runnable), passed=len(runnable) - len(failures), failures=failures,
+                           seconds=time.perf_counter() - start, backend=sandbox.name,
+                           skipped=len(tasks) - len(runnable))

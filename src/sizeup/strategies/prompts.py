@@ -1,0 +1,49 @@
+"""Prompts for a first attempt and for a repair, in chat and completion (base-model) shapes."""
+
+from __future__ import annotations
+
+from sizeup.models.types import Prompt
+from sizeup.tasks.types import Task
+
+SYSTEM = ("You are an expert Python programmer. Reply with a complete, self-contained Python solution "
+          "in a single ```python code block.")
+
+
+def _tests_block(task: Task) -> str:
+    return "\n".join(task.tests)
+
+
+def first_attempt(task: Task) -> Prompt:
+    """The standard MBPP-style prompt (Austin et al. 2021): the task text plus the tests to pass."""
+    if task.stub:  # HumanEval: complete the given signature and docstring
+        user = f"Complete the following Python function.\n```python\n{task.stub}```"
+        doc = f"### Complete this function\n```python\n{task.stub}"
+        return Prompt(SYSTEM, user, doc, stop=("```",))
+    user = f"You are an expert Python programmer, and here is your task: {task.prompt}"
+    doc = f"### Task\n{task.prompt}\n"
+    if task.tests:
+        user += f" Your code should pass these tests:\n\n{_tests_block(task)}"
+        doc += f"\n### Tests\n```python\n{_tests_block(task)}\n```\n"
+    doc += "\n### Solution\n```python\n"
+    return Prompt(SYSTEM, user, doc, stop=("```",))
+
+
+def repair(task: Task, code: str, feedback: str) -> Prompt:
+    """Ask for a fix: the parent's code and what failed ("fix these parts")."""
+    base = first_attempt(task)
+    user = (f"{base.user}\n\nThis attempt does not pass yet:\n```python\n{code}\n```\n"
+            f"Test results:\n{feedback}\n\nFix the parts that fail. Reply with the full corrected code "
+            "in a single ```python code block.")
+    head = base.completion.rsplit("### Solution", 1)[0].rsplit("### Complete this function", 1)[0]
+    if task.stub:
+        head = f"### Complete this function\n```python\n{task.stub}```\n"
+    doc = (f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
+           "### Fixed solution\n```python\n")
+    return Prompt(SYSTEM, user, doc, stop=("```",))
+
+
+def program_from(task: Task, code: str) -> str:
+    """A HumanEval completion may be just the body; prepend the stub when the function is missing."""
+    if task.stub and task.entry_point and f"def {task.entry_point}" not in code:
+        return task.stub + code
+    return code

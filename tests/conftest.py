@@ -1,0 +1,68 @@
+"""Shared fixtures: real bundled models behind real llama.cpp servers, started once per session.
+
+Without the models installed these tests skip — unless SIZEUP_REQUIRE_MODELS=1 (set in CI), where a
+missing model is a failure, so CI can never go green without running them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MBPP = REPO.parent / "shared" / "data" / "mbpp.jsonl"
+
+
+def need(what: str, env: str, available: bool, why: str) -> None:
+    if available:
+        return
+    if os.environ.get(env) == "1":
+        pytest.fail(f"{what} is required ({env}=1) but unavailable: {why}")
+    pytest.skip(f"{what} unavailable: {why}")
+
+
+def _models_available() -> tuple[bool, str]:
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False, "llama-cpp-python is not installed (run `make setup`)"
+    from sizeup.models.bundled import BUNDLED, gguf_path
+    from sizeup.models.types import ModelError
+
+    try:
+        for name in BUNDLED:
+            gguf_path(name)
+    except ModelError as err:
+        return False, str(err)
+    return True, ""
+
+
+@pytest.fixture(scope="session")
+def models_ready() -> None:
+    ok, why = _models_available()
+    need("bundled models", "SIZEUP_REQUIRE_MODELS", ok, why)
+
+
+@pytest.fixture(scope="session")
+def small_client(models_ready):
+    from sizeup.models.embedded import EmbeddedClient
+
+    client = EmbeddedClient("smollm2:135m", n_ctx=1024)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def large_client(models_ready):
+    from sizeup.models.embedded import EmbeddedClient
+
+    client = EmbeddedClient("gemma3:270m", n_ctx=1024)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def mbpp_path() -> Path:
+    need("MBPP data", "SIZEUP_REQUIRE_DATA", MBPP.is_file(), f"{MBPP} not found")
+    return MBPP

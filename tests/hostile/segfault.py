@@ -1,0 +1,4 @@
+"""Crashes the interpreter with SIGSEGV."""
+import ctypes
+
+ctypes.string_at(0)

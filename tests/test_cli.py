@@ -1,0 +1,144 @@
+"""The command line as a user meets it: the seed's flat flags, subcommands, errors, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from ollama_replay import OllamaReplay
+from sizeup.cli.main import build_flat_parser, main
+
+SIZEUP = [sys.executable, "-m", "sizeup.cli"]
+
+
+def run_cli(*args: str, db: Path) -> tuple[int, str, str]:
+    proc = subprocess.run([*SIZEUP, *args, "--db", f"sqlite:///{db}"], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def task_count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select count(*) from tasks").fetchone()[0]
+
+
+def test_seed_import_flags_store_974_then_upsert_keeps_974(mbpp_path, tmp_path):
+    db = tmp_path / "s.db"
+    assert main(["--import-data", "--jsonl-file", str(mbpp_path), "--db", f"sqlite:///{db}"]) == 0
+    assert task_count(db) == 974
+    assert main(["--import-data", "--jsonl-file", str(mbpp_path), "--no-clear", "--db", f"sqlite:///{db}"]) == 0
+    assert task_count(db) == 974
+
+
+def test_a_broken_line_names_file_and_line_and_changes_nothing(mbpp_path, tmp_path, capsys):
+    db = tmp_path / "s.db"
+    main(["import", "--jsonl-file", str(mbpp_path), "--db", f"sqlite:///{db}"])
+    lines = mbpp_path.read_text().splitlines()
+    lines[499] = lines[499][:-20]  # line 500 is cut short: invalid JSON
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("\n".join(lines[:600]) + "\n")
+    assert main(["--import-data", "--jsonl-file", str(broken), "--db", f"sqlite:///{db}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"sizeup: {broken}:500:") and "\n" not in err
+    assert task_count(db) == 974  # the store was left as it was, not cleared
+
+
+def test_seed_run_flags_parse_exactly():
+    args = build_flat_parser().parse_args(["--all", "--large-model", "X", "--small-model", "Y", "--max-depth",
+                                           "3", "--url", "http://h:11434", "--task", "t", "--task-type", "gcd"])
+    assert (args.all, args.large_model, args.small_model, args.max_depth, args.url) == (
+        True, "X", "Y", 3, "http://h:11434")
+    assert (args.task, args.task_type) == ("t", "gcd")
+
+
+def test_tasks_json_has_the_stable_keys(mbpp_path, tmp_path):
+    db = tmp_path / "s.db"
+    main(["import", "--jsonl-file", str(mbpp_path), "--db", f"sqlite:///{db}"])
+    code, out, _ = run_cli("tasks", "--json", "--limit", "3", db=db)
+    tasks = json.loads(out)
+    assert code == 0 and len(tasks) == 3
+    assert {"task_id", "source", "prompt", "tests"} <= set(tasks[0])
+    assert tasks[0]["task_id"] == "1" and len(tasks[0]["tests"]) == 3
+
+
+def test_seed_flags_run_end_to_end_against_an_ollama_server(tmp_path):
+    """`--url` selects Ollama; the replayed server answers prose, so every candidate fails to load
+    and the small side branches to max depth."""
+    db = tmp_path / "s.db"
+    with OllamaReplay() as ollama:
+        code, out, err = run_cli("--task-type", "gcd,sort", "--large-model", "deepseek-r1:7b", "--small-model",
+                                 "llama3:latest", "--max-depth", "1", "--url", ollama.url, "--json", db=db)
+    assert code == 0, err
+    run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
+    code, out, _ = run_cli("compare", run_id, "--json", db=db)
+    data = json.loads(out)
+    assert data["tasks"] == 2
+    assert data["sides"]["large"]["model"] == "deepseek-r1:7b" and data["sides"]["large"]["model_calls"] == 2
+    assert data["sides"]["small"]["model_calls"] == 6  # per task: a root and 2 repairs
+    assert data["branching"]["max_depth"] == 1
+    assert data["sides"]["small"]["completion_tokens"] == 6 * 282  # Ollama's own eval_count, kept
+
+
+def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_ready, tmp_path):
+    db = tmp_path / "s.db"
+    code, out, err = run_cli("run", "--task-type", "gcd", "--max-depth", "1", "--max-tokens", "48", "--json",
+                             db=db)
+    assert code == 0, err
+    run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
+    code, out, _ = run_cli("compare", "--json", db=db)
+    data = json.loads(out)
+    assert data["run_id"] == run_id and data["tasks"] == 1
+    for side in ("large", "small"):
+        s = data["sides"][side]
+        for key in ("model", "strategy", "success_rate", "mean_test_pass_ratio", "wall_s_median",
+                    "wall_s_total", "model_peak_rss_mb", "model_cpu_s", "prompt_tokens", "completion_tokens",
+                    "model_calls"):
+            assert key in s, key
+        assert s["model_peak_rss_mb"] > 50 and s["model_cpu_s"] > 0 and s["completion_tokens"] > 0
+    assert set(data["efficiency"]) >= {"time_pct_faster", "memory_pct_less", "success_rate_diff"}
+    assert set(data["branching"]) >= {"mean_depth", "max_depth", "model_instances"}
+
+
+def _results(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("select task_id, side from results").fetchall()
+
+
+def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
+    db = tmp_path / "s.db"
+    cmd = [*SIZEUP, "run", "--task-type", "prime,gcd,sort", "--max-depth", "0", "--max-tokens", "32",
+           "--db", f"sqlite:///{db}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and len(_results(db) if db.exists() else []) < 2:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its model servers die mid-run
+    proc.wait()
+    before = _results(db)
+    assert 2 <= len(before) < 6
+    with sqlite3.connect(db) as conn:
+        (run_id,) = conn.execute("select run_id from runs").fetchone()
+    code, _, err = run_cli("run", "--resume", run_id, db=db)
+    assert code == 0, err
+    after = _results(db)
+    assert len(after) == len(set(after)) == 6
+    assert set(before) <= set(after)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--all"], "no tasks selected"),
+    (["run", "--task-type", "nosuch"], "nosuch"),
+    (["compare"], "no runs"),
+])
+def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, message):
+    assert main([*argv, "--db", f"sqlite:///{tmp_path / 'e.db'}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert message in err and err.count("\n") == 0

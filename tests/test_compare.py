@@ -1,0 +1,61 @@
+"""The comparison's numbers against values computed by hand."""
+
+from __future__ import annotations
+
+import pytest
+
+from sizeup.analysis import compare, wilson_interval
+from sizeup.records import ResourceSummary, RunRecord, Side, TaskResult
+
+
+def result(task: str, side: Side, passed: bool, *, wall: float = 1.0, rss: float = 100.0, cpu: float = 1.0,
+           depth: int = 0, calls: int = 1, tests: tuple[int, int] = (3, 3)) -> TaskResult:
+    return TaskResult(run_id="r", task_id=task, side=side, model=f"{side.value}-m",
+                      strategy="single" if side is Side.LARGE else "adaptive",
+                      status="passed" if passed else "failed", tests_passed=tests[0] if passed else tests[0] - 1,
+                      tests_total=tests[1], depth_reached=depth, model_calls=calls, wall_s=wall,
+                      prompt_tokens=10, completion_tokens=20,
+                      server=ResourceSummary(peak_rss_mb=rss, cpu_s=cpu, wall_s=wall))
+
+
+def test_wilson_interval_for_7_of_20():
+    low, high = wilson_interval(7, 20)
+    assert low == pytest.approx(0.1812, abs=1e-4)
+    assert high == pytest.approx(0.5671, abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_exact_mcnemar_for_12_against_4():
+    # 12 tasks only the large side solved, 4 only the small side, 4 both.
+    results = []
+    for i in range(20):
+        large, small = (i < 12 or i >= 16), (12 <= i < 20)
+        results += [result(f"t{i}", Side.LARGE, large), result(f"t{i}", Side.SMALL, small)]
+    data = compare(RunRecord(run_id="r"), results)
+    assert data["quality"]["only_large_solved"] == 12 and data["quality"]["only_small_solved"] == 4
+    assert data["quality"]["mcnemar_p"] == pytest.approx(0.0768, abs=1e-4)
+
+
+def test_efficiency_is_small_relative_to_large():
+    results = [result("a", Side.LARGE, True, wall=10, rss=1000, cpu=8),
+               result("a", Side.SMALL, False, wall=4, rss=250, cpu=2, depth=2, calls=5),
+               result("b", Side.LARGE, False, wall=6, rss=900, cpu=6),
+               result("b", Side.SMALL, True, wall=8, rss=200, cpu=3, depth=1, calls=3)]
+    data = compare(RunRecord(run_id="r"), results)
+    large, small = data["sides"]["large"], data["sides"]["small"]
+    assert (large["wall_s_total"], small["wall_s_total"]) == (16, 12)
+    assert data["efficiency"]["time_pct_faster"] == pytest.approx(25.0)  # (16 - 12) / 16
+    assert data["efficiency"]["memory_pct_less"] == pytest.approx(75.0)  # peaks 1000 vs 250
+    assert data["efficiency"]["cpu_pct_less"] == pytest.approx(64.2857, abs=1e-3)  # 14 vs 5
+    assert data["efficiency"]["success_rate_diff"] == 0.0
+    assert large["wall_s_median"] == 8 and small["model_calls"] == 8
+    assert data["branching"] == {"mean_depth": 1.5, "max_depth": 2, "model_instances": 8,
+                                 "solved_at_depth": {"1": 1, "2": 0}}
+    assert small["mean_test_pass_ratio"] == pytest.approx((2 / 3 + 1) / 2)
+
+
+def test_only_tasks_both_sides_finished_are_compared():
+    results = [result("a", Side.LARGE, True), result("a", Side.SMALL, True), result("b", Side.LARGE, True)]
+    data = compare(RunRecord(run_id="r"), results)
+    assert data["tasks"] == 1 and data["tasks_unpaired"] == 1
+    assert data["sides"]["large"]["tasks"] == 1
