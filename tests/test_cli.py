@@ -45,6 +45,7 @@ def test_a_broken_line_names_file_and_line_and_changes_nothing(mbpp_path, tmp_pa
     lines[499] = lines[499][:-20]  # line 500 is cut short: invalid JSON
     broken = tmp_path / "broken.jsonl"
     broken.write_text("\n".join(lines[:600]) + "\n")
+    capsys.readouterr()
     assert main(["--import-data", "--jsonl-file", str(broken), "--db", f"sqlite:///{db}"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"sizeup: {broken}:500:") and "\n" not in err

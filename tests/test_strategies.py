@@ -8,9 +8,9 @@ from sizeup.sandbox import Limits, ProcessSandbox
 from sizeup.strategies import AdaptiveBranching, SingleShot
 from sizeup.tasks import Task
 
-# Tests no model can pass: the verdict is certain, so the tree shape is too.
-IMPOSSIBLE = Task(task_id="t/impossible", source="test", prompt="Write a function magic() that returns a string.",
-                  entry_point="magic", tests=["assert magic() == 'k3#unguessable-4f1c'", "assert 1 == 1"])
+# Contradictory tests no program can pass together: the verdict is certain, so the tree shape is too.
+IMPOSSIBLE = Task(task_id="t/impossible", source="test", prompt="Write a function magic() that returns a number.",
+                  entry_point="magic", tests=["assert magic() == 1", "assert magic() == 2"])
 # Tests any loadable program passes (extraction trims the reply to code that parses).
 TRIVIAL = Task(task_id="t/trivial", source="test", prompt="Write a function one() that returns 1.",
                tests=["assert 1 == 1"])

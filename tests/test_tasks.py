@@ -38,13 +38,14 @@ def _needs_data(present: bool, what: str) -> None:
 
 
 def _passes(task: Task, code: str, test: str) -> bool:
-    """Run setup, candidate and one test in a fresh namespace (the real sandbox lives elsewhere)."""
+    """Run candidate, test setup and one test in a fresh namespace (tests/test_references.py runs every
+    MBPP reference through the real sandbox)."""
     namespace: dict = {"__name__": "__candidate__"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # MBPP's code has invalid escape sequences such as '\\d'
         try:
-            exec(task.setup_code, namespace)
             exec(code, namespace)
+            exec(task.setup_code, namespace)
             exec(test, namespace)
         except Exception:
             return False
@@ -116,21 +117,9 @@ def test_real_mbpp_loads_974_tasks_with_unique_ids() -> None:
     assert by_id["1"].entry_point == "min_cost" and len(by_id["1"].tests) == 3
     assert by_id["912"].entry_point == "lobb_num"  # `assert int(lobb_num(5, 3)) == 35`
     assert all(task.source == "mbpp" and task.entry_point and task.reference for task in tasks)
-    # 367 and 927 build their trees from the solution's Node class: the setup is folded into each test.
-    assert by_id["367"].setup_code == "" and by_id["367"].tests[0].startswith("root = Node(1)")
-
-
-def test_real_mbpp_references_pass_their_own_tests() -> None:
-    _needs_data(MBPP_PATH.exists(), str(MBPP_PATH))
-    slow = {"123"}  # sums amicable numbers below 9999: ~5 s
-    failures = [
-        (task.task_id, test)
-        for task in load_mbpp(MBPP_PATH)
-        if task.task_id not in slow
-        for test in task.tests + task.challenge_tests
-        if not _passes(task, task.reference or "", test)
-    ]
-    assert failures == []
+    # 367 and 927 build their trees from the solution's Node class: setup runs after the candidate.
+    assert by_id["367"].setup_code.startswith("class Node") or "root = Node(1)" in by_id["367"].setup_code
+    assert by_id["367"].tests[0] == "assert is_tree_balanced(root) == False"
 
 
 def test_mbpp_record_fields(tmp_path: Path) -> None:
