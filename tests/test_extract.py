@@ -39,3 +39,17 @@ def test_unterminated_fence_keeps_the_code():
 def test_other_language_blocks_are_ignored():
     reply = "```bash\npip install x\n```\n```python\nz = 3\n```"
     assert extract_code(reply) == "z = 3"
+
+
+def test_appended_asserts_and_prints_are_not_part_of_the_answer():
+    reply = ("import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n"
+             "    return math.gcd(a, b)\n\n"
+             "assert gcd(-12, 18) == 7\nprint(gcd(1, 2))\nfor i in range(3):\n    print(i)\n"
+             "if __name__ == '__main__':\n    input()\n")
+    assert extract_code(reply, entry_point="gcd") == (
+        "import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n    return math.gcd(a, b)")
+
+
+def test_scripts_without_the_entry_point_are_kept_whole():
+    assert extract_code("print('hello')\nx = 1", entry_point=None) == "print('hello')\nx = 1"
+    assert extract_code("print('hello')\nx = 1", entry_point="f") == "print('hello')\nx = 1"

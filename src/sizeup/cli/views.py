@@ -66,13 +66,14 @@ def render_comparison(console: Console, data: dict[str, Any]) -> None:
     console.print(table)
     eff, br, q = data["efficiency"], data["branching"], data["quality"]
 
-    def pct(v: float | None) -> str:
-        return "n/a" if v is None else f"{v:+.1f} %"
+    def times(key: str) -> str:
+        return f"×{small[key] / large[key]:.2f}" if large[key] else "n/a"
 
-    console.print(f"small vs large: time {pct(eff['time_pct_faster'])} faster, memory "
-                  f"{pct(eff['memory_pct_less'])} less, CPU {pct(eff['cpu_pct_less'])} less, success rate "
-                  f"{eff['success_rate_diff']:+.1%} (exact McNemar p = {q['mcnemar_p']:.3g}; "
-                  f"only large solved {q['only_large_solved']}, only small {q['only_small_solved']})")
+    console.print(f"small vs large: wall time {times('wall_s_total')}, model CPU {times('model_cpu_s')}, "
+                  f"model peak memory {times('model_peak_rss_mb')}, tokens "
+                  f"{times('completion_tokens')} (completion); success rate {eff['success_rate_diff']:+.1%} "
+                  f"(exact McNemar p = {q['mcnemar_p']:.3g}; only large solved {q['only_large_solved']}, "
+                  f"only small {q['only_small_solved']})")
     console.print(f"branching: mean depth {br['mean_depth']:.2f}, max depth {br['max_depth']}, "
                   f"{br['model_instances']} small-model calls")
 

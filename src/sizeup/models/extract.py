@@ -21,8 +21,43 @@ def strip_thinking(text: str) -> str:
 
 def extract_code(text: str, entry_point: str | None = None) -> str:
     """The most plausible program in `text`: the fenced block that defines `entry_point`, else the
-    longest Python-looking block, else the code-looking lines of the bare reply."""
-    text = strip_thinking(text)
+    longest Python-looking block, else the code-looking lines of the bare reply. When the code defines
+    `entry_point`, top-level statements other than definitions are dropped (see `keep_definitions`)."""
+    code = _extract(strip_thinking(text), entry_point)
+    return keep_definitions(code, entry_point) if entry_point else code
+
+
+def keep_definitions(code: str, entry_point: str) -> str:
+    """Keep imports, function and class definitions and assignments; drop the rest of the top level.
+
+    Small models like to append their own asserts, prints or demo loops after the function. Those are
+    not the answer, and an appended assert that fails would hide a correct function from every test
+    (EvalPlus's sanitizer makes the same cut). Only applied when the code defines the entry point.
+    """
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    defines = any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
+                  and node.name == entry_point for node in tree.body)
+    if not defines:
+        return code
+    lines = code.splitlines()
+    kept = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
+    parts = ["\n".join(lines[_first_line(node) - 1: node.end_lineno]) for node in kept]
+    return "\n\n".join(parts)
+
+
+_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
+                ast.AnnAssign)
+
+
+def _first_line(node: ast.stmt) -> int:
+    decorators = getattr(node, "decorator_list", [])
+    return min([node.lineno, *(d.lineno for d in decorators)])
+
+
+def _extract(text: str, entry_point: str | None) -> str:
     blocks = [body for lang, body in _FENCE.findall(text) if lang.lower() in ("", "python", "py", "python3")]
     blocks = [b.strip("\n") for b in blocks if b.strip()]
     if blocks:
@@ -32,7 +67,11 @@ def extract_code(text: str, entry_point: str | None = None) -> str:
                 return _trim_to_valid(max(defining, key=len))
         with_def = [b for b in blocks if "def " in b] or blocks
         return _trim_to_valid(max(with_def, key=len))
-    return _trim_to_valid(_code_lines(text))
+    try:  # a bare reply that is all code (a script, or a base model's continuation)
+        ast.parse(text.strip("\n"))
+        return text.strip("\n")
+    except SyntaxError:
+        return _trim_to_valid(_code_lines(text))
 
 
 def _code_lines(text: str) -> str:

@@ -5,6 +5,10 @@ from __future__ import annotations
 from sizeup.models.types import Prompt
 from sizeup.tasks.types import Task
 
+# A base model continuing the solution block tends to go on with its own asserts and prints; stopping
+# at the first top-level one saves the tokens (and the time) without cutting the function.
+STOP = ("```", "\nassert ", "\nprint(", "\nif __name__", "\n###")
+
 SYSTEM = ("You are an expert Python programmer. Reply with a complete, self-contained Python solution "
           "in a single ```python code block.")
 
@@ -18,14 +22,14 @@ def first_attempt(task: Task) -> Prompt:
     if task.stub:  # HumanEval: complete the given signature and docstring
         user = f"Complete the following Python function.\n```python\n{task.stub}```"
         doc = f"### Complete this function\n```python\n{task.stub}"
-        return Prompt(SYSTEM, user, doc, stop=("```",))
+        return Prompt(SYSTEM, user, doc, stop=STOP)
     user = f"You are an expert Python programmer, and here is your task: {task.prompt}"
     doc = f"### Task\n{task.prompt}\n"
     if task.tests:
         user += f" Your code should pass these tests:\n\n{_tests_block(task)}"
         doc += f"\n### Tests\n```python\n{_tests_block(task)}\n```\n"
     doc += "\n### Solution\n```python\n"
-    return Prompt(SYSTEM, user, doc, stop=("```",))
+    return Prompt(SYSTEM, user, doc, stop=STOP)
 
 
 def repair(task: Task, code: str, feedback: str) -> Prompt:
@@ -39,7 +43,7 @@ def repair(task: Task, code: str, feedback: str) -> Prompt:
         head = f"### Complete this function\n```python\n{task.stub}```\n"
     doc = (f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
            "### Fixed solution\n```python\n")
-    return Prompt(SYSTEM, user, doc, stop=("```",))
+    return Prompt(SYSTEM, user, doc, stop=STOP)
 
 
 def program_from(task: Task, code: str) -> str:
