@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from sizeup import __version__
-from sizeup.models import DEFAULT_MODELS, ModelClient, make_client
+from sizeup.models import DEFAULT_MODELS, ModelClient, ModelError, make_client
 from sizeup.monitor import Monitor
 from sizeup.records import RunRecord, Side, TaskResult
 from sizeup.sandbox import Limits, Sandbox, make_sandbox
@@ -111,6 +111,9 @@ class Runner:
             run.status = "interrupted"
             self.console.print(f"[yellow]interrupted; continue with: sizeup run --resume {run.run_id}")
             raise
+        except ModelError:
+            run.status = "failed"
+            raise
         finally:
             self.store.save_run(run)
             for client in {id(c): c for c in clients.values()}.values():
@@ -176,15 +179,20 @@ class Runner:
         with Monitor(client.server_pids) as monitor:
             outcome = strategy.solve(task)
         attempts, best = outcome.attempts, outcome.best
-        usage_calls = [a for a in attempts if not a.error]
+        failed_calls = [a.error for a in attempts if a.error]
+        if failed_calls:
+            # A result with a failed model call would measure the harness, not the side: stop the run
+            # without storing this task, so that --resume redoes it once the server is back.
+            raise ModelError(f"{side.value} model {client.model}: {failed_calls[0]} "
+                             f"(stopped; continue with: sizeup run --resume {run_id})")
         return TaskResult(
             run_id=run_id, task_id=task.task_id, side=side, model=client.model, strategy=strategy.name,
             status=best.status, tests_passed=best.tests_passed, tests_total=best.tests_total,
             best_attempt_id=best.attempt_id, depth_reached=outcome.depth_reached, model_calls=len(attempts),
             wall_s=monitor.summary.wall_s, prompt_tokens=sum(a.prompt_tokens for a in attempts),
             completion_tokens=sum(a.completion_tokens for a in attempts),
-            ttft_s=usage_calls[0].ttft_s if usage_calls else None, gen_s=sum(a.gen_s for a in attempts),
-            server=monitor.summary, sandbox_executions=len(usage_calls),
+            ttft_s=attempts[0].ttft_s, gen_s=sum(a.gen_s for a in attempts),
+            server=monitor.summary, sandbox_executions=len(attempts),
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts)

@@ -8,7 +8,9 @@ each model can be attributed to its own process. The server is started once per 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +32,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _detach_but_die_with_parent() -> None:
+    """In the server's child process, before exec: its own session, so a Ctrl-C in the terminal reaches
+    sizeup (which then stops the server itself) instead of killing the server mid-request; and a
+    parent-death signal, so a sizeup killed with SIGKILL does not leave the server running."""
+    os.setsid()
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PR_SET_PDEATHSIG = 1
+
+
 class EmbeddedServer:
     """A llama.cpp server process serving one GGUF file on loopback."""
 
@@ -44,7 +59,8 @@ class EmbeddedServer:
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
                "--n_threads", str(threads), "--n_threads_batch", str(threads)]
         started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+                                     preexec_fn=_detach_but_die_with_parent)
         atexit.register(self.stop)
         self._wait_ready(ready_timeout_s)
         self.load_s = time.perf_counter() - started
