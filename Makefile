@@ -18,7 +18,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
+# EvalPlus is a peer measured beside sizeup; only its executor is used, so its heavy extras are not needed.
 bench: setup
+	$(PY) -m pip install -q --no-deps evalplus==0.3.1
 	$(PY) benchmarks/sandbox_bench.py
 
 lint: setup

@@ -146,7 +146,11 @@ class Runner:
             with self.console.status(f"starting {side.value} model {model} ({cfg.provider})"):
                 clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull,
                                             n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
-            run.load[side.value] = {"model": model, "provider": cfg.provider, **clients[side].load_info()}
+            load = {"model": model, "provider": cfg.provider, **clients[side].load_info()}
+            if side.value in run.load:  # a resumed run: keep the first start, list the restarts
+                run.load.setdefault("restarts", []).append({"side": side.value, **load})
+            else:
+                run.load[side.value] = load
         return clients
 
     def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox) -> Strategy:
