@@ -12,6 +12,7 @@ what the real server sends although the doc examples leave them out:
 
 Special model names: "broken" answers HTTP 500, "truncated" ends its stream without the done chunk,
 "cutoff" drops the connection mid-stream, "nocounters" sends a done chunk without token counts,
+"flaky" answers its first request with 503 (Ollama's OLLAMA_MAX_QUEUE reply) and then normally,
 "deepseek-r1:7b" streams `thinking` before its answer. Models in `pullable` appear after /api/pull.
 """
 
@@ -47,6 +48,7 @@ LOCAL_MODELS = {
     "truncated:latest": (1000, "1" * 64),
     "cutoff:latest": (1000, "2" * 64),
     "nocounters:latest": (1000, "3" * 64),
+    "flaky:latest": (1000, "5" * 64),
 }
 RUNNER_CRASH = "llama runner process has terminated: exit status 2"
 
@@ -126,6 +128,9 @@ def _handler_for(replay: OllamaReplay) -> type[BaseHTTPRequestHandler]:
                 return
             if name == "broken:latest":
                 self._json(500, {"error": RUNNER_CRASH})
+                return
+            if name == "flaky:latest" and len(replay.bodies(self.path)) == 1:  # the first call only
+                self._json(503, {"error": "server busy, please try again.  maximum pending requests exceeded"})
                 return
             replay.loaded.add(name)
             limit = body.get("options", {}).get("num_predict", -1)

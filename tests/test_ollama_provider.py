@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Iterator
@@ -210,3 +211,32 @@ def test_the_replay_speaks_what_the_official_client_reads(replay: OllamaReplay) 
     assert chat.message.content == ANSWER and chat.eval_count == CHAT_COUNTERS["eval_count"]
     assert generated.response == ANSWER and generated.context == [1, 2, 3]
     assert generated.eval_duration == GENERATE_COUNTERS["eval_duration"]
+
+
+def test_transient_errors_are_retried_with_backoff(replay: OllamaReplay) -> None:
+    with client(replay, "flaky", backoff_s=0.01) as llm:
+        reply = llm.generate(PROMPT)
+    assert reply.text == "".join(ANSWER_PIECES)
+    assert len(replay.bodies("/api/chat")) == 2  # one 503, then the answer
+
+
+def test_a_persistent_server_error_gives_up_after_the_retries(replay: OllamaReplay) -> None:
+    with client(replay, "broken", retries=2, backoff_s=0.01) as llm, pytest.raises(ModelError, match="500"):
+        llm.generate(PROMPT)
+    assert len(replay.bodies("/api/chat")) == 3
+
+
+def test_warm_up_loads_the_model_and_reads_its_size_from_ps(replay: OllamaReplay) -> None:
+    with client(replay, "llama3.2") as llm:
+        info = llm.load_info()
+    assert info["load_s"] == pytest.approx(CHAT_COUNTERS["load_duration"] / 1e9)
+    assert info["loaded_size_mb"] == pytest.approx(2019393189 / 1e6)
+    assert info["size_vram_mb"] == pytest.approx(2019393189 / 1e6)
+    assert info["warmup_s"] > 0
+
+
+def test_a_remote_server_has_no_local_processes_to_measure(replay: OllamaReplay) -> None:
+    assert OllamaClient("llama3.2", "http://10.0.0.9:11434").server_pids() == []
+    # No `ollama serve` runs on these machines, so a loopback URL finds none either.
+    assert client(replay, "llama3.2").server_pids() == []
+    assert OllamaClient("m", replay.url, server_pid=os.getpid()).server_pids() == [os.getpid()]

@@ -52,6 +52,8 @@ class Attempt(BaseModel):
     completion_tokens: int = 0
     ttft_s: float | None = None
     gen_s: float = 0.0
+    decode_s: float | None = None  # time spent generating after the first token (server's, when it says)
+    usage_source: str = ""  # models.Usage.source: how the token counts were obtained
     finish_reason: str | None = None
     status: str = ""  # sandbox Status value
     tests_passed: int = 0
@@ -82,12 +84,14 @@ class TaskResult(BaseModel):
     completion_tokens: int = 0
     ttft_s: float | None = None  # first call's time to first token
     gen_s: float = 0.0  # time spent waiting for the model
+    decode_tokens_per_s: float | None = None  # completion tokens / decode time, over the task's calls
     server: ResourceSummary = Field(default_factory=ResourceSummary)  # the model server's processes
     sandbox_executions: int = 0
     sandbox_cpu_s: float = 0.0
     sandbox_peak_rss_mb: float = 0.0
     sandbox_wall_s: float = 0.0
     attempts: list[Attempt] = Field(default_factory=list)
+    method: dict[str, str] = Field(default_factory=dict)  # figure name -> how it was measured
     finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
 
     @property

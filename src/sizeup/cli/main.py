@@ -49,7 +49,9 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     mod.add_argument("--small-model", help="small adaptive model (default smollm2:135m, or qwen:0.5b with --url)")
     mod.add_argument("--pull", action="store_true", help="Ollama: pull a missing model")
     mod.add_argument("--max-tokens", type=int, default=384, help="completion tokens per model call")
-    mod.add_argument("--n-ctx", type=int, default=2048, help="embedded: context length")
+    mod.add_argument("--n-ctx", type=int, help="context length (embedded default 2048; Ollama: num_ctx)")
+    mod.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env variable holding the key")
+    mod.add_argument("--server-pid", type=int, help="pid of a local model server to measure (Ollama, vLLM, ...)")
     mod.add_argument("--threads", type=int, help="embedded: CPU threads per model server")
     br = parser.add_argument_group("adaptive branching")
     br.add_argument("--max-depth", type=int, default=2, help="repair rounds after the first attempt")
@@ -197,7 +199,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                        beam=args.beam, parallel=args.parallel, max_tokens=args.max_tokens,
                        temperature=args.temperature, seed=args.seed, timeout_s=args.timeout,
                        memory_mb=args.memory, sandbox=args.sandbox, pull=args.pull, n_ctx=args.n_ctx,
-                       n_threads=args.threads)
+                       n_threads=args.threads, api_key_env=args.api_key_env, server_pid=args.server_pid)
     with open_store(args.db) as store:
         if args.resume:
             run = store.get_run(args.resume)

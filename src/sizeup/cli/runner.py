@@ -29,8 +29,9 @@ from rich.progress import (
 
 from sizeup import __version__
 from sizeup.models import DEFAULT_MODELS, ModelClient, ModelError, make_client
+from sizeup.models.openai_compat import COMPLETION_ONLY
 from sizeup.monitor import Monitor
-from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
 from sizeup.sandbox import Limits, Sandbox, make_sandbox
 from sizeup.store import Store
 from sizeup.strategies import AdaptiveBranching, SingleShot, Strategy
@@ -54,8 +55,10 @@ class RunConfig:
     memory_mb: int = 1024
     sandbox: str = "process"
     pull: bool = False
-    n_ctx: int = 2048
+    n_ctx: int | None = None
     n_threads: int | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    server_pid: int | None = None
 
     def resolved(self) -> RunConfig:
         large, small = DEFAULT_MODELS["embedded" if self.provider == "embedded" else "ollama"]
@@ -144,8 +147,9 @@ class Runner:
                 clients[side] = same
                 continue
             with self.console.status(f"starting {side.value} model {model} ({cfg.provider})"):
-                clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull,
-                                            n_ctx=cfg.n_ctx, n_threads=cfg.n_threads)
+                clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull, n_ctx=cfg.n_ctx,
+                                            n_threads=cfg.n_threads, api_key_env=cfg.api_key_env,
+                                            server_pid=cfg.server_pid)
             load = {"model": model, "provider": cfg.provider, **clients[side].load_info()}
             if side.value in run.load:  # a resumed run: keep the first start, list the restarts
                 run.load.setdefault("restarts", []).append({"side": side.value, **load})
@@ -199,7 +203,35 @@ class Runner:
             server=monitor.summary, sandbox_executions=len(attempts),
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
-            sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts)
+            sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
+            decode_tokens_per_s=decode_rate(attempts), method=figure_methods(attempts, monitor.summary))
+
+
+def decode_rate(attempts: list[Attempt]) -> float | None:
+    """Completion tokens per second of decoding (after the first token), over a task's calls."""
+    timed = [a for a in attempts if a.decode_s and a.completion_tokens > 1]
+    seconds = sum(a.decode_s for a in timed)
+    # The first token arrives at TTFT; the decode phase produces the other n - 1.
+    return sum(a.completion_tokens - 1 for a in timed) / seconds if seconds > 0 else None
+
+
+def figure_methods(attempts: list[Attempt], server: ResourceSummary) -> dict[str, str]:
+    """How each stored figure was measured, so that nobody takes a count for a reading or a sample for
+    a kernel high-water mark."""
+    sources = {a.usage_source for a in attempts}
+    tokens = "server" if sources == {"server"} else "counted_by_sizeup"
+    from_server = all(a.decode_s is not None and a.usage_source == "server" for a in attempts)
+    return {
+        "prompt_tokens": Measured.NOT_MEASURABLE.value if COMPLETION_ONLY in sources else tokens,
+        "completion_tokens": tokens,
+        "ttft_s": "client_stream (request sent -> first non-empty chunk)",
+        "decode_tokens_per_s": "server_timings" if from_server else "client_stream (total - ttft)",
+        **{f"model_{name}": str(how.value if isinstance(how, Measured) else how)
+           for name, how in server.method.items()},
+        "sandbox_cpu_s": "kernel (wait4 utime+stime of each execution)",
+        "sandbox_peak_rss_mb": "kernel (the child's VmHWM)",
+        "model_load": "apart, in the run record (server start + warm-up call)",
+    }
 
 
 def dumps(data: object) -> str:

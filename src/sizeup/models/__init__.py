@@ -25,22 +25,23 @@ DEFAULT_MODELS = {
 
 
 def make_client(provider: str, model: str, *, url: str | None = None, style: PromptStyle | None = None,
-                pull: bool = False, api_key_env: str = "OPENAI_API_KEY", n_ctx: int = 2048,
-                n_threads: int | None = None) -> ModelClient:
+                pull: bool = False, api_key_env: str = "OPENAI_API_KEY", n_ctx: int | None = None,
+                n_threads: int | None = None, server_pid: int | None = None) -> ModelClient:
     """Build the client for one model; the only place that knows every provider."""
     if provider == "embedded":
         from sizeup.models.embedded import EmbeddedClient
 
-        return EmbeddedClient(model, n_ctx=n_ctx, n_threads=n_threads, style=style)
+        return EmbeddedClient(model, n_ctx=n_ctx or 2048, n_threads=n_threads, style=style)
     if provider == "ollama":
         from sizeup.models.ollama import OllamaClient
 
-        return OllamaClient(model, url or "http://127.0.0.1:11434", style=style or PromptStyle.CHAT, pull=pull)
+        return OllamaClient(model, url or "http://127.0.0.1:11434", style=style or PromptStyle.CHAT, pull=pull,
+                            num_ctx=n_ctx, server_pid=server_pid)
     if provider == "openai":
         from sizeup.models.openai_compat import OpenAICompatClient
 
         if not url:
             raise ModelError("--provider openai needs --url, e.g. http://127.0.0.1:8000/v1")
         return OpenAICompatClient(model, url, style=style or PromptStyle.CHAT,
-                                  api_key=os.environ.get(api_key_env, "sk-no-key-needed"))
+                                  api_key=os.environ.get(api_key_env, "sk-no-key-needed"), server_pid=server_pid)
     raise ModelError(f"unknown provider '{provider}': use embedded, ollama or openai")

@@ -13,9 +13,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
 import ollama
+import psutil
 import pydantic
 
 from sizeup.models.types import (
@@ -25,6 +27,7 @@ from sizeup.models.types import (
     ModelError,
     Prompt,
     PromptStyle,
+    TransientModelError,
     Usage,
 )
 
@@ -44,13 +47,15 @@ class OllamaClient(ModelClient):
 
     def __init__(self, model: str, url: str = DEFAULT_URL, *, style: PromptStyle = PromptStyle.CHAT,
                  keep_alive: str | float = "30m", num_ctx: int | None = None, timeout_s: float = 300.0,
-                 pull: bool = False):
+                 pull: bool = False, retries: int = 2, backoff_s: float = 0.5, server_pid: int | None = None):
         self.model = model
         self.url = url
         self.style = style
         self.keep_alive = keep_alive  # long enough that the model load is paid once, not by every task
         self.num_ctx = num_ctx
         self.pull = pull
+        self.retries, self.backoff_s = retries, backoff_s
+        self._server_pid = server_pid
         self._client = _make_client(url, timeout_s)
         self._pull_lock = threading.Lock()  # concurrent branches must not start several pulls
         self._pulled = False
@@ -58,18 +63,48 @@ class OllamaClient(ModelClient):
 
     def generate(self, prompt: Prompt, params: GenerationParams = DEFAULT_PARAMS) -> Completion:
         try:
-            return self._generate_once(prompt, params)
+            return self._generate_retrying(prompt, params)
         except OllamaModelMissing:
             if not self.pull:
                 raise
         self._pull_once()
         try:
-            return self._generate_once(prompt, params)  # the pull is not charged to this call's timings
+            return self._generate_retrying(prompt, params)  # the pull is not charged to this call's timings
         except OllamaModelMissing as err:
             raise ModelError(f"model '{self.model}' is still missing on {self.url} after pulling it") from err
 
+    def _generate_retrying(self, prompt: Prompt, params: GenerationParams) -> Completion:
+        """Retry what may pass on its own (connection refused, 5xx) with exponential backoff."""
+        for attempt in range(self.retries + 1):
+            try:
+                return self._generate_once(prompt, params)
+            except TransientModelError:
+                if attempt == self.retries:
+                    raise
+                time.sleep(self.backoff_s * 2**attempt)
+        raise AssertionError("unreachable")
+
     def server_pids(self) -> list[int]:
-        return []  # finding the local `ollama` server and runner processes is a later issue
+        """The local Ollama server and its runner children, so their CPU and memory can be measured.
+        A remote server's processes are out of reach: its host figures are then "not measurable"."""
+        if self._server_pid is not None:
+            return [self._server_pid] if psutil.pid_exists(self._server_pid) else []
+        if urlparse(self.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+            return []
+        return [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
+                if proc.info["name"] == "ollama" and "serve" in (proc.info["cmdline"] or [])]
+
+    def warm_up(self) -> dict[str, float]:
+        """Load the model once before any task (keep_alive keeps it), and read what /api/ps says of it:
+        its load time and size stay apart from the per-task figures."""
+        info = super().warm_up()
+        with _ollama_errors(self.url):
+            running = {model.model: model for model in self._client.ps().models}
+        loaded = running.get(self.model) or running.get(f"{self.model}:latest")
+        if loaded is not None:
+            info["loaded_size_mb"] = int(loaded.size or 0) / 1e6
+            info["size_vram_mb"] = int(loaded.size_vram or 0) / 1e6
+        return info
 
     def close(self) -> None:
         self._client.close()
@@ -198,11 +233,12 @@ def _ollama_errors(url: str, model: str | None = None) -> Iterator[None]:
         if model is not None and missing:
             raise OllamaModelMissing(model, url) from err
         where = err.status_code if err.status_code > 0 else "mid-stream"  # errors inside a 200 stream
-        raise ModelError(f"Ollama error {where}: {message}") from err
+        kind = TransientModelError if err.status_code >= 500 else ModelError
+        raise kind(f"Ollama error {where}: {message}") from err
     except (httpx.ConnectError, httpx.ConnectTimeout, ConnectionError) as err:
         # ollama-python swaps httpx.ConnectError for a generic ConnectionError; the reason is its context.
         reason = err.__context__ if isinstance(err.__context__, httpx.HTTPError) else err
-        raise ModelError(f"cannot reach Ollama at {url}: {_one_line(reason) or repr(reason)}") from err
+        raise TransientModelError(f"cannot reach Ollama at {url}: {_one_line(reason) or repr(reason)}") from err
     except httpx.TimeoutException as err:
         raise ModelError(f"Ollama at {url} timed out ({type(err).__name__}): {_one_line(err)}") from err
     except (httpx.RemoteProtocolError, json.JSONDecodeError, pydantic.ValidationError) as err:

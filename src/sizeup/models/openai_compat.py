@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 
 import openai
+import psutil
 
 from sizeup.models.types import (
     Completion,
@@ -22,23 +23,27 @@ from sizeup.models.types import (
     Usage,
 )
 
+COMPLETION_ONLY = "counted-completion-only"  # Usage.source when prompt tokens could not be known
+
 
 class OpenAICompatClient(ModelClient):
     provider = "openai"
 
     def __init__(self, model: str, base_url: str, *, style: PromptStyle = PromptStyle.CHAT,
                  api_key: str = "sk-no-key-needed", timeout_s: float = 300.0, served_name: str | None = None,
-                 count_prompt_tokens: Callable[[str], int] | None = None):
+                 count_prompt_tokens: Callable[[str], int] | None = None, server_pid: int | None = None):
         self.model = model
         self.style = style
         self.base_url = base_url
         self._served_name = served_name or model
         self._count_prompt_tokens = count_prompt_tokens
+        self._server_pid = server_pid  # a local server's pid (--server-pid), for resource accounting
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
+        # include_usage: vLLM and llama.cpp's llama-server then end the stream with the token counts.
         common = {"model": self._served_name, "max_tokens": params.max_tokens,
-                  "temperature": params.temperature, "stream": True}
+                  "temperature": params.temperature, "stream": True, "stream_options": {"include_usage": True}}
         if params.seed is not None:
             common["seed"] = params.seed
         if params.top_p is not None:
@@ -87,12 +92,16 @@ class OpenAICompatClient(ModelClient):
         if usage is not None and usage.completion_tokens:
             out = Usage(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
                         ttft_s=ttft, total_s=total, source="server")
-        else:
-            prompt_text = prompt.as_text(self.style)
-            counted = self._count_prompt_tokens(prompt_text) if self._count_prompt_tokens else 0
-            out = Usage(prompt_tokens=counted, completion_tokens=chunks, ttft_s=ttft, total_s=total,
-                        source="counted")
+        elif self._count_prompt_tokens is not None:
+            out = Usage(prompt_tokens=self._count_prompt_tokens(prompt.as_text(self.style)),
+                        completion_tokens=chunks, ttft_s=ttft, total_s=total, source="counted")
+        else:  # no usage and no tokenizer: the prompt's size is unknown, and said to be
+            out = Usage(prompt_tokens=0, completion_tokens=chunks, ttft_s=ttft, total_s=total,
+                        source=COMPLETION_ONLY)
         return Completion(text=text, usage=out, finish_reason=finish)
+
+    def server_pids(self) -> list[int]:
+        return [self._server_pid] if self._server_pid is not None and psutil.pid_exists(self._server_pid) else []
 
     def close(self) -> None:
         self._client.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -44,7 +45,9 @@ class Usage:
     load_s: float | None = None  # model load charged to this call, when the server says so
     prompt_eval_s: float | None = None  # server-side prefill time, when reported
     eval_s: float | None = None  # server-side decode time, when reported
-    source: str = "server"  # "server": counts reported by the server; "counted": counted by sizeup
+    # "server": counts reported by the server; "counted": counted by sizeup (completion tokens from the
+    # stream, prompt tokens by the server's tokenizer); "counted-completion-only": prompt tokens unknown.
+    source: str = "server"
 
 
 @dataclass
@@ -56,6 +59,10 @@ class Completion:
 
 class ModelError(RuntimeError):
     """The provider failed (server down, model missing, malformed reply): one line for the user."""
+
+
+class TransientModelError(ModelError):
+    """A failure worth retrying: the server could not be reached, or answered 5xx."""
 
 
 class ModelClient(ABC):
@@ -74,8 +81,18 @@ class ModelClient(ABC):
         return []
 
     def load_info(self) -> dict[str, float]:
-        """Model load / warm-up figures measured apart from tasks (seconds, MB)."""
-        return {}
+        """Model load / warm-up figures measured apart from tasks (seconds, MB). The runner calls it once
+        before the first task; the default warms the model up with one tiny call, so that the first
+        task is not charged for loading it."""
+        return self.warm_up()
+
+    def warm_up(self) -> dict[str, float]:
+        started = time.perf_counter()
+        reply = self.generate(Prompt("", "Hi", "Hi"), GenerationParams(max_tokens=1))
+        info = {"warmup_s": time.perf_counter() - started}
+        if reply.usage.load_s is not None:
+            info["load_s"] = reply.usage.load_s
+        return info
 
     def close(self) -> None:  # noqa: B027
         pass

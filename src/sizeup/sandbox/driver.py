@@ -1,6 +1,7 @@
 """The harness that runs INSIDE the sandboxed child interpreter. Standard library only, self-contained.
 
-Usage: python driver.py JOB_FILE RESULT_FD
+Usage: python driver.py JOB_FILE RESULT_FD  (the process backend), or `run_job` in a forked child (the
+isolated backend's worker imports this module).
 
 JOB_FILE holds {"setup_code", "program", "tests", "test_timeout_s", "nonce"}; it is read and deleted before
 any candidate code runs. Results go to RESULT_FD (never stdout, which belongs to the program) as JSON lines:
@@ -82,11 +83,8 @@ def _run_test(source: str, namespace: dict, timeout_s: float) -> tuple[str, str]
         return "error", _describe(exc)
 
 
-def main() -> None:
-    job_path, result_fd = sys.argv[1], int(sys.argv[2])
-    with open(job_path) as job_file:
-        job = json.load(job_file)
-    os.remove(job_path)
+def run_job(job: dict, result_fd: int) -> None:
+    """Run the candidate and its tests in this process, report on `result_fd`, then end the process."""
     nonce = job.pop("nonce")
 
     def send(record: dict) -> None:
@@ -118,6 +116,14 @@ def main() -> None:
     send({"peak_mb": _peak_mb()})
     send({"done": nonce})
     _exit(0)
+
+
+def main() -> None:
+    job_path, result_fd = sys.argv[1], int(sys.argv[2])
+    with open(job_path) as job_file:
+        job = json.load(job_file)
+    os.remove(job_path)
+    run_job(job, result_fd)
 
 
 if __name__ == "__main__":

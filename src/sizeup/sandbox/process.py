@@ -89,16 +89,33 @@ def decide(facts: Facts) -> tuple[Status, str]:
     return Status.PASSED, ""
 
 
-def _rlimits(limits: Limits) -> list[tuple[int, int, int]]:
+def judge(tests: list[str], nonce: str, out: bytes, err: bytes, channel: bytes, *, timed_out: bool,
+          returncode: int, cpu_s: float, fallback_peak_mb: float) -> Execution:
+    """The Execution for what a backend observed of one run: the same rules for every backend."""
+    facts = _parse(channel, nonce, len(tests), len(channel) >= RESULT_CAP)
+    facts.timed_out, facts.returncode = timed_out, returncode
+    verdict, detail = decide(facts)
+    if verdict is Status.HARNESS_ERROR and err.strip():
+        detail += " | stderr: " + err.decode(errors="replace").strip().splitlines()[-1][:200]
+    results = zip(tests, facts.outcomes, facts.messages, strict=True)
+    return Execution(
+        status=verdict, detail=detail, exit_code=returncode,
+        tests=[TestResult(source, outcome, message) for source, outcome, message in results],
+        stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"),
+        cpu_s=cpu_s, peak_rss_mb=facts.peak_mb or fallback_peak_mb)
+
+
+def _rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int, int]]:
     """(resource, soft, hard), clamped to the current hard limit so setrlimit cannot fail
-    (EvalPlus PR #225: a container's lower hard limit made every run crash)."""
+    (EvalPlus PR #225: a container's lower hard limit made every run crash). `processes` overrides
+    RLIMIT_NPROC where a backend counts processes differently."""
     mb = 1024 * 1024
     cpu_s = math.ceil(limits.timeout_s) + 1  # a backstop: the wall clock normally ends the run first
     wanted = [
         (resource.RLIMIT_AS, limits.memory_mb * mb),
         # Root ignores RLIMIT_NPROC, and we run as root in CI: there the process-group kill is what
         # really ends fork bombs. As a normal user it counts ALL the user's processes and threads.
-        (resource.RLIMIT_NPROC, limits.max_processes),
+        (resource.RLIMIT_NPROC, limits.max_processes if processes is None else processes),
         (resource.RLIMIT_FSIZE, limits.max_file_mb * mb),
         (resource.RLIMIT_CPU, cpu_s),  # soft: SIGXCPU; the hard limit, a second later, is SIGKILL
         (resource.RLIMIT_CORE, 0),
@@ -197,19 +214,10 @@ class ProcessSandbox(Sandbox):
         proc.returncode = os.waitstatus_to_exitcode(status)  # we reaped it; tell Popen
         proc.stdout.close()
         proc.stderr.close()
-        facts = _parse(bytes(channel), nonce, len(tests), len(channel) >= RESULT_CAP)
-        facts.timed_out, facts.returncode = timed_out, proc.returncode
-        verdict, detail = decide(facts)
-        if verdict is Status.HARNESS_ERROR and err.strip():
-            detail += " | stderr: " + err.decode(errors="replace").strip().splitlines()[-1][:200]
         # ru_maxrss is the last resort: it counts the RSS this (big) parent had when it forked the child.
-        peak_mb = facts.peak_mb or hwm_mb or usage.ru_maxrss / 1024
-        results = zip(tests, facts.outcomes, facts.messages, strict=True)
-        return Execution(
-            status=verdict, detail=detail, exit_code=proc.returncode,
-            tests=[TestResult(source, outcome, message) for source, outcome, message in results],
-            stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"),
-            cpu_s=usage.ru_utime + usage.ru_stime, peak_rss_mb=peak_mb)
+        return judge(tests, nonce, bytes(out), bytes(err), bytes(channel), timed_out=timed_out,
+                     returncode=proc.returncode, cpu_s=usage.ru_utime + usage.ru_stime,
+                     fallback_peak_mb=hwm_mb or usage.ru_maxrss / 1024)
 
     @staticmethod
     def _supervise(proc: subprocess.Popen, streams: dict, deadline: float):

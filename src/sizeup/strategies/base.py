@@ -51,6 +51,11 @@ class Strategy(ABC):
         record.response, record.finish_reason = reply.text, reply.finish_reason
         record.prompt_tokens, record.completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
         record.ttft_s, record.gen_s = reply.usage.ttft_s, reply.usage.total_s
+        record.usage_source = reply.usage.source
+        if reply.usage.eval_s is not None:
+            record.decode_s = reply.usage.eval_s
+        elif reply.usage.ttft_s is not None:
+            record.decode_s = reply.usage.total_s - reply.usage.ttft_s
         if self.client.style is PromptStyle.COMPLETION:
             # A base model continues the document: its reply starts inside the code block.
             code = extract_code((task.stub or "") + reply.text, task.entry_point)
