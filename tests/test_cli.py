@@ -106,6 +106,18 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         assert s["model_peak_rss_mb"] > 50 and s["model_cpu_s"] > 0 and s["completion_tokens"] > 0
     assert set(data["efficiency"]) >= {"time_pct_faster", "memory_pct_less", "success_rate_diff"}
     assert set(data["branching"]) >= {"mean_depth", "max_depth", "model_instances"}
+    from sizeup.store import open_store
+
+    with open_store(f"sqlite:///{db}") as store:
+        results = store.results(run_id)
+        run = store.get_run(run_id)
+    for result in results:  # every figure says how it was measured
+        assert result.decode_tokens_per_s and result.decode_tokens_per_s > 1
+        assert result.method["completion_tokens"] == "counted_by_sizeup"
+        assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
+        assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
+    assert run.load["large"]["load_s"] > 0 and run.load["small"]["rss_after_load_mb"] > 50
+    assert "one request at a time" in run.config["server_concurrency"]
 
 
 def _results(db: Path) -> list[tuple[str, str]]:

@@ -90,6 +90,14 @@ def dataset_hash(tasks: list[Task]) -> str:
     return digest.hexdigest()[:16]
 
 
+# Whether concurrent branches are really served at once depends on the server, not on sizeup.
+SERVER_CONCURRENCY = {
+    "embedded": "the embedded llama.cpp server answers one request at a time (they queue)",
+    "ollama": "Ollama serves OLLAMA_NUM_PARALLEL requests per model at once (default 1): set it where "
+              "`ollama serve` starts, and mind that memory grows with it",
+}
+
+
 class Runner:
     def __init__(self, store: Store, config: RunConfig, console: Console | None = None):
         self.store, self.config = store, config.resolved()
@@ -141,6 +149,10 @@ class Runner:
     def _start_models(self, run: RunRecord) -> dict[Side, ModelClient]:
         cfg = self.config
         clients: dict[Side, ModelClient] = {}
+        run.config["server_concurrency"] = SERVER_CONCURRENCY.get(cfg.provider, "set by the server")
+        if cfg.parallel > 1 and cfg.provider in SERVER_CONCURRENCY:
+            self.console.print(f"[yellow]note: --parallel {cfg.parallel} sends branches at once, but "
+                               f"{SERVER_CONCURRENCY[cfg.provider]}")
         for side, model in ((Side.LARGE, cfg.large_model), (Side.SMALL, cfg.small_model)):
             same = next((c for c in clients.values() if c.model == model), None)
             if same is not None:

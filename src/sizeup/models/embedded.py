@@ -49,7 +49,7 @@ class EmbeddedServer:
     """A llama.cpp server process serving one GGUF file on loopback."""
 
     def __init__(self, gguf: Path, alias: str, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 ready_timeout_s: float = 180.0):
+                 ready_timeout_s: float = 180.0, extra_args: tuple[str, ...] = ()):
         self.gguf, self.alias = gguf, alias
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -57,7 +57,7 @@ class EmbeddedServer:
         threads = n_threads or max(1, os.cpu_count() or 1)
         cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
                "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
-               "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+               "--n_threads", str(threads), "--n_threads_batch", str(threads), *extra_args]
         started = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=_detach_but_die_with_parent)
@@ -73,7 +73,7 @@ class EmbeddedServer:
                 raise ModelError(f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: "
                                  f"{self._log_tail()}")
             try:
-                if httpx.get(f"{self.url}/v1/models", timeout=2.0).status_code == 200:
+                if httpx.get(f"{self.url}/v1/models", timeout=2.0).status_code in (200, 401):  # 401: up, keyed
                     return
             except httpx.HTTPError:
                 pass

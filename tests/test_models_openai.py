@@ -1,0 +1,49 @@
+"""The `openai` provider (any OpenAI-compatible server) against a real `python -m llama_cpp.server`."""
+
+from __future__ import annotations
+
+import pytest
+
+from sizeup.models import GenerationParams, ModelError, Prompt, make_client
+from sizeup.models.openai_compat import COMPLETION_ONLY
+
+PROMPT = Prompt(system="", user="Count from 1 to 50, separated by commas.", completion="1, 2, 3,")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(models_ready):
+    from sizeup.models.bundled import gguf_path
+    from sizeup.models.embedded import EmbeddedServer
+
+    server = EmbeddedServer(gguf_path("smollm2:135m"), "smollm2:135m", n_ctx=512,
+                            extra_args=("--api_key", "s3cret-key"))
+    yield server
+    server.stop()
+
+
+def test_openai_provider_streams_and_says_what_it_could_not_count(keyed_server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "s3cret-key")
+    client = make_client("openai", "smollm2:135m", url=f"{keyed_server.url}/v1", api_key_env="MY_KEY",
+                         server_pid=keyed_server.proc.pid)
+    reply = client.generate(PROMPT, GenerationParams(max_tokens=12))
+    usage = reply.usage
+    # llama-cpp-python's server sends no usage in streams: completion tokens are counted from the chunks,
+    # and the prompt's size is flagged unknown rather than reported as zero tokens.
+    assert usage.source == COMPLETION_ONLY
+    assert usage.completion_tokens == 12 and reply.finish_reason == "length"
+    assert 0 < usage.ttft_s < usage.total_s
+    assert client.server_pids() == [keyed_server.proc.pid]
+    client.close()
+
+
+def test_a_wrong_key_is_one_clear_line(keyed_server, monkeypatch):
+    monkeypatch.setenv("MY_KEY", "wrong")
+    client = make_client("openai", "smollm2:135m", url=f"{keyed_server.url}/v1", api_key_env="MY_KEY")
+    with pytest.raises(ModelError, match="401") as caught:
+        client.generate(PROMPT, GenerationParams(max_tokens=4))
+    assert "\n" not in str(caught.value)
+
+
+def test_openai_provider_needs_a_url():
+    with pytest.raises(ModelError, match="--url"):
+        make_client("openai", "m")
