@@ -86,6 +86,12 @@ def test_seed_flags_run_end_to_end_against_an_ollama_server(tmp_path):
     assert data["sides"]["small"]["model_calls"] == 6  # per task: a root and 2 repairs
     assert data["branching"]["max_depth"] == 1
     assert data["sides"]["small"]["completion_tokens"] == 6 * 282  # Ollama's own eval_count, kept
+    # The report says what compare says, and the terminal view prints the same headline.
+    code, _, _ = run_cli("report", run_id, "--format", "md", "-o", str(tmp_path / "r.md"), db=db)
+    code_terminal, terminal, _ = run_cli("compare", run_id, db=db)
+    assert code == code_terminal == 0
+    first_words = "Small adaptive (llama3:latest) solved 0 % [0–66] of 2 tasks"
+    assert first_words in (tmp_path / "r.md").read_text() and first_words in " ".join(terminal.split())
 
 
 def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_ready, tmp_path):

@@ -49,8 +49,8 @@ def test_efficiency_is_small_relative_to_large():
     assert data["efficiency"]["cpu_pct_less"] == pytest.approx(64.2857, abs=1e-3)  # 14 vs 5
     assert data["efficiency"]["success_rate_diff"] == 0.0
     assert large["wall_s_median"] == 8 and small["model_calls"] == 8
-    assert data["branching"] == {"mean_depth": 1.5, "max_depth": 2, "model_instances": 8,
-                                 "solved_at_depth": {"1": 1, "2": 0}}
+    stable = {key: data["branching"][key] for key in ("mean_depth", "max_depth", "model_instances", "solved_at_depth")}
+    assert stable == {"mean_depth": 1.5, "max_depth": 2, "model_instances": 8, "solved_at_depth": {"1": 1, "2": 0}}
     assert small["mean_test_pass_ratio"] == pytest.approx((2 / 3 + 1) / 2)
 
 

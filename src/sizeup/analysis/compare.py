@@ -2,35 +2,45 @@
 
 Efficiency figures are "small relative to large": a positive `time_pct_faster` means the small adaptive
 side took less wall time in total than the large single-shot side; a positive `memory_pct_less` means its
-model server's peak memory was lower; `success_rate_diff` is small minus large.
+model server's peak memory was lower; `success_rate_diff` is small minus large. The `*_per_task` figures
+derive the same percentages from the median of per-task large / small ratios (`ratios`), with intervals.
 """
 
 from __future__ import annotations
 
-import math
 from statistics import median
 from typing import Any
 
-from scipy.stats import binomtest
+import numpy as np
 
+from sizeup.analysis.branching import branching_stats, finite_or_none, pass_at_k_over_nodes
+from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, task_spend
+from sizeup.analysis.costs import FIGURES, cost_per_solved, median_with_ci, pct_less_from_ratio, ratio_summary
+from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
 from sizeup.records import RunRecord, Side, TaskResult
 
+__all__ = ["compare", "paired", "side_summary", "wilson_interval"]
 
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95 % Wilson score interval for a proportion; (0, 1) when n is 0."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return (max(0.0, centre - half), min(1.0, centre + half))
+# Efficiency key -> the figure whose per-task ratio it is derived from.
+PCT_LESS = {"time_pct_faster": "wall_s", "memory_pct_less": "peak_rss_mb", "cpu_pct_less": "cpu_s",
+            "tokens_pct_less": "tokens", "gpu_memory_pct_less": "gpu_mem_mb", "energy_pct_less": "energy_j"}
 
 
 def _pct_less(large: float, small: float) -> float | None:
     return None if large <= 0 else 100.0 * (large - small) / large
 
 
-def side_summary(results: list[TaskResult]) -> dict[str, Any]:
+def paired(results: list[TaskResult]) -> tuple[list[TaskResult], list[TaskResult], int]:
+    """The two sides' results on the tasks both finished, in the same task order, and how many tasks
+    only one side finished."""
+    by_side = {side: {r.task_id: r for r in results if r.side is side} for side in Side}
+    common = [t for t in by_side[Side.LARGE] if t in by_side[Side.SMALL]]
+    unpaired = len(set(by_side[Side.LARGE]) ^ set(by_side[Side.SMALL]))
+    return [by_side[Side.LARGE][t] for t in common], [by_side[Side.SMALL][t] for t in common], unpaired
+
+
+def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,
+                 seed: int = DEFAULT_SEED) -> dict[str, Any]:
     n = len(results)
     solved = sum(r.passed for r in results)
     walls = [r.wall_s for r in results]
@@ -39,6 +49,7 @@ def side_summary(results: list[TaskResult]) -> dict[str, Any]:
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
     low, high = wilson_interval(solved, n)
+    mean_ratio = sum(r.test_pass_ratio for r in results) / n if n else 0.0
     first = results[0] if results else None
     return {
         "model": first.model if first else None,
@@ -47,7 +58,8 @@ def side_summary(results: list[TaskResult]) -> dict[str, Any]:
         "solved": solved,
         "success_rate": solved / n if n else 0.0,
         "success_rate_ci95": [low, high],
-        "mean_test_pass_ratio": sum(r.test_pass_ratio for r in results) / n if n else 0.0,
+        "mean_test_pass_ratio": mean_ratio,
+        "mean_test_pass_ratio_ci95": list(wilson_interval(mean_ratio * n, n)),
         "wall_s_median": median(walls) if walls else 0.0,
         "wall_s_total": sum(walls),
         "model_peak_rss_mb": max((r.server.peak_rss_mb for r in results), default=0.0),
@@ -62,24 +74,41 @@ def side_summary(results: list[TaskResult]) -> dict[str, Any]:
         "sandbox_cpu_s": sum(r.sandbox_cpu_s for r in results),
         "sandbox_peak_rss_mb": max((r.sandbox_peak_rss_mb for r in results), default=0.0),
         "statuses": statuses,
+        "cpu_s_total": sum(r.server.cpu_s + r.sandbox_cpu_s for r in results),
+        "tokens_total": sum(r.prompt_tokens + r.completion_tokens for r in results),
+        "cost_per_solved": cost_per_solved(results),
+        "per_task_median": {name: median_with_ci(results, name, resamples=resamples, seed=seed)
+                            for name in FIGURES},
+        # None, not NaN, where k exceeds a task's samples: `sizeup compare --json` must stay valid JSON.
+        "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},
     }
 
 
-def compare(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]:
-    """The numbers behind `sizeup compare`, on the tasks both sides finished."""
-    by_side = {side: {r.task_id: r for r in results if r.side is side} for side in Side}
-    common = [t for t in by_side[Side.LARGE] if t in by_side[Side.SMALL]]
-    large = [by_side[Side.LARGE][t] for t in common]
-    small = [by_side[Side.SMALL][t] for t in common]
-    sides = {"large": side_summary(large), "small": side_summary(small)}
-    only_large = sum(a.passed and not b.passed for a, b in zip(large, small, strict=True))
-    only_small = sum(b.passed and not a.passed for a, b in zip(large, small, strict=True))
-    discordant = only_large + only_small
+def _per_task_pct(ratio: dict[str, Any]) -> dict[str, Any]:
+    ci = ratio["ci95"]
+    return {"median": pct_less_from_ratio(ratio["median"]),
+            "ci95": [pct_less_from_ratio(ci[0]), pct_less_from_ratio(ci[1])] if ci else None}
+
+
+def compare(run: RunRecord, results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,
+            seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The numbers behind `sizeup compare` and `sizeup report`, on the tasks both sides finished."""
+    large, small, unpaired = paired(results)
+    sides = {"large": side_summary(large, resamples=resamples, seed=seed),
+             "small": side_summary(small, resamples=resamples, seed=seed)}
+    pairs = list(zip(large, small, strict=True))
+    only_large = sum(a.passed and not b.passed for a, b in pairs)
+    only_small = sum(b.passed and not a.passed for a, b in pairs)
+    diff_ci = bootstrap_ci([int(b.passed) - int(a.passed) for a, b in pairs], np.mean,
+                           resamples=resamples, seed=seed)
+    ratios = {name: ratio_summary(large, small, name, resamples=resamples, seed=seed) for name in FIGURES}
     depths = [r.depth_reached for r in small]
+    # Children of one level that ran concurrently were all paid for before any verdict was known.
+    together = int(run.config.get("parallel", 1) or 1) > 1
     return {
         "run_id": run.run_id,
-        "tasks": len(common),
-        "tasks_unpaired": len(set(by_side[Side.LARGE]) ^ set(by_side[Side.SMALL])),
+        "tasks": len(pairs),
+        "tasks_unpaired": unpaired,
         "sides": sides,
         "efficiency": {
             "direction": "small relative to large; positive = the small side used less / did better",
@@ -90,16 +119,18 @@ def compare(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]:
                 sides["large"]["prompt_tokens"] + sides["large"]["completion_tokens"],
                 sides["small"]["prompt_tokens"] + sides["small"]["completion_tokens"]),
             "success_rate_diff": sides["small"]["success_rate"] - sides["large"]["success_rate"],
+            "ratios": ratios,  # large / small, median over tasks, bootstrap CI
+            **{f"{key}_per_task": _per_task_pct(ratios[name]) for key, name in PCT_LESS.items()},
         },
         "quality": {
-            "both_solved": sum(a.passed and b.passed for a, b in zip(large, small, strict=True)),
+            "both_solved": sum(a.passed and b.passed for a, b in pairs),
             "only_large_solved": only_large,
             "only_small_solved": only_small,
-            "neither_solved": sum(not a.passed and not b.passed for a, b in zip(large, small, strict=True)),
+            "neither_solved": sum(not a.passed and not b.passed for a, b in pairs),
             "mean_test_pass_ratio_diff": sides["small"]["mean_test_pass_ratio"]
             - sides["large"]["mean_test_pass_ratio"],
-            # Exact McNemar: under "no difference", discordant tasks split 50/50.
-            "mcnemar_p": binomtest(only_small, discordant, 0.5).pvalue if discordant else 1.0,
+            "mcnemar_p": mcnemar_exact_p(only_large, only_small),
+            "success_rate_diff_ci95": list(diff_ci) if diff_ci else None,  # paired bootstrap over tasks
         },
         "branching": {
             "mean_depth": sum(depths) / len(depths) if depths else 0.0,
@@ -107,6 +138,15 @@ def compare(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]:
             "model_instances": sum(r.model_calls for r in small),
             "solved_at_depth": {str(d): sum(1 for r in small if r.passed and r.depth_reached == d)
                                 for d in sorted(set(depths))},
+            **branching_stats(small, run.config.get("max_depth")),
         },
+        "equal_budget": {kind: equal_budget(large, small, kind, siblings_together=together)
+                         for kind in BUDGET_KINDS},
+        "budget_curves": {kind: {
+            "small": budget_curve(small, kind, siblings_together=together),
+            "large_mean_spend": sum(task_spend(r, kind) for r in large) / len(large) if large else 0.0,
+        } for kind in BUDGET_KINDS},
+        "statistics": {"bootstrap_resamples": resamples, "bootstrap_seed": seed, "interval": "95 %",
+                       "siblings_counted_together": together},
         "load": run.load,
     }

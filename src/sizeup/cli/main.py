@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 from pathlib import Path
@@ -18,12 +19,13 @@ from sizeup.models import ModelError
 from sizeup.store import StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
-SUBCOMMANDS = ("import", "run", "compare", "tasks", "models", "exec", "check-references")
+SUBCOMMANDS = ("import", "run", "compare", "report", "tasks", "models", "exec", "check-references")
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
   sizeup run --all --limit 20 --max-depth 2
   sizeup run --task-type prime,gcd,sort
   sizeup compare --json
+  sizeup report --format html -o report.html
   sizeup --all --large-model deepseek-r1:7b --small-model qwen:0.5b --max-depth 3 --url http://localhost:11434
 """
 
@@ -85,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     cmp.add_argument("run_id", nargs="?")
     cmp.add_argument("--json", action="store_true")
     _db(cmp)
+    rep = subs.add_parser("report", help="write a report of one run, or compare several (HTML, md, json, csv)")
+    rep.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: the latest run")
+    rep.add_argument("--format", default="html", choices=("html", "md", "json", "csv"))
+    rep.add_argument("-o", "--output", required=True, help="file to write (written whole or not at all)")
+    _db(rep)
     tsk = subs.add_parser("tasks", help="list stored tasks")
     tsk.add_argument("--json", action="store_true")
     tsk.add_argument("--limit", type=int)
@@ -228,6 +235,33 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.analysis import RENDERERS, build_report
+
+    with open_store(args.db) as store:
+        runs = [store.get_run(run_id) for run_id in args.run_ids] if args.run_ids else store.list_runs()[:1]
+        if not runs:
+            raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
+        missing = [run_id for run_id, run in zip(args.run_ids, runs, strict=False) if run is None]
+        if missing:
+            raise ValueError(f"no run(s) {', '.join(missing)} in {store.url}")
+        report = build_report([(run, store.results(run.run_id)) for run in runs])
+    write_atomically(Path(args.output), RENDERERS[args.format](report))
+    console.print(f"wrote {args.output} ({args.format}, {len(runs)} run(s))")
+    return 0
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """A temporary file beside the target, renamed over it: a crash leaves the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def cmd_tasks(args: argparse.Namespace, console: Console) -> int:
     with open_store(args.db) as store:
         tasks = store.list_tasks(source=args.source, limit=args.limit)
@@ -281,5 +315,5 @@ def cmd_check_references(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.passed == report.total else 1
 
 
-COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "tasks": cmd_tasks,
+COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "tasks": cmd_tasks,
             "models": cmd_models, "exec": cmd_exec, "check-references": cmd_check_references}

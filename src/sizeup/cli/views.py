@@ -8,8 +8,10 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from sizeup.analysis import compare
+from sizeup.analysis import compare, comparison_table, headline
+from sizeup.analysis.tables import branching_summary
 from sizeup.sandbox import Execution
 from sizeup.store import Store
 
@@ -28,54 +30,17 @@ def print_comparison(console: Console, store: Store, run_id: str) -> None:
     render_comparison(console, comparison(store, run_id))
 
 
-def _fmt(value: Any, unit: str = "", pct: bool = False) -> str:
-    if value is None:
-        return "n/a"
-    if pct:
-        return f"{100 * value:.1f} %"
-    if isinstance(value, float):
-        return f"{value:,.2f}{unit}"
-    return f"{value:,}{unit}"
-
-
 def render_comparison(console: Console, data: dict[str, Any]) -> None:
-    large, small = data["sides"]["large"], data["sides"]["small"]
+    """The headline and the comparison table: the same functions as `sizeup report`."""
+    header, rows = comparison_table(data)
     table = Table(title=f"run {data['run_id']} — {data['tasks']} tasks on both sides")
-    table.add_column("")
-    table.add_column(f"large: {large['model']} ({large['strategy']})", justify="right")
-    table.add_column(f"small: {small['model']} ({small['strategy']})", justify="right")
-    rows = [
-        ("success rate", "success_rate", "", True),
-        ("mean test-pass ratio", "mean_test_pass_ratio", "", True),
-        ("wall time, median per task", "wall_s_median", " s", False),
-        ("wall time, total", "wall_s_total", " s", False),
-        ("model server peak memory", "model_peak_rss_mb", " MB", False),
-        ("model server CPU", "model_cpu_s", " s", False),
-        ("time to first token, median", "ttft_s_median", " s", False),
-        ("prompt tokens", "prompt_tokens", "", False),
-        ("completion tokens", "completion_tokens", "", False),
-        ("model calls", "model_calls", "", False),
-        ("sandbox executions", "sandbox_executions", "", False),
-        ("sandbox CPU", "sandbox_cpu_s", " s", False),
-        ("sandbox peak memory", "sandbox_peak_rss_mb", " MB", False),
-    ]
-    for label, key, unit, pct in rows:
-        table.add_row(label, _fmt(large[key], unit, pct), _fmt(small[key], unit, pct))
-    for label, key in (("success 95 % CI", "success_rate_ci95"),):
-        table.add_row(label, *(f"[{s[key][0]:.0%} – {s[key][1]:.0%}]" for s in (large, small)))
+    for index, title in enumerate(header):
+        table.add_column(Text(title), justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))  # Text: "[3–30]" is not rich markup
     console.print(table)
-    eff, br, q = data["efficiency"], data["branching"], data["quality"]
-
-    def times(key: str) -> str:
-        return f"×{small[key] / large[key]:.2f}" if large[key] else "n/a"
-
-    console.print(f"small vs large: wall time {times('wall_s_total')}, model CPU {times('model_cpu_s')}, "
-                  f"model peak memory {times('model_peak_rss_mb')}, tokens "
-                  f"{times('completion_tokens')} (completion); success rate {eff['success_rate_diff']:+.1%} "
-                  f"(exact McNemar p = {q['mcnemar_p']:.3g}; only large solved {q['only_large_solved']}, "
-                  f"only small {q['only_small_solved']})")
-    console.print(f"branching: mean depth {br['mean_depth']:.2f}, max depth {br['max_depth']}, "
-                  f"{br['model_instances']} small-model calls")
+    console.print(headline(data), markup=False)
+    console.print(branching_summary(data), markup=False)
 
 
 def render_tasks(console: Console, tasks: list) -> None:

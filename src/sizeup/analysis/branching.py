@@ -1,0 +1,71 @@
+"""What branching did: how deep trees went, where solutions were found, how many model instances (calls)
+a task took, and pass@k over the nodes of the trees."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from statistics import median
+from typing import Any
+
+from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
+from sizeup.records import TaskResult
+
+PASSED = "passed"
+PASS_AT_K = (1, 2, 5, 10)
+
+
+def first_pass_depth(result: TaskResult) -> int | None:
+    """Shallowest depth holding a passing node; a tree-less result that passed counts as depth 0."""
+    depths = [a.depth for a in result.attempts if a.status == PASSED]
+    if depths:
+        return min(depths)
+    return 0 if result.passed and not result.attempts else None
+
+
+def node_samples(result: TaskResult) -> tuple[int, int]:
+    """(nodes, passing nodes) of a task's tree, treating every node as a sample."""
+    if not result.attempts:
+        return (1, int(result.passed))
+    return (len(result.attempts), sum(a.status == PASSED for a in result.attempts))
+
+
+def pass_at_k_over_nodes(results: list[TaskResult]) -> dict[str, float]:
+    """Mean unbiased pass@k with every node of a task's tree as one sample, for k up to the largest
+    tree (NaN for a k some task has fewer nodes for). For an adaptive tree the nodes are not
+    independent draws (children see their parent's failures, and a tree stops when a node passes), so
+    pass@1 here reads as "the share of model calls that produced passing code", not a sampling rate."""
+    samples = [node_samples(r) for r in results]
+    largest = max((n for n, _ in samples), default=0)
+    return {str(k): mean_pass_at_k(samples, k) for k in PASS_AT_K if k == 1 or k <= largest}
+
+
+def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> dict[str, Any]:
+    """Depth reached, depth of the first solution, success had the tree stopped at each depth, and calls
+    per task, for one side's results."""
+    n = len(results)
+    reached = Counter(r.depth_reached for r in results)
+    first = [first_pass_depth(r) for r in results]
+    top = max([max_depth or 0, *reached.keys()], default=0)
+    by_depth = {}
+    for d in range(top + 1):
+        solved = sum(1 for f in first if f is not None and f <= d)
+        by_depth[str(d)] = {"solved": solved, "success_rate": solved / n if n else 0.0,
+                            "success_rate_ci95": list(wilson_interval(solved, n))}
+    calls = [r.model_calls for r in results]
+    return {
+        "depth_reached": {str(d): reached.get(d, 0) for d in range(top + 1)},
+        "first_pass_depth": {str(d): sum(1 for f in first if f == d) for d in range(top + 1)},
+        "success_if_stopped_at_depth": by_depth,
+        "calls_per_task": {"mean": sum(calls) / n if n else 0.0, "median": median(calls) if calls else 0,
+                           "max": max(calls, default=0), "distribution": dict(sorted(Counter(map(str, calls)).items(),
+                                                                                     key=lambda kv: int(kv[0])))},
+        "nodes": sum(node_samples(r)[0] for r in results),
+        "passing_nodes": sum(node_samples(r)[1] for r in results),
+        "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},
+    }
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """NaN (an undefined estimate) as None, so that dicts of results serialise as strict JSON."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value

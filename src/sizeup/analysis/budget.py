@@ -1,0 +1,131 @@
+"""Equal-budget view: would the adaptive side still have solved a task had it been stopped once it
+spent what the large side spent on that task?
+
+The stored attempt tree is replayed in the order it was made: by depth, then by attempt id ("0", "0.0",
+"0.1", "0.0.0", ...). Each attempt's spend is added as it is replayed; the task counts as solved only if
+a passing attempt is reached while the running total is still within the budget.
+
+Siblings: one by one when the run generated them one at a time (config `parallel` 1, the default), so a
+capped run could have stopped at the first passing child. When children ran concurrently (`parallel` >
+1) a level is charged in full before any of its verdicts is known, so a level counts together.
+
+Budgets (what the large side spent on the task, against the adaptive side's running total):
+* tokens: prompt + completion tokens of each call, exactly as stored.
+* cpu_s: per-attempt model CPU is not stored (the server is measured per task), so the task's model-
+  server CPU seconds are apportioned to its attempts by each call's generation wall time (gen_s): a
+  CPU-bound server burns CPU while it reads the prompt as well as while it writes, which apportioning by
+  completion tokens would miss (a long repair prompt would cost nothing). Falls back to completion
+  tokens, then to equal shares, when gen_s is missing. Each attempt's sandbox CPU (stored) is added.
+* gen_s: seconds waiting for the model, per call, as stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from sizeup.analysis.stats import mcnemar_exact_p, wilson_interval
+from sizeup.records import Attempt, TaskResult
+
+BudgetKind = Literal["tokens", "cpu_s", "gen_s"]
+BUDGET_KINDS: tuple[BudgetKind, ...] = ("tokens", "cpu_s", "gen_s")
+PASSED = "passed"
+
+
+def replay_order(attempts: list[Attempt]) -> list[Attempt]:
+    """Attempts in the order the strategy made them: by depth, then by id read as numbers."""
+    def key(a: Attempt) -> tuple[int, tuple[int, ...]]:
+        parts = tuple(int(p) if p.isdigit() else 0 for p in a.attempt_id.split("."))
+        return (a.depth, parts)
+    return sorted(attempts, key=key)
+
+
+def task_spend(result: TaskResult, kind: BudgetKind) -> float:
+    """What a side spent on a whole task, in the budget's unit (the large side's budget)."""
+    if kind == "tokens":
+        return float(result.prompt_tokens + result.completion_tokens)
+    if kind == "cpu_s":
+        return result.server.cpu_s + result.sandbox_cpu_s
+    return result.gen_s
+
+
+def attempt_spends(result: TaskResult, kind: BudgetKind) -> list[tuple[Attempt, float]]:
+    """Each attempt with its spend, in replay order. A result stored without its tree counts as one
+    attempt carrying the task's totals."""
+    attempts = replay_order(result.attempts)
+    if not attempts:
+        whole = Attempt(attempt_id="0", status=result.status)
+        return [(whole, task_spend(result, kind))]
+    if kind == "tokens":
+        return [(a, float(a.prompt_tokens + a.completion_tokens)) for a in attempts]
+    if kind == "gen_s":
+        return [(a, a.gen_s) for a in attempts]
+    weights = [a.gen_s for a in attempts]
+    if sum(weights) <= 0:
+        weights = [float(a.completion_tokens) for a in attempts]
+    if sum(weights) <= 0:
+        weights = [1.0] * len(attempts)
+    total = sum(weights)
+    return [(a, result.server.cpu_s * w / total + a.exec_cpu_s) for a, w in zip(attempts, weights, strict=True)]
+
+
+def _charged_steps(result: TaskResult, kind: BudgetKind, siblings_together: bool) -> list[tuple[bool, float]]:
+    """(any attempt of the step passed, running total at the end of the step), step by step."""
+    steps: list[tuple[bool, float]] = []
+    running, depth = 0.0, None
+    for attempt, spend in attempt_spends(result, kind):
+        running += spend
+        passed = attempt.status == PASSED
+        if siblings_together and steps and attempt.depth == depth:
+            steps[-1] = (steps[-1][0] or passed, running)
+        else:
+            steps.append((passed, running))
+        depth = attempt.depth
+    return steps
+
+
+def first_pass_spend(result: TaskResult, kind: BudgetKind, *, siblings_together: bool = False) -> float | None:
+    """Running total at which the replay first reaches a passing attempt; None if none passed."""
+    return next((total for passed, total in _charged_steps(result, kind, siblings_together) if passed), None)
+
+
+def solved_within(result: TaskResult, budget: float, kind: BudgetKind, *, siblings_together: bool = False) -> bool:
+    spent = first_pass_spend(result, kind, siblings_together=siblings_together)
+    # A relative tolerance so that a tree equal to the budget is not lost to float rounding.
+    return spent is not None and spent <= budget * (1 + 1e-9)
+
+
+def equal_budget(large: list[TaskResult], small: list[TaskResult], kind: BudgetKind, *,
+                 siblings_together: bool = False) -> dict[str, Any]:
+    """Success of the adaptive side capped, task by task, at the large side's spend on that task,
+    paired with the large side's (uncapped) result."""
+    capped = [solved_within(s, task_spend(a, kind), kind, siblings_together=siblings_together)
+              for a, s in zip(large, small, strict=True)]
+    n, solved = len(capped), sum(capped)
+    only_large = sum(a.passed and not c for a, c in zip(large, capped, strict=True))
+    only_small = sum(c and not a.passed for a, c in zip(large, capped, strict=True))
+    return {
+        "kind": kind,
+        "tasks": n,
+        "small_solved": solved,
+        "small_success_rate": solved / n if n else 0.0,
+        "small_success_rate_ci95": list(wilson_interval(solved, n)),
+        "large_solved": sum(a.passed for a in large),
+        "only_large_solved": only_large,
+        "only_small_solved": only_small,
+        "mcnemar_p": mcnemar_exact_p(only_large, only_small),
+        "per_task": {s.task_id: c for s, c in zip(small, capped, strict=True)},
+    }
+
+
+def budget_curve(results: list[TaskResult], kind: BudgetKind, *,
+                 siblings_together: bool = False) -> list[tuple[float, float]]:
+    """Success rate of a side as a function of one per-task cap on its spend: (cap, rate) at every cap
+    where a task becomes solved, starting from (0, 0) and ending at the largest task's full spend."""
+    n = len(results)
+    if not n:
+        return []
+    reached = sorted(s for s in (first_pass_spend(r, kind, siblings_together=siblings_together)
+                                 for r in results) if s is not None)
+    curve = [(0.0, 0.0)] + [(spend, (i + 1) / n) for i, spend in enumerate(reached)]
+    full = max(task_spend(r, kind) for r in results)
+    return curve + [(max(full, curve[-1][0]), curve[-1][1])]

@@ -1,0 +1,67 @@
+"""Number formats shared by every renderer, so the terminal, HTML, Markdown and CSV say the same thing."""
+
+from __future__ import annotations
+
+import math
+
+
+def missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def pct(value: float | None) -> str:
+    """A proportion as a whole percentage: 0.1 -> "10 %"."""
+    return "n/a" if missing(value) else f"{100 * value:.0f} %"
+
+
+def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
+    """An interval of proportions: [0.028, 0.301] -> "[3–30]"."""
+    return "" if not ci or missing(ci[0]) or missing(ci[1]) else f"[{100 * ci[0]:.0f}–{100 * ci[1]:.0f}]"
+
+
+def rate(value: float | None, ci: list[float] | None) -> str:
+    return f"{pct(value)} {pct_ci(ci)}".strip()
+
+
+def pp(value: float | None) -> str:
+    """A difference of proportions in percentage points, signed: 0.05 -> "+5 pp"."""
+    return "n/a" if missing(value) else f"{100 * value:+.0f} pp"
+
+
+def pp_ci(ci: list[float] | None) -> str:
+    return "" if not ci else f"[{100 * ci[0]:+.0f}, {100 * ci[1]:+.0f}]"
+
+
+def p_value(p: float | None) -> str:
+    if missing(p):
+        return "n/a"
+    if p >= 0.995:
+        return "1.0"
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def num(value: float | None, unit: str = "", digits: int | None = None) -> str:
+    """A measured figure: three significant digits below 100, whole numbers above."""
+    if missing(value):
+        return "n/a"
+    if digits is None:
+        digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2
+    text = f"{value:,.{digits}f}"
+    return f"{text} {unit}".strip()
+
+
+def num_ci(ci: list[float] | None, digits: int | None = None) -> str:
+    if not ci or missing(ci[0]) or missing(ci[1]):
+        return ""
+    return f"[{num(ci[0], digits=digits)}–{num(ci[1], digits=digits)}]"
+
+
+def ratio(value: float | None, ci: list[float] | None) -> str:
+    """A large/small ratio with its interval: "0.27 [0.17–0.43]"."""
+    if missing(value):
+        return "not measured"
+    return f"{value:.2f} [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else f"{value:.2f}"
+
+
+def signed_pct(value: float | None) -> str:
+    return "n/a" if missing(value) else f"{value:+.0f} %"
