@@ -122,13 +122,17 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         assert result.method["completion_tokens"] == "counted_by_sizeup"
         assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
         assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
+        assert result.method["sandbox_backend"] == run.config["sandbox_backend"] == "isolated"
     assert run.load["large"]["load_s"] > 0 and run.load["small"]["rss_after_load_mb"] > 50
     assert "one request at a time" in run.config["server_concurrency"]
 
 
 def _results(db: Path) -> list[tuple[str, str]]:
-    with sqlite3.connect(db) as conn:
-        return conn.execute("select task_id, side from results").fetchall()
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("select task_id, side from results").fetchall()
+    except sqlite3.OperationalError:  # the run has created the file but not its tables yet
+        return []
 
 
 def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
@@ -137,7 +141,7 @@ def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
            "--db", f"sqlite:///{db}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and len(_results(db) if db.exists() else []) < 2:
+    while time.monotonic() < deadline and len(_results(db)) < 2:
         time.sleep(0.2)
     os.killpg(proc.pid, signal.SIGKILL)  # the run and its model servers die mid-run
     proc.wait()

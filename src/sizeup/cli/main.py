@@ -19,6 +19,7 @@ from sizeup.models import ModelError
 from sizeup.store import StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
+SANDBOXES = ("auto", "isolated", "process")
 SUBCOMMANDS = ("import", "run", "compare", "report", "tasks", "models", "exec", "check-references")
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
@@ -63,7 +64,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     br.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of repairs")
     br.add_argument("--seed", type=int, default=0)
     sb = parser.add_argument_group("sandbox")
-    sb.add_argument("--sandbox", default="process", help="sandbox backend (process)")
+    sb.add_argument("--sandbox", default="auto", choices=SANDBOXES,
+                    help="auto (isolated where bubblewrap works, else process), isolated, process")
     sb.add_argument("--timeout", type=float, default=10.0, help="seconds per candidate execution")
     sb.add_argument("--memory", type=int, default=1024, help="MB of address space per execution")
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run, skipping finished tasks")
@@ -106,12 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument("--tests", help="file of tests, one per line (or blank-line separated blocks)")
     exe.add_argument("--timeout", type=float, default=10.0)
     exe.add_argument("--memory", type=int, default=1024)
-    exe.add_argument("--sandbox", default="process")
+    exe.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     exe.add_argument("--json", action="store_true")
     ref = subs.add_parser("check-references", help="run every reference solution against its tests")
     ref.add_argument("--jsonl-file")
     ref.add_argument("--humaneval-package", action="store_true")
-    ref.add_argument("--sandbox", default="process")
+    ref.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     ref.add_argument("--timeout", type=float, default=10.0)
     ref.add_argument("--json", action="store_true")
     return parser

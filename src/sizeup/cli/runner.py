@@ -33,6 +33,7 @@ from sizeup.models.openai_compat import COMPLETION_ONLY
 from sizeup.monitor import Monitor
 from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
 from sizeup.sandbox import Limits, Sandbox, make_sandbox
+from sizeup.sandbox.timeouts import calibrate
 from sizeup.store import Store
 from sizeup.strategies import AdaptiveBranching, SingleShot, Strategy
 from sizeup.tasks import Task
@@ -53,7 +54,7 @@ class RunConfig:
     seed: int = 0
     timeout_s: float = 10.0
     memory_mb: int = 1024
-    sandbox: str = "process"
+    sandbox: str = "auto"
     pull: bool = False
     n_ctx: int | None = None
     n_threads: int | None = None
@@ -169,10 +170,9 @@ class Runner:
                 run.load[side.value] = load
         return clients
 
-    def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox) -> Strategy:
+    def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox, limits: Limits) -> Strategy:
         cfg = self.config
-        common = {"limits": Limits(timeout_s=cfg.timeout_s, memory_mb=cfg.memory_mb),
-                  "max_tokens": cfg.max_tokens}
+        common = {"limits": limits, "max_tokens": cfg.max_tokens}
         if side is Side.LARGE:
             return SingleShot(client, sandbox, seed=cfg.seed, **common)
         return AdaptiveBranching(client, sandbox, max_depth=cfg.max_depth, branching=cfg.branching,
@@ -185,17 +185,21 @@ class Runner:
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
         with Progress(*columns, console=self.console, transient=False) as progress:
             bar = progress.add_task(f"run {run.run_id}", total=len(todo))
+            base = Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb)
             for task in todo:
+                # EvalPlus-style: a task whose reference is slow gets proportionally more time.
+                limits = calibrate(task, sandbox, base)
                 for side in Side:
                     if (task.task_id, side) in done:
                         continue
                     progress.update(bar, description=f"{task.task_id} [{side.value}]")
-                    result = self.solve(run.run_id, task, side, clients[side], sandbox)
+                    result = self.solve(run.run_id, task, side, clients[side], sandbox, limits)
                     self.store.save_result(result)
                 progress.advance(bar)
 
-    def solve(self, run_id: str, task: Task, side: Side, client: ModelClient, sandbox: Sandbox) -> TaskResult:
-        strategy = self._strategy(side, client, sandbox)
+    def solve(self, run_id: str, task: Task, side: Side, client: ModelClient, sandbox: Sandbox,
+              limits: Limits) -> TaskResult:
+        strategy = self._strategy(side, client, sandbox, limits)
         with Monitor(client.server_pids) as monitor:
             outcome = strategy.solve(task)
         attempts, best = outcome.attempts, outcome.best
@@ -216,7 +220,10 @@ class Runner:
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
-            decode_tokens_per_s=decode_rate(attempts), method=figure_methods(attempts, monitor.summary))
+            decode_tokens_per_s=decode_rate(attempts),
+            method={**figure_methods(attempts, monitor.summary), "sandbox_backend": sandbox.name,
+                    "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
+                                      f"{limits.memory_mb} MB"})
 
 
 def decode_rate(attempts: list[Attempt]) -> float | None:

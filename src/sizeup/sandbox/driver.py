@@ -7,7 +7,7 @@ JOB_FILE holds {"setup_code", "program", "tests", "test_timeout_s", "nonce"}; it
 any candidate code runs. Results go to RESULT_FD (never stdout, which belongs to the program) as JSON lines:
   {"started": true}                        the driver is about to run candidate code
   {"load_error": "...", "memory": bool}    setup or program raised (tests are then not run)
-  {"test": i, "outcome": "...", "message": "..."}   one per test, in order
+  {"test": i, "outcome": "...", "message": "...", "seconds": float}   one per test, in order
   {"peak_mb": float}                       VmHWM of this process
   {"done": nonce}                          the parent's nonce: only the driver knows it
 """
@@ -16,10 +16,11 @@ import json
 import os
 import signal
 import sys
+import time
 import types
 
 # Bound once, so a program that patches json.dumps or deletes os._exit cannot break the reporting.
-_dumps, _write, _exit = json.dumps, os.write, os._exit
+_dumps, _write, _exit, _clock = json.dumps, os.write, os._exit, time.perf_counter
 _MAX_MESSAGE = 300
 
 
@@ -106,15 +107,16 @@ def run_job(job: dict, result_fd: int) -> None:
         send({"load_error": _describe(exc), "memory": False})
     else:
         for index, source in enumerate(job["tests"]):
+            started = _clock()  # per test, so timeouts can scale with the reference's slowest test
             outcome, message = _run_test(source, namespace, job["test_timeout_s"])
-            send({"test": index, "outcome": outcome, "message": message})
+            send({"test": index, "outcome": outcome, "message": message, "seconds": _clock() - started})
     for stream in (sys.stdout, sys.stderr):  # os._exit skips the flush of the program's buffered prints
         try:
             stream.flush()
         except BaseException:
             pass
-    send({"peak_mb": _peak_mb()})
-    send({"done": nonce})
+    # One write for both: the supervisor wakes once, not twice, at the end of every run.
+    _write(result_fd, (_dumps({"peak_mb": _peak_mb()}) + "\n" + _dumps({"done": nonce}) + "\n").encode())
     _exit(0)
 
 

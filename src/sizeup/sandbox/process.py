@@ -3,7 +3,8 @@
 Not a full sandbox: the program runs as the current user and can read or write any absolute path that user
 can. It defends against accidents and cheap tricks (loops, fork bombs, memory hogs, endless output,
 sys.exit(0) before the tests), not against a program that sets out to escape. A program that walks the
-driver's frames could find the nonce and forge a pass; stronger backends come later.
+driver's frames could find the nonce and forge a pass (in either backend). isolated.py is the stronger backend;
+this one remains for hosts without bwrap, and its `decide`, `judge` and `rlimits` serve both.
 
 Verdict rules (in this order; see `decide`):
   1. the driver never started the candidate, or the result channel is unreadable -> HARNESS_ERROR
@@ -52,6 +53,7 @@ class Facts:
     load_memory: bool = False
     outcomes: list[TestOutcome] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
     peak_mb: float = 0.0
     protocol_error: str | None = None
 
@@ -97,15 +99,15 @@ def judge(tests: list[str], nonce: str, out: bytes, err: bytes, channel: bytes, 
     verdict, detail = decide(facts)
     if verdict is Status.HARNESS_ERROR and err.strip():
         detail += " | stderr: " + err.decode(errors="replace").strip().splitlines()[-1][:200]
-    results = zip(tests, facts.outcomes, facts.messages, strict=True)
+    results = zip(tests, facts.outcomes, facts.messages, facts.seconds, strict=True)
     return Execution(
         status=verdict, detail=detail, exit_code=returncode,
-        tests=[TestResult(source, outcome, message) for source, outcome, message in results],
+        tests=[TestResult(*result) for result in results],
         stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"),
         cpu_s=cpu_s, peak_rss_mb=facts.peak_mb or fallback_peak_mb)
 
 
-def _rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int, int]]:
+def rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int, int]]:
     """(resource, soft, hard), clamped to the current hard limit so setrlimit cannot fail
     (EvalPlus PR #225: a container's lower hard limit made every run crash). `processes` overrides
     RLIMIT_NPROC where a backend counts processes differently."""
@@ -182,10 +184,10 @@ class ProcessSandbox(Sandbox):
             json.dump(job, job_file)
         env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": workdir,
                "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
-        rlimits = _rlimits(limits)
+        wanted = rlimits(limits)
 
         def set_limits() -> None:  # runs in the child between fork and exec: no imports, no locks
-            for which, soft, hard in rlimits:
+            for which, soft, hard in wanted:
                 resource.setrlimit(which, (soft, hard))
 
         read_fd, write_fd = os.pipe()
@@ -275,7 +277,7 @@ def _read_into(stream, buffer: bytearray, cap: int) -> int | None:
 
 
 def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
-    facts = Facts(outcomes=[TestOutcome.NOT_RUN] * n_tests, messages=[""] * n_tests)
+    facts = Facts(outcomes=[TestOutcome.NOT_RUN] * n_tests, messages=[""] * n_tests, seconds=[0.0] * n_tests)
     lines = channel.decode(errors="replace").splitlines()
     if truncated:
         lines = lines[:-1]  # the last line may be cut
@@ -285,6 +287,7 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
             if "test" in record:
                 facts.outcomes[record["test"]] = TestOutcome(record["outcome"])
                 facts.messages[record["test"]] = str(record["message"])
+                facts.seconds[record["test"]] = float(record.get("seconds", 0.0))
             elif "load_error" in record:
                 facts.load_error, facts.load_memory = str(record["load_error"]), bool(record["memory"])
             elif "done" in record:

@@ -45,6 +45,7 @@ class TestResult:
     source: str
     outcome: TestOutcome
     message: str = ""
+    seconds: float = 0.0  # wall time of this test alone, as the driver measured it (0 if it never ran)
 
 
 @dataclass
@@ -59,6 +60,11 @@ class Execution:
     peak_rss_mb: float = 0.0
     backend: str = ""
     detail: str = ""  # why, in one line, for errors and harness errors
+    # Backend-specific, optional (the docker backend fills them): the container that ran it, extra figures
+    # (name -> value), and where each figure came from (figure name -> source, in words).
+    container_id: str = ""
+    figures: dict[str, float] = field(default_factory=dict)
+    figures_from: dict[str, str] = field(default_factory=dict)
 
     @property
     def tests_passed(self) -> int:

@@ -1,8 +1,9 @@
 """The isolated backend's worker. It runs INSIDE bubblewrap, is started once, and forks one child per execution.
 
 Standard library only and self-contained: the sandbox holds this file and driver.py (bound read-only), not the
-repository. Usage: python -s -S -P worker.py CANDIDATE_UID CANDIDATE_GID  (-1 -1: the child keeps the worker's
-uid, for a sandbox with a user namespace).
+repository. Usage: python -s -S -P worker.py CANDIDATE_UID CANDIDATE_GID HOST_PID_NAMESPACE  (-1 -1: the child
+keeps the worker's uid, for a sandbox with a user namespace; the namespace is readlink(/proc/self/ns/pid) of
+the host, so the worker can tell that it is not in it).
 
 Protocol on stdin/stdout, each message a 4-byte big-endian length and UTF-8 JSON:
   worker -> host  {"ready": true, "pid": ..., "uid": ...}   once, after the imports
@@ -14,8 +15,13 @@ A worker that cannot answer dies; the host replaces it. "poisoned" (a reason, or
 something behind that the worker could not remove; the host then replaces the worker too.
 
 The worker is the only process in its pid namespace besides bubblewrap's init, so after every run it kills
-every other process there (kill(-1)), reaps them as their subreaper, and wipes every place a candidate can
-write (/tmp, /dev/shm, /dev/mqueue).
+every other process there (walking its own /proc), reaps them as their subreaper, and wipes every place a
+candidate can write (/tmp, /dev/shm, /dev/mqueue).
+
+SAFETY: on the host, "every other process" is every process of the machine. The worker refuses to start
+unless it is provably in a pid namespace of its own with a /proc of that namespace (`_why_not_confined`), and
+the killing code refuses to run unless that check passed in this process. Never import this module into the
+host's process to call its helpers.
 """
 
 import ctypes
@@ -25,6 +31,7 @@ import os
 import resource
 import select
 import shutil
+import signal
 import struct
 import sys
 import time
@@ -39,6 +46,8 @@ import bisect  # noqa: E402, F401, I001
 import collections  # noqa: E402, F401
 import copy  # noqa: E402, F401
 import dataclasses  # noqa: E402, F401
+import decimal  # noqa: E402, F401
+import fractions  # noqa: E402, F401
 import functools  # noqa: E402, F401
 import heapq  # noqa: E402, F401
 import itertools  # noqa: E402, F401
@@ -46,6 +55,7 @@ import math  # noqa: E402, F401
 import operator  # noqa: E402, F401
 import random  # noqa: E402, F401
 import re  # noqa: E402, F401
+import statistics  # noqa: E402, F401
 import string  # noqa: E402, F401
 import traceback  # noqa: E402, F401 - the driver imports it lazily, on failures
 import typing  # noqa: E402, F401
@@ -56,6 +66,24 @@ WRITABLE = ("/tmp", "/dev/shm", "/dev/mqueue")
 REAP_WAIT_S = 2.0  # how long SIGKILLed processes may take to die before the worker counts as poisoned
 PR_SET_DUMPABLE, PR_SET_CHILD_SUBREAPER = 4, 36
 _libc = ctypes.CDLL(None, use_errno=True)
+_confined = False  # set by main() once _why_not_confined() found nothing; the killing code checks it
+
+
+def _why_not_confined(host_pid_namespace: str) -> str | None:
+    """Why this process must NOT kill "every other process" it sees, or None when that is safe: it is in a pid
+    namespace other than the host's, it is the process bwrap's init started there (pid 2, parent 1, and pid 1
+    is bwrap), and /proc is that namespace's own (so walking it reaches nothing outside)."""
+    mine = os.readlink("/proc/self/ns/pid")
+    if not host_pid_namespace.startswith("pid:[") or mine == host_pid_namespace:
+        return f"not in a pid namespace of its own ({mine}, host {host_pid_namespace!r})"
+    if os.getpid() != 2 or os.getppid() != 1:  # bwrap's init is 1 and the command it starts is 2
+        return f"pid {os.getpid()} (parent {os.getppid()}) is not the first process bwrap starts"
+    if os.readlink("/proc/self") != str(os.getpid()):
+        return "/proc is not the procfs of this pid namespace"
+    with open("/proc/1/cmdline", "rb") as init:
+        if not os.path.basename(init.read().split(b"\0")[0]).startswith(b"bwrap"):
+            return "pid 1 of this namespace is not bubblewrap"
+    return None
 
 
 def _prctl(option: int, value: int) -> None:
@@ -94,6 +122,8 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 def _child(job: dict, run_dir: str, out_w: int, err_w: int, result_w: int, uid: int, gid: int) -> None:
     """In the forked child: confine this process, then let the driver run the candidate. Never returns."""
+    global _confined
+    _confined = False  # the candidate shares this interpreter: nothing of the worker's may stay armed
     try:
         os.setpgid(0, 0)
         null = os.open(os.devnull, os.O_RDONLY)
@@ -150,7 +180,8 @@ def _execute(job: dict, run_number: int, uid: int, gid: int) -> dict:
 
 
 def _supervise(pid: int, buffers: dict, limits: dict, deadline: float):
-    """Drain the child's pipes while it runs, until it exits or the deadline passes; then reap it."""
+    """Drain the child's pipes while it runs, until it exits or the deadline passes; then reap it. What it left
+    running (its group, a setsid grandchild, a double-forked daemon) is for _clean_up."""
     pidfd = os.pidfd_open(pid)  # readable once the child exits: no polling
     poller = select.poll()
     for fd in (*buffers, pidfd):
@@ -171,8 +202,8 @@ def _supervise(pid: int, buffers: dict, limits: dict, deadline: float):
         os.close(pidfd)
     if not exited:
         hwm_mb = _vm_hwm_mb(pid)  # the driver will not live to report it
-    _kill_everyone()  # the child's group, and whatever escaped it (setsid, double fork)
-    _, status, usage = os.wait4(pid, 0)
+        os.kill(pid, signal.SIGKILL)  # our own child, by pid: it cannot have been reaped and reused
+    _, status, usage = os.wait4(pid, 0)  # before _clean_up's waitpid(-1) could take its status
     return not exited, status, usage, hwm_mb
 
 
@@ -195,25 +226,49 @@ def _vm_hwm_mb(pid: int) -> float:
         return 0.0
 
 
-def _kill_everyone() -> None:
-    """kill(-1) reaches every process of this pid namespace but its init and this worker, and a fork racing
-    with it either lands in the list or fails: nothing started by the candidate survives."""
-    try:
-        os.kill(-1, 9)
-    except ProcessLookupError:  # nobody else is left
-        pass
+def _others() -> list[int]:
+    """Every process this /proc shows but bwrap's init and this worker: inside the sandbox, what runs started."""
+    me = os.getpid()
+    return [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if pid not in (1, me)]
+
+
+def _kill_the_rest(deadline: float) -> bool:
+    """SIGKILL and reap every other process of this pid namespace, again and again until none is left: a fork
+    racing with one pass is caught by the next, and a killed process forks no more. False at the deadline."""
+    if not _confined:  # see SAFETY in the module docstring: on the host this would kill the machine
+        raise RuntimeError("refusing to kill every other process outside a pid namespace of our own")
+    while True:
+        others = _others()
+        if not others:
+            return True
+        for pid in others:
+            try:
+                os.kill(pid, signal.SIGKILL)  # a zombie takes it without harm
+            except ProcessLookupError:
+                pass
+        _reap_ready()
+        if time.monotonic() > deadline:
+            return False
+        if _others():
+            time.sleep(0.001)  # SIGKILLed processes take a moment to exit and be reparented to us
+
+
+def _reap_ready() -> None:
+    """As subreaper the worker inherits every orphan of the run; collect those that have exited."""
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
 
 
 def _clean_up() -> str | None:
     """Kill and reap everything the run started, wipe what it wrote. Returns why the worker cannot be
     trusted with another run, or None."""
-    _kill_everyone()
-    if not _reap_all(time.monotonic() + REAP_WAIT_S):
-        return "processes of the run did not die"
-    me = os.getpid()
-    others = [name for name in os.listdir("/proc") if name.isdigit() and int(name) not in (1, me)]
-    if others:
-        return f"processes left in the sandbox: {others[:5]}"
+    if not _kill_the_rest(time.monotonic() + REAP_WAIT_S):
+        return f"processes of the run did not die: {_others()[:5]}"
     for top in WRITABLE:
         if os.path.isdir(top):
             _wipe(top)
@@ -227,19 +282,6 @@ def _clean_up() -> str | None:
         except FileNotFoundError:
             pass
     return None
-
-
-def _reap_all(deadline: float) -> bool:
-    """As subreaper the worker inherits every orphan of the run; wait for all of them."""
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return True
-        if pid == 0:
-            if time.monotonic() > deadline:
-                return False
-            time.sleep(0.001)
 
 
 def _wipe(top: str) -> None:
@@ -261,7 +303,12 @@ def _wipe(top: str) -> None:
 
 
 def main() -> None:
-    uid, gid = int(sys.argv[1]), int(sys.argv[2])
+    global _confined
+    uid, gid, host_pid_namespace = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+    problem = _why_not_confined(host_pid_namespace)
+    if problem:
+        sys.exit(f"sizeup worker: refusing to run: {problem}")
+    _confined = True
     # The protocol moves off 0 and 1, which become /dev/null: nothing but _send may reach the host.
     from_host, to_host = os.dup(0), os.dup(1)
     null = os.open(os.devnull, os.O_RDWR)
