@@ -55,6 +55,7 @@ class RunConfig:
     timeout_s: float = 10.0
     memory_mb: int = 1024
     sandbox: str = "auto"
+    image: str | None = None  # docker sandbox image
     pull: bool = False
     n_ctx: int | None = None
     n_threads: int | None = None
@@ -114,7 +115,7 @@ class Runner:
         clients: dict[Side, ModelClient] = {}
         try:
             clients = self._start_models(run)
-            with make_sandbox(self.config.sandbox) as sandbox:
+            with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
                 run.config["sandbox_backend"] = sandbox.name
                 self.store.save_run(run)
                 self._loop(run, todo, done, clients, sandbox)

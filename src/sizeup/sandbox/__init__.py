@@ -1,5 +1,7 @@
 """Run untrusted candidate programs against tests. `make_sandbox(name)` picks a backend."""
 
+import os
+
 from sizeup.sandbox.isolated import IsolatedSandbox, SandboxUnavailable, unavailable_reason
 from sizeup.sandbox.process import ProcessSandbox
 from sizeup.sandbox.references import ReferenceReport, check_references
@@ -9,9 +11,15 @@ from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome
 BACKENDS: dict[str, type[Sandbox]] = {"isolated": IsolatedSandbox, "process": ProcessSandbox}
 
 
-def make_sandbox(name: str = "auto") -> Sandbox:
+def make_sandbox(name: str = "auto", *, image: str | None = None) -> Sandbox:
     """"auto": the isolated backend wherever bwrap works, else the process backend. A named backend that
-    cannot run here raises ValueError (SandboxUnavailable) with the reason in one line."""
+    cannot run here raises ValueError (SandboxUnavailable) with the reason in one line. "docker" runs
+    candidates in containers of `image` (default $SIZEUP_DOCKER_IMAGE or python:3.11-slim) on the engine
+    that DOCKER_HOST names; its SDK is imported only then."""
+    if name == "docker":
+        from sizeup.sandbox.docker import DEFAULT_IMAGE, DockerSandbox
+
+        return DockerSandbox(image or os.environ.get("SIZEUP_DOCKER_IMAGE") or DEFAULT_IMAGE)
     if name == "auto":
         if not unavailable_reason():
             try:
@@ -24,7 +32,8 @@ def make_sandbox(name: str = "auto") -> Sandbox:
     try:
         return BACKENDS[name]()
     except KeyError:
-        raise ValueError(f"unknown sandbox backend {name!r}; known: auto, {', '.join(sorted(BACKENDS))}") from None
+        known = ", ".join(["auto", "docker", *sorted(BACKENDS)])
+        raise ValueError(f"unknown sandbox backend {name!r}; known: {known}") from None
 
 
 __all__ = [
