@@ -1,8 +1,15 @@
-"""The SQLite store against real files: round trips, atomicity, idempotence, URLs, crashes, threads."""
+"""The store contract against real backends: every contract test runs on SQLite (a real file) and on a real
+MongoDB-wire server (FerretDB, or $SIZEUP_TEST_MONGODB_URI; see mongo_server.py). Round trips, atomicity,
+idempotence, crashes, threads, exports and copies; then what is particular to each backend (URLs, errors).
+"""
 
 from __future__ import annotations
 
+import csv
+import json
+import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,14 +20,32 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pymongo
 import pytest
 
+import mongo_server as mongo
 import sizeup
+from sizeup.analysis import compare
 from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
-from sizeup.store import SQLiteStore, StoreError, open_store
+from sizeup.store import SQLiteStore, Store, StoreError, open_store
+from sizeup.store.base import redacted_url
+from sizeup.store.mongo import MongoStore
+from sizeup.store.transfer import (
+    EXPORT_FIELDS,
+    atomic_text_file,
+    copy_store,
+    export_run,
+    export_samples,
+    result_row,
+)
+from sizeup.tasks import load_mbpp
 from sizeup.tasks.types import Task, TaskFormatError
 
 SRC_DIR = Path(sizeup.__file__).resolve().parents[1]
+
+# The MongoDB fixtures, made visible to pytest in this module (a test asks for them by these names).
+mongo_server = mongo.mongo_server
+mongodb_url = mongo.mongodb_url
 
 
 def make_task(i: int, source: str = "mbpp", tag: str = "") -> Task:
@@ -53,21 +78,50 @@ def make_result(run_id: str, task_id: str, side: Side = Side.SMALL,
                       finished_at="2024-05-01T12:00:00+00:00")
 
 
+@pytest.fixture(params=["sqlite", "mongodb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 's.db'}"
+    return request.getfixturevalue("mongodb_url")
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    with SQLiteStore(tmp_path / "s.db") as opened:
+def store(store_url: str) -> Iterator[Store]:
+    with open_store(store_url) as opened:
         yield opened
 
 
+def backend(url: str) -> str:
+    return "mongodb" if url.startswith("mongodb") else "sqlite"
+
+
+def raw_mongo(url: str) -> pymongo.database.Database:
+    """The store's database through a client of the test's own, to look under the contract."""
+    return pymongo.MongoClient(url, serverSelectionTimeoutMS=3000).get_default_database()
+
+
+def raw_attempt_count(url: str, task_id: str) -> int:
+    """Attempt records of a task as stored, stale ones included: what resume must never duplicate."""
+    if backend(url) == "mongodb":
+        return raw_mongo(url).attempts.count_documents({"task_id": task_id})
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as raw:
+        return raw.execute("SELECT COUNT(*) FROM attempts WHERE task_id = ?", (task_id,)).fetchone()[0]
+
+
 # -- tasks -------------------------------------------------------------------------------------------
-def test_tasks_round_trip_in_import_order(store: SQLiteStore) -> None:
+def test_tasks_round_trip_in_import_order(store: Store) -> None:
     tasks = [make_task(i) for i in (5, 1, 3)] + [Task(task_id="bare", source="builtin", prompt="p")]
     assert store.import_tasks(tasks) == 4
     assert store.list_tasks() == tasks
     assert store.count_tasks() == 4
 
 
-def test_list_tasks_filters(store: SQLiteStore) -> None:
+def test_empty_store(store: Store) -> None:
+    assert (store.list_tasks(), store.count_tasks(), store.list_runs()) == ([], 0, [])
+    assert (store.results("r"), store.finished("r"), store.get_run("r")) == ([], set(), None)
+
+
+def test_list_tasks_filters(store: Store) -> None:
     store.import_tasks([make_task(i) for i in range(5)] + [make_task(i, "humaneval") for i in range(3)])
 
     def ids(**filters: Any) -> list[str]:
@@ -87,19 +141,21 @@ def _tasks_then_failure(tasks: list[Task]) -> Iterator[Task]:
 
 
 @pytest.mark.parametrize("clear", [True, False])
-def test_import_is_atomic_when_the_loader_fails(store: SQLiteStore, clear: bool) -> None:
+def test_import_is_atomic_when_the_loader_fails(store: Store, store_url: str, clear: bool) -> None:
     before = [make_task(i) for i in range(5)]
     store.import_tasks(before)
     incoming = [make_task(0, tag=" changed"), make_task(10), make_task(11)]  # an update and two new
     with pytest.raises(TaskFormatError, match="bad.jsonl:4"):
         store.import_tasks(_tasks_then_failure(incoming), clear=clear)
     assert store.list_tasks() == before
-    # The connection is not left inside a transaction: the next import works and commits.
+    if backend(store_url) == "mongodb":  # nothing staged was left behind either
+        assert raw_mongo(store_url).tasks.count_documents({}) == 5
+    # The store is not left mid-import: the next import works and commits.
     assert store.import_tasks([make_task(20)], clear=False) == 1
     assert store.count_tasks() == 6
 
 
-def test_clear_replaces_and_upsert_merges(store: SQLiteStore) -> None:
+def test_clear_replaces_and_upsert_merges(store: Store) -> None:
     first = [make_task(i) for i in range(974)]
     assert store.import_tasks(first) == 974
     assert store.import_tasks(first, clear=False) == 974
@@ -114,18 +170,20 @@ def test_clear_replaces_and_upsert_merges(store: SQLiteStore) -> None:
     assert store.list_tasks() == other
 
 
-def test_task_iterable_may_read_the_store(store: SQLiteStore) -> None:
+def test_task_iterable_may_read_the_store(store: Store) -> None:
     store.import_tasks([make_task(1)])
 
-    def derived() -> Iterator[Task]:  # e.g. a loader that skips ids already present
+    def derived() -> Iterator[Task]:  # e.g. a loader that looks at what is stored
         yield make_task(2)
-        yield make_task(3, tag=f" after {store.count_tasks()}")
+        (stored,) = store.list_tasks(task_ids=["mbpp/1"])
+        yield make_task(3, tag=f" after {stored.prompt}")
 
     assert store.import_tasks(derived(), clear=False) == 2
-    assert store.list_tasks()[-1].prompt == "Write f3 after 2"
+    assert store.list_tasks()[-1].prompt == "Write f3 after Write f1"
+    assert store.count_tasks() == 3
 
 
-def test_duplicate_ids_in_one_import_last_wins(store: SQLiteStore) -> None:
+def test_duplicate_ids_in_one_import_last_wins(store: Store) -> None:
     tasks = [make_task(1), make_task(2), make_task(1, tag=" again")]
     assert store.import_tasks(tasks) == 2
     assert [(t.task_id, t.prompt) for t in store.list_tasks()] == [("mbpp/1", "Write f1 again"),
@@ -133,10 +191,10 @@ def test_duplicate_ids_in_one_import_last_wins(store: SQLiteStore) -> None:
 
 
 # -- runs --------------------------------------------------------------------------------------------
-def test_runs_round_trip_replace_and_newest_first(store: SQLiteStore) -> None:
+def test_runs_round_trip_replace_and_newest_first(store: Store) -> None:
     old = RunRecord(run_id="r1", started_at="2024-01-01T00:00:00+00:00", config={"large": {"model": "q7b"}},
-                    environment={"cpu": "x", "cores": 16}, task_ids=["a", "b"],
-                    load={"large": {"wall_s": 9.5}})
+                    environment={"cpu": "x", "cores": 16, "python.version": "3.11", "$odd": 2**70},
+                    task_ids=["a", "b"], load={"large": {"wall_s": 9.5}})
     new = RunRecord(run_id="r2", started_at="2024-02-01T00:00:00+00:00")
     store.save_run(old)
     store.save_run(new)
@@ -149,8 +207,15 @@ def test_runs_round_trip_replace_and_newest_first(store: SQLiteStore) -> None:
     assert len(store.list_runs()) == 2
 
 
+def test_runs_with_equal_start_times_list_last_saved_first(store: Store) -> None:
+    for run_id in ("a", "b", "c"):
+        store.save_run(RunRecord(run_id=run_id, started_at="2024-01-01T00:00:00+00:00"))
+    store.save_run(RunRecord(run_id="a", started_at="2024-01-01T00:00:00+00:00", status="finished"))
+    assert [r.run_id for r in store.list_runs()] == ["c", "b", "a"]  # replacing keeps a run's place
+
+
 # -- results -----------------------------------------------------------------------------------------
-def test_result_round_trip_with_attempts_in_tree_order(store: SQLiteStore) -> None:
+def test_result_round_trip_with_attempts_in_tree_order(store: Store) -> None:
     result = make_result("r", "t1", attempt_ids=("0.10", "1", "0", "0.2", "0.2.0"))
     store.save_result(result)
     (back,) = store.results("r")
@@ -161,7 +226,7 @@ def test_result_round_trip_with_attempts_in_tree_order(store: SQLiteStore) -> No
     assert back.server.method == {"cpu_s": Measured.KERNEL, "peak_rss_mb": Measured.SAMPLED}
 
 
-def test_results_keep_save_order_and_filter_by_side(store: SQLiteStore) -> None:
+def test_results_keep_save_order_and_filter_by_side(store: Store) -> None:
     for task_id in ("c", "a", "b"):
         store.save_result(make_result("r", task_id, Side.LARGE, attempt_ids=("0",)))
         store.save_result(make_result("r", task_id, Side.SMALL))
@@ -175,27 +240,34 @@ def test_results_keep_save_order_and_filter_by_side(store: SQLiteStore) -> None:
     assert store.results("nobody") == []
 
 
-def test_save_result_is_idempotent(store: SQLiteStore) -> None:
+def test_save_result_is_idempotent(store: Store, store_url: str) -> None:
     store.save_result(make_result("r", "t", attempt_ids=("0", "0.0", "0.1", "1"), tag="first"))
     store.save_result(make_result("r", "t2"))
     second = make_result("r", "t", attempt_ids=("0", "2"), tag="second")
     store.save_result(second)
+    store.save_result(second)
     results = store.results("r")
     assert [r.task_id for r in results] == ["t", "t2"]  # a replaced result keeps its place
     assert results[0] == second
-    rows = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM attempts WHERE task_id = 't'").fetchone()
-    assert rows == (2,)
+    assert raw_attempt_count(store_url, "t") == 2  # the replaced tree is gone, not hidden
 
 
-def test_failed_save_leaves_previous_result(store: SQLiteStore) -> None:
+def test_result_without_attempts(store: Store) -> None:
+    bare = make_result("r", "t", attempt_ids=("0",)).model_copy(update={"attempts": [], "best_attempt_id": None})
+    store.save_result(bare)
+    assert store.results("r") == [bare]
+
+
+def test_failed_save_leaves_previous_result(store: Store, store_url: str) -> None:
     good = make_result("r", "t")
     store.save_result(good)
     with pytest.raises(StoreError, match="save result"):
         store.save_result(make_result("r", "t", attempt_ids=("0", "0"), tag="dup"))  # duplicate attempt id
     assert store.results("r") == [good]
+    assert raw_attempt_count(store_url, "t") == 3
 
 
-def test_finished(store: SQLiteStore) -> None:
+def test_finished(store: Store) -> None:
     store.save_result(make_result("r", "a", Side.LARGE))
     store.save_result(make_result("r", "a", Side.SMALL))
     store.save_result(make_result("r", "b", Side.SMALL))
@@ -205,7 +277,271 @@ def test_finished(store: SQLiteStore) -> None:
     assert store.finished("none") == set()
 
 
-# -- opening -----------------------------------------------------------------------------------------
+# -- schema --------------------------------------------------------------------------------------------
+def test_newer_schema_is_refused(store_url: str) -> None:
+    open_store(store_url).close()
+    if backend(store_url) == "mongodb":
+        meta = raw_mongo(store_url).meta
+        assert meta.find_one({"_id": "schema_version"})["value"] == 1
+        meta.update_one({"_id": "schema_version"}, {"$set": {"value": 2}})
+    else:
+        with sqlite3.connect(store_url.removeprefix("sqlite:///")) as raw:
+            assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
+            raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+    with pytest.raises(StoreError, match=r"has schema version 2; this sizeup understands 1") as caught:
+        open_store(store_url)
+    assert "\n" not in str(caught.value)
+
+
+# -- crashes, threads, two processes -----------------------------------------------------------------
+# The child kills itself with SIGKILL in the middle of a write: inside the open SQLite transaction, or on
+# MongoDB after the staged documents are written and before the single-document commit. The killed save
+# is a task's first save, or the replacement of a stored result by a different tree.
+CRASH_SCRIPT = """
+import os, signal, sys
+sys.path.insert(0, {src!r})
+from sizeup.records import Attempt, Side, TaskResult
+from sizeup.store import open_store
+from sizeup.tasks.types import Task
+
+def result(i, tree=("0", "0.0")):
+    attempts = [Attempt(attempt_id=a, parent_id=a.rpartition(".")[0] or None, depth=a.count(".")) for a in tree]
+    return TaskResult(run_id="r", task_id=f"t{{i}}", side=Side.SMALL, model="m", strategy="s",
+                      status="passed", attempts=attempts)
+
+def die(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+
+def tasks_then_death():
+    for i in range(100):
+        yield Task(task_id=f"new{{i}}", source="s", prompt="p")
+    die()
+
+store = open_store({url!r})
+store.import_tasks([Task(task_id=f"t{{i}}", source="s", prompt="p") for i in range(3)])
+for i in range(5):
+    store.save_result(result(i))
+killed = result({index}, ("0", "1", "2"))
+if {what!r} == "import" and {backend!r} == "sqlite":
+    store.import_tasks(tasks_then_death(), clear=True)  # rows written inside the transaction
+elif {what!r} == "import":
+    store._commit_tasks = die  # a whole generation staged, never made current
+    store.import_tasks([Task(task_id=f"new{{i}}", source="s", prompt="p") for i in range(100)], clear=True)
+elif {backend!r} == "sqlite":
+    with store._transaction("save result") as conn:
+        store._write_result(conn, killed)
+        die()
+else:
+    store._commit_result = die  # the attempts are written, the result never committed
+    store.save_result(killed)
+"""
+
+
+@pytest.mark.parametrize("what", ["first-save", "replacement", "import"])
+def test_sigkill_keeps_every_committed_write_exactly_once(store_url: str, what: str) -> None:
+    index = 4 if what == "replacement" else 5  # the task whose save is killed
+    script = textwrap.dedent(CRASH_SCRIPT).format(src=str(SRC_DIR), url=store_url, what=what, index=index,
+                                                  backend=backend(store_url))
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    if backend(store_url) == "sqlite":  # killed, not closed: the WAL was never cleaned up
+        assert Path(store_url.removeprefix("sqlite:///") + "-wal").exists()
+    elif what == "import":  # killed mid-write indeed: the staged generation is there, uncommitted
+        assert raw_mongo(store_url).tasks.count_documents({}) == 3 + 100
+    else:  # the killed save's three attempts are there, uncommitted, beside any committed tree
+        assert raw_attempt_count(store_url, f"t{index}") == 3 + (2 if what == "replacement" else 0)
+    with open_store(store_url) as reopened:
+        results = reopened.results("r")
+        assert [r.task_id for r in results] == [f"t{i}" for i in range(5)]
+        assert all([a.attempt_id for a in r.attempts] == ["0", "0.0"] for r in results)
+        assert [t.task_id for t in reopened.list_tasks()] == ["t0", "t1", "t2"]
+        # Resume: the task is saved again and exists once, with one tree.
+        reopened.save_result(results[0].model_copy(update={"task_id": f"t{index}"}))
+        assert [r.task_id for r in reopened.results("r")].count(f"t{index}") == 1
+    assert raw_attempt_count(store_url, f"t{index}") == 2  # the resumed save's tree; the killed one's is gone
+    assert all(raw_attempt_count(store_url, f"t{i}") == 2 for i in range(5))
+
+
+def test_threads_share_one_store(store: Store) -> None:
+    errors: list[BaseException] = []
+
+    def worker(n: int) -> None:
+        try:
+            for i in range(50):
+                store.save_result(make_result("r", f"w{n}-{i}"))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(store.results("r")) == 200
+    assert len(store.finished("r")) == 200
+
+
+def test_two_stores_on_one_url(store_url: str) -> None:
+    """A second process (an analysis, a resumed run) may hold its own connection; writers wait, not fail."""
+    stores = [open_store(store_url), open_store(store_url)]
+    threads = [threading.Thread(target=lambda s=s, n=n: [s.save_result(make_result("r", f"{n}-{i}"))
+                                                        for i in range(50)])
+               for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(stores[0].finished("r")) == 100
+    assert len(stores[1].results("r")) == 100
+    for s in stores:
+        s.close()
+
+
+def test_timing(store: Store, store_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Not an assertion on speed: figures for the lead to quote."""
+    start = time.perf_counter()
+    store.import_tasks(make_task(i) for i in range(974))
+    import_s = time.perf_counter() - start
+    ids = tuple(f"0.{i}" for i in range(10))
+    start = time.perf_counter()
+    for i in range(1000):  # 1000 results x 10 attempts, one save each, as the runner saves them
+        store.save_result(make_result("r", f"t{i}", attempt_ids=ids))
+    save_s = time.perf_counter() - start
+    start = time.perf_counter()
+    results = store.results("r")
+    read_s = time.perf_counter() - start
+    assert sum(len(r.attempts) for r in results) == 10_000
+    with capsys.disabled():
+        print(f"\n[store timing, {backend(store_url)}] import 974 tasks: {import_s * 1000:.0f} ms; save 1000 "
+              f"results with 10 000 attempts: {save_s:.2f} s; read them back: {read_s:.2f} s")
+
+
+# -- real data ---------------------------------------------------------------------------------------
+def test_import_mbpp(store: Store, store_url: str, mbpp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tasks = list(load_mbpp(mbpp_path))
+    assert len(tasks) == 974
+    start = time.perf_counter()
+    assert store.import_tasks(load_mbpp(mbpp_path)) == 974
+    import_s = time.perf_counter() - start
+    assert store.count_tasks() == 974
+    assert store.list_tasks() == tasks
+    assert store.list_tasks(task_ids=["11", "974"]) == [tasks[10], tasks[-1]]
+    with capsys.disabled():
+        print(f"\n[store timing, {backend(store_url)}] import 974 MBPP tasks: {import_s * 1000:.0f} ms")
+
+
+def synthetic_run(store: Store, run_id: str = "cmp", tasks: int = 36, seed: int = 7) -> RunRecord:
+    """A run with varied outcomes and costs on both sides, so every comparison figure is exercised."""
+    rng = random.Random(seed)
+    run = RunRecord(run_id=run_id, started_at="2024-03-01T00:00:00+00:00", task_ids=[f"mbpp/{i}" for i in range(tasks)],
+                    load={"large": {"wall_s": 4.5}, "small": {"wall_s": 1.25}}, status="finished")
+    store.import_tasks([make_task(i) for i in range(tasks)], clear=False)
+    store.save_run(run)
+    for i in range(tasks):
+        for side in Side:
+            ids = ("0",) if side is Side.LARGE else tuple(f"0.{k}" for k in range(rng.randint(1, 6)))
+            result = make_result(run_id, f"mbpp/{i}", side, attempt_ids=ids, tag=side.value)
+            server = result.server.model_copy(update={"cpu_s": rng.uniform(0.1, 9),
+                                                      "peak_rss_mb": rng.uniform(100, 4000)})
+            passed = rng.random() < (0.45 if side is Side.LARGE else 0.6)
+            store.save_result(result.model_copy(update={
+                "status": "passed" if passed else rng.choice(["failed", "timeout", "error"]),
+                "tests_passed": 3 if passed else rng.randint(0, 2), "depth_reached": ids[-1].count("."),
+                "wall_s": rng.uniform(0.5, 30), "ttft_s": rng.choice([None, rng.uniform(0.01, 2)]),
+                "prompt_tokens": rng.randint(10, 900), "completion_tokens": rng.randint(10, 900), "server": server}))
+    return run
+
+
+def test_compare_is_identical_on_sqlite_and_mongodb(tmp_path: Path, mongodb_url: str) -> None:
+    with open_store(f"sqlite:///{tmp_path / 'cmp.db'}") as sqlite_store, open_store(mongodb_url) as mongo_store:
+        run = synthetic_run(sqlite_store)
+        summary = copy_store(sqlite_store, mongo_store)
+        assert (summary.runs, summary.results) == (1, 72)
+        from_sqlite = compare(run, sqlite_store.results(run.run_id))
+        from_mongo = compare(mongo_store.get_run(run.run_id), mongo_store.results(run.run_id))
+    assert from_sqlite["tasks"] == 36 and from_sqlite["quality"]["only_small_solved"] > 0
+    # Through JSON: the same numbers to the last bit, and a NaN (a figure with no data) equal to itself.
+    assert json.dumps(from_mongo, sort_keys=True) == json.dumps(from_sqlite, sort_keys=True)
+
+
+# -- export and copy -----------------------------------------------------------------------------------
+def test_export_run_jsonl_and_csv_round_trip(store: Store, tmp_path: Path) -> None:
+    run = synthetic_run(store, tasks=5)
+    results = store.results(run.run_id)
+    expected = [result_row(r) for r in results]
+    assert expected[0]["model_peak_rss_mb"] == results[0].server.peak_rss_mb
+    assert export_run(store, run.run_id, "jsonl", tmp_path / "out" / "rows.jsonl") == 10
+    lines = (tmp_path / "out" / "rows.jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in lines] == expected
+    assert export_run(store, run.run_id, "csv", tmp_path / "rows.csv") == 10
+    with open(tmp_path / "rows.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert tuple(reader.fieldnames or ()) == EXPORT_FIELDS
+        rows = list(reader)
+    assert rows == [{k: "" if v is None else str(v) for k, v in row.items()} for row in expected]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rows.jsonl"]  # no temp file left
+    with pytest.raises(StoreError, match="no run 'nope'"):
+        export_run(store, "nope", "csv", tmp_path / "rows.csv")
+    with pytest.raises(ValueError, match="unknown export format"):
+        export_run(store, run.run_id, "xlsx", tmp_path / "rows.xlsx")  # type: ignore[arg-type]
+    assert len((tmp_path / "rows.csv").read_text().splitlines()) == 11  # the failed exports left it as it was
+
+
+def test_atomic_text_file_leaves_the_old_file_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "samples.jsonl"
+    target.write_text("old\n")
+    with pytest.raises(RuntimeError), atomic_text_file(target) as out:
+        out.write("half a fi")
+        raise RuntimeError("disk full")
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["samples.jsonl"]
+
+
+def test_export_samples_in_evalplus_format(store: Store, tmp_path: Path) -> None:
+    store.import_tasks([Task(task_id="2", source="mbpp", prompt="p"), Task(task_id="HumanEval/0", source="humaneval",
+                                                                            prompt="p")])
+    store.save_run(RunRecord(run_id="r"))
+    kept = make_result("r", "2", attempt_ids=("0", "0.1"))
+    kept.attempts[1].code = "def f(x):\n    return x\n"
+    store.save_result(kept)
+    store.save_result(make_result("r", "HumanEval/0", attempt_ids=("0",)).model_copy(update={"best_attempt_id": None}))
+    store.save_result(make_result("r", "2", Side.LARGE, attempt_ids=("0",), tag="large"))
+    assert export_samples(store, "r", tmp_path / "small.jsonl", Side.SMALL) == 2
+    samples = [json.loads(line) for line in (tmp_path / "small.jsonl").read_text().splitlines()]
+    assert samples == [{"task_id": "Mbpp/2", "solution": "def f(x):\n    return x\n"},
+                       {"task_id": "HumanEval/0", "solution": ""}]
+    assert export_samples(store, "r", tmp_path / "large.jsonl", "large") == 1
+    assert json.loads((tmp_path / "large.jsonl").read_text()) == {"task_id": "Mbpp/2", "solution": "x = 1large"}
+
+
+def test_copy_store_one_run_then_everything(store: Store, tmp_path: Path) -> None:
+    one = synthetic_run(store, "one", tasks=4)
+    two = synthetic_run(store, "two", tasks=6, seed=3)
+    store.import_tasks([make_task(99, source="humaneval")], clear=False)  # a task no run uses
+    with open_store(f"sqlite:///{tmp_path / 'dst.db'}") as dst:
+        dst.import_tasks([make_task(500, source="local")])  # the destination's own task stays
+        summary = copy_store(store, dst, run_id="one")
+        assert (summary.tasks, summary.runs, summary.results) == (4, 1, 8)
+        assert summary.attempts == sum(len(r.attempts) for r in store.results("one"))
+        assert [r.run_id for r in dst.list_runs()] == ["one"]
+        assert dst.results("one") == store.results("one")
+        assert {t.task_id for t in dst.list_tasks()} == {"local/500", *one.task_ids}
+
+        summary = copy_store(store, dst)
+        assert (summary.tasks, summary.runs, summary.results) == (7, 2, 20)
+        copy_store(store, dst)  # again: idempotent
+        assert [r.run_id for r in dst.list_runs()] == [r.run_id for r in store.list_runs()]
+        for run in (one, two):
+            assert dst.get_run(run.run_id) == run
+            assert dst.results(run.run_id) == store.results(run.run_id)
+        assert dst.list_tasks()[0].task_id == "local/500"
+        assert dst.list_tasks()[1:] == store.list_tasks()
+        with pytest.raises(StoreError, match="no run 'nope'"):
+            copy_store(store, dst, run_id="nope")
+
+
+# -- SQLite: URLs and files ----------------------------------------------------------------------------
 def test_relative_url_and_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SIZEUP_DB", raising=False)
@@ -233,27 +569,24 @@ def test_absolute_env_and_bare_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.mark.parametrize("url, needle", [
-    ("mongodb://user:secret@db.example:27017/sizeup", "MongoDB stores are not supported yet"),
-    ("postgres://host/db", "postgres://host/db"),
+    ("postgres://user:secret@host/db", "postgres://user:***@host/db"),
     ("sizeup.txt", "sizeup.txt"),
     ("sqlite://two-slashes.db", "sqlite://two-slashes.db"),
     ("sqlite:///", "names no file"),
+    ("mongodb://user:secret@db/bad/name", "bad MongoDB URL mongodb://user:***@db/bad/name"),
+    ("mongodb://user:sec@ret@db/x", "mongodb://user:***@db/x"),  # unescaped '@' in the password
 ])
 def test_unsupported_urls(url: str, needle: str) -> None:
     with pytest.raises(StoreError) as caught:
         open_store(url)
     message = str(caught.value)
-    assert needle in message and "\n" not in message and "secret" not in message
+    assert needle in message and "\n" not in message and "secret" not in message and "ret@" not in message
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    SQLiteStore(path).close()
-    with sqlite3.connect(path) as raw:
-        assert raw.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone() == ("1",)
-        raw.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-    with pytest.raises(StoreError, match=r"has schema version 2; this sizeup understands 1"):
-        SQLiteStore(path)
+def test_redacted_url() -> None:
+    assert redacted_url("mongodb://bob:pw@h1:1,h2:2/db?authSource=admin") == "mongodb://bob:***@h1:1,h2:2/db?authSource=admin"
+    assert redacted_url("mongodb://bob@h/db") == "mongodb://bob@h/db"
+    assert redacted_url("mongodb://h/db") == "mongodb://h/db"
 
 
 def test_unopenable_paths_name_the_path(tmp_path: Path) -> None:
@@ -266,90 +599,87 @@ def test_unopenable_paths_name_the_path(tmp_path: Path) -> None:
         assert str(bad) in str(caught.value) and "\n" not in str(caught.value)
 
 
-# -- crashes and threads -----------------------------------------------------------------------------
-CRASH_SCRIPT = """
-import os, signal, sys
-sys.path.insert(0, {src!r})
-from sizeup.records import Attempt, Side, TaskResult
-from sizeup.store import SQLiteStore
-
-def result(i):
-    attempts = [Attempt(attempt_id="0"), Attempt(attempt_id="0.0", parent_id="0", depth=1)]
-    return TaskResult(run_id="r", task_id=f"t{{i}}", side=Side.SMALL, model="m", strategy="s",
-                      status="passed", attempts=attempts)
-
-store = SQLiteStore({path!r})
-for i in range(5):
-    store.save_result(result(i))
-with store._transaction("save result") as conn:
-    store._write_result(conn, result(5))
-    os.kill(os.getpid(), signal.SIGKILL)
-"""
+# -- MongoDB: opening, errors, what is under the contract ----------------------------------------------
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]  # nothing listens once the socket is closed
 
 
-def test_sigkill_keeps_every_committed_result(tmp_path: Path) -> None:
-    path = tmp_path / "crash.db"
-    script = textwrap.dedent(CRASH_SCRIPT).format(src=str(SRC_DIR), path=str(path))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
-    assert Path(f"{path}-wal").exists()  # killed, not closed: the WAL was never cleaned up
-    with SQLiteStore(path) as reopened:
-        results = reopened.results("r")
-        assert [r.task_id for r in results] == [f"t{i}" for i in range(5)]
-        assert all([a.attempt_id for a in r.attempts] == ["0", "0.0"] for r in results)
+def test_unreachable_mongodb_fails_fast_in_one_line() -> None:
+    url = f"mongodb://bob:hunter2@127.0.0.1:{_closed_port()}/sizeup"
+    start = time.monotonic()
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    elapsed = time.monotonic() - start
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach MongoDB at {redacted_url(url)}: no server answered within 3 s")
+    assert "\n" not in message and "hunter2" not in message
+    assert elapsed < 10
 
 
-def test_threads_share_one_store(store: SQLiteStore) -> None:
-    errors: list[BaseException] = []
-
-    def worker(n: int) -> None:
-        try:
-            for i in range(50):
-                store.save_result(make_result("r", f"w{n}-{i}"))
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert len(store.results("r")) == 200
-    assert len(store.finished("r")) == 200
+def test_mongodb_url_from_environment(mongodb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIZEUP_DB", mongodb_url)
+    with open_store() as s:
+        assert isinstance(s, MongoStore) and s.url == mongodb_url
+        s.import_tasks([make_task(1)])
+    assert raw_mongo(mongodb_url).name == mongodb_url.rsplit("/", 1)[1].split("?")[0]
+    assert raw_mongo(mongodb_url).tasks.count_documents({}) == 1
 
 
-def test_two_connections_on_one_file(tmp_path: Path) -> None:
-    """A second process (an analysis, a resumed run) may hold its own connection; writers wait, not fail."""
-    path = tmp_path / "shared.db"
-    stores = [SQLiteStore(path), SQLiteStore(path)]
-    threads = [threading.Thread(target=lambda s=s, n=n: [s.save_result(make_result("r", f"{n}-{i}"))
-                                                        for i in range(50)])
-               for n, s in enumerate(stores)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(stores[0].finished("r")) == 100
-    for s in stores:
-        s.close()
+def test_mongodb_authentication_failure_hides_the_password(mongo_server: Any) -> None:
+    scheme, rest = mongo_server.uri.split("://", 1)
+    hosts = rest.split("@", 1)[-1]  # replace any credentials the test server was given
+    url = mongo.with_database(f"{scheme}://intruder:s3cr3t-pw@{hosts}", "sizeup_auth_test")
+    with pytest.raises(StoreError) as caught:
+        open_store(url)
+    message = str(caught.value)
+    assert message.startswith("authentication failed for MongoDB store mongodb://intruder:***@")
+    assert "s3cr3t" not in message and "\n" not in message
 
 
-def test_timing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Not an assertion on speed: figures for the lead to quote."""
-    with SQLiteStore(tmp_path / "timing.db") as s:
-        start = time.perf_counter()
-        s.import_tasks(make_task(i) for i in range(974))
-        import_s = time.perf_counter() - start
-        ids = tuple(f"0.{i}" for i in range(10))
-        start = time.perf_counter()
-        for i in range(1000):  # 1000 results x 10 attempts, one transaction each, as the runner saves them
-            s.save_result(make_result("r", f"t{i}", attempt_ids=ids))
-        save_s = time.perf_counter() - start
-        start = time.perf_counter()
-        results = s.results("r")
-        read_s = time.perf_counter() - start
-    assert sum(len(r.attempts) for r in results) == 10_000
-    with capsys.disabled():
-        print(f"\n[store timing] import 974 tasks: {import_s * 1000:.0f} ms; save 1000 results with 10 000 "
-              f"attempts: {save_s:.2f} s; read them back: {read_s:.2f} s")
+def test_mongodb_indexes(mongodb_url: str) -> None:
+    open_store(mongodb_url).close()
+    db = raw_mongo(mongodb_url)
+    unique = {name: info["key"] for coll in ("tasks", "results", "attempts")
+              for name, info in db[coll].index_information().items() if info.get("unique")}
+    assert unique == {
+        "task_id_unique_per_generation": [("gen", 1), ("task_id", 1)],
+        "one_result_per_run_task_side": [("run_id", 1), ("task_id", 1), ("side", 1)],
+        "one_attempt_per_write": [("run_id", 1), ("task_id", 1), ("side", 1), ("write_id", 1), ("attempt_id", 1)],
+    }
+    assert db.results.index_information()["results_by_run"]["key"] == [("run_id", 1), ("seq", 1)]
+
+
+def test_mongodb_older_save_never_overwrites_a_newer_one(mongodb_url: str) -> None:
+    """Two processes saving one (run, task, side) at once: the save that started first but commits last
+    is superseded, and its attempts do not linger."""
+    with open_store(mongodb_url) as slow, open_store(mongodb_url) as fast:
+        assert isinstance(slow, MongoStore)
+        real_commit = slow._commit_result
+
+        def commit_after_the_other_save(*args: Any) -> bool:
+            fast.save_result(make_result("r", "t", attempt_ids=("0", "1"), tag="fast"))
+            return real_commit(*args)
+
+        slow._commit_result = commit_after_the_other_save  # type: ignore[method-assign]
+        slow.save_result(make_result("r", "t", attempt_ids=("0", "1", "2"), tag="slow"))
+        (kept,) = slow.results("r")
+    assert kept == make_result("r", "t", attempt_ids=("0", "1"), tag="fast")
+    assert raw_attempt_count(mongodb_url, "t") == 2
+
+
+def test_mongodb_import_of_superseded_base_is_refused(mongodb_url: str) -> None:
+    """Two imports at once: the one whose starting point changed under it changes nothing."""
+    with open_store(mongodb_url) as first, open_store(mongodb_url) as second:
+        first.import_tasks([make_task(i) for i in range(3)])
+
+        def tasks_while_another_import_commits() -> Iterator[Task]:
+            yield make_task(10)
+            second.import_tasks([make_task(20)], clear=False)
+
+        with pytest.raises(StoreError, match="another import finished first"):
+            first.import_tasks(tasks_while_another_import_commits(), clear=False)
+        assert [t.task_id for t in first.list_tasks()] == ["mbpp/0", "mbpp/1", "mbpp/2", "mbpp/20"]
+    # The refused import's staging is gone; the generation before the winner's is kept for readers.
+    assert raw_mongo(mongodb_url).tasks.count_documents({}) == 3 + 4

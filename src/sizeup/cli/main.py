@@ -20,7 +20,8 @@ from sizeup.store import StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
 SANDBOXES = ("auto", "isolated", "process", "docker")
-SUBCOMMANDS = ("import", "run", "compare", "report", "tasks", "models", "exec", "check-references", "sandbox")
+SUBCOMMANDS = ("import", "run", "compare", "report", "export", "copy", "tasks", "models", "exec", "check-references",
+               "sandbox")
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
   sizeup run --all --limit 20 --max-depth 2
@@ -32,7 +33,8 @@ EPILOG = """examples:
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="store URL: sqlite:///path.db (default ./sizeup.db, or $SIZEUP_DB)")
+    parser.add_argument("--db", help="store URL: sqlite:///path.db (default ./sizeup.db) or "
+                        "mongodb://host:port/dbname; also $SIZEUP_DB or a .env file")
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -95,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", default="html", choices=("html", "md", "json", "csv"))
     rep.add_argument("-o", "--output", required=True, help="file to write (written whole or not at all)")
     _db(rep)
+    exp = subs.add_parser("export", help="a run's per-task rows (jsonl/csv), or EvalPlus samples")
+    exp.add_argument("run_id")
+    exp.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
+    exp.add_argument("-o", "--output", required=True)
+    exp.add_argument("--samples", metavar="FILE", help="also write {task_id, solution} JSONL for EvalPlus")
+    exp.add_argument("--side", default="small", choices=("small", "large"), help="whose solutions --samples has")
+    _db(exp)
+    cpy = subs.add_parser("copy", help="copy tasks and runs from one store to another")
+    cpy.add_argument("--from", dest="source", required=True, help="store URL to read")
+    cpy.add_argument("--to", dest="target", required=True, help="store URL to write")
+    cpy.add_argument("--run", dest="run_id", help="only this run (and its tasks)")
     tsk = subs.add_parser("tasks", help="list stored tasks")
     tsk.add_argument("--json", action="store_true")
     tsk.add_argument("--limit", type=int)
@@ -326,6 +339,28 @@ def cmd_check_references(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.passed == report.total else 1
 
 
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.store.transfer import export_run, export_samples
+
+    with open_store(args.db) as store:
+        rows = export_run(store, args.run_id, args.format, Path(args.output))
+        console.print(f"wrote {rows} rows to {args.output}")
+        if args.samples:
+            count = export_samples(store, args.run_id, Path(args.samples), args.side)
+            console.print(f"wrote {count} {args.side}-side samples to {args.samples} (EvalPlus format)")
+    return 0
+
+
+def cmd_copy(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.store.transfer import copy_store
+
+    with open_store(args.source) as source, open_store(args.target) as target:
+        done = copy_store(source, target, args.run_id)
+        console.print(f"copied {done.tasks} tasks, {done.runs} runs, {done.results} results and "
+                      f"{done.attempts} attempts from {source.url} to {target.url}")
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace, console: Console) -> int:
     from sizeup.sandbox.docker import cleanup
 
@@ -335,4 +370,4 @@ def cmd_sandbox(args: argparse.Namespace, console: Console) -> int:
 
 COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "tasks": cmd_tasks,
             "models": cmd_models, "exec": cmd_exec, "check-references": cmd_check_references,
-            "sandbox": cmd_sandbox}
+            "sandbox": cmd_sandbox, "export": cmd_export, "copy": cmd_copy}

@@ -3,28 +3,25 @@
 from __future__ import annotations
 
 import os
-import re
 
-from sizeup.store.base import Store, StoreError
+from sizeup.store.base import Store, StoreError, redacted_url
 from sizeup.store.sqlite import SQLiteStore
 
-__all__ = ["DEFAULT_URL", "SQLiteStore", "Store", "StoreError", "open_store"]
+__all__ = ["DEFAULT_URL", "MONGODB_PREFIXES", "SQLiteStore", "Store", "StoreError", "open_store"]
 
 DEFAULT_URL = "sqlite:///./sizeup.db"
 _SQLITE_PREFIX = "sqlite:///"
 _BARE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-
-
-def _redacted(url: str) -> str:
-    """The URL without a password, fit for an error message."""
-    return re.sub(r"//[^/@]*@", "//***@", url)
+MONGODB_PREFIXES = ("mongodb://", "mongodb+srv://")
 
 
 def open_store(url: str | None = None) -> Store:
     """Open the store named by `url`, else $SIZEUP_DB, else ./sizeup.db.
 
-    SQLAlchemy's convention: sqlite:///rel/path.db is relative to the working directory,
+    SQLite follows SQLAlchemy's convention: sqlite:///rel/path.db is relative to the working directory,
     sqlite:////abs/path.db is absolute. A bare path ending in .db, .sqlite or .sqlite3 is accepted too.
+    mongodb://[user:password@]host:port/dbname opens a MongoDB store (database "sizeup" when the URL
+    names none); it needs pymongo (the `mongo` extra).
     """
     url = url or os.environ.get("SIZEUP_DB") or DEFAULT_URL
     if url.startswith(_SQLITE_PREFIX):
@@ -32,10 +29,13 @@ def open_store(url: str | None = None) -> Store:
         if not path:
             raise StoreError(f"store URL {url!r} names no file; write e.g. sqlite:///./sizeup.db")
         return SQLiteStore(path, url=url)
-    if url.startswith(("mongodb://", "mongodb+srv://")):
-        raise StoreError(f"MongoDB stores are not supported yet: {_redacted(url)}; "
-                         "use a sqlite:/// URL for now")
+    if url.startswith(MONGODB_PREFIXES):
+        try:  # imported here: SQLite users need not install pymongo
+            from sizeup.store.mongo import MongoStore
+        except ImportError as exc:
+            raise StoreError(f"a MongoDB store needs pymongo ({exc}); install sizeup[mongo]") from None
+        return MongoStore(url)
     if "://" not in url and url.lower().endswith(_BARE_SUFFIXES):
         return SQLiteStore(url)
-    raise StoreError(f"unknown store URL {_redacted(url)!r}: expected sqlite:///path.db "
-                     "or a path ending in .db")
+    raise StoreError(f"unknown store URL {redacted_url(url)!r}: expected sqlite:///path.db, "
+                     "a path ending in .db, or mongodb://host:port/dbname")

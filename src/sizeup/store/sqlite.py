@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sizeup.records import Attempt, RunRecord, Side, TaskResult
-from sizeup.store.base import Store, StoreError
+from sizeup.store.base import Store, StoreError, tree_order
 from sizeup.tasks.types import Task
 
 SCHEMA_VERSION = 1
@@ -40,12 +40,6 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (run_id, task_id, side, attempt_id),
     FOREIGN KEY (run_id, task_id, side) REFERENCES results(run_id, task_id, side) ON DELETE CASCADE)
 """
-
-
-def _tree_key(attempt: Attempt) -> tuple[int, tuple[tuple[int, int | str], ...]]:
-    """Depth, then the attempt id compared part by part as numbers, so "0.2" comes before "0.10"."""
-    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in attempt.attempt_id.split("."))
-    return attempt.depth, parts
 
 
 class SQLiteStore(Store):
@@ -233,7 +227,7 @@ class SQLiteStore(Store):
         out = []
         for task_id, side_value, data in rows:
             result = TaskResult.model_validate_json(data)
-            result.attempts = sorted(trees.get((task_id, side_value), []), key=_tree_key)
+            result.attempts = sorted(trees.get((task_id, side_value), []), key=tree_order)
             out.append(result)
         return out
 
