@@ -165,3 +165,13 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, message):
     assert main([*argv, "--db", f"sqlite:///{tmp_path / 'e.db'}"]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0
+
+
+def test_measure_prints_kernel_figures_and_passes_the_exit_code(tmp_path):
+    code = "b = bytearray(100 * 1024 * 1024); import sys; sys.exit(3)"
+    proc = subprocess.run([*SIZEUP, "measure", "--json", "--", sys.executable, "-c", code], capture_output=True,
+                          text=True, timeout=60)
+    data = json.loads(proc.stdout)
+    assert proc.returncode == 3 and data["exit_code"] == 3
+    assert 100 < data["peak_rss_mb"] < 140 and data["method"]["peak_rss_mb"] == "kernel"
+    assert data["wall_s"] > 0 and data["cpu_s"] > 0

@@ -20,6 +20,8 @@ class Measured(StrEnum):
 
     SAMPLED = "sampled"  # polled by the monitor thread (a lower bound for short spikes)
     KERNEL = "kernel"  # kernel counters (utime+stime, VmHWM, wait4)
+    KERNEL_SUM = "kernel_sum"  # sum of per-process VmHWMs: an upper bound, their peaks need not coincide
+    COUNTER = "counter"  # a hardware energy counter's delta (RAPL, NVML): whole packages/GPUs, not per process
     SERVER = "server"  # reported by the model server (token counts, durations)
     COUNTED = "counted"  # counted by sizeup from the stream
     NOT_MEASURABLE = "not_measurable"
@@ -36,6 +38,13 @@ class ResourceSummary(BaseModel):
     processes: int = 0  # distinct processes seen
     samples: int = 0
     method: dict[str, Measured] = Field(default_factory=dict)  # figure name -> how measured
+    # Added later, so optional: None where not measured (or in records stored before they existed).
+    sampled_peak_rss_mb: float | None = None  # the polled peak of the summed RSS, a lower bound
+    gpu_mem_mb: float | None = None  # peak GPU memory of the watched processes (NVML, sampled)
+    gpu_total_mem_mb: float | None = None  # peak used memory of all GPUs, every process (NVML, sampled)
+    gpu_util_pct: float | None = None  # mean GPU utilisation over the window, averaged over GPUs (sampled)
+    gpu_energy_j: float | None = None  # all GPUs, NVML's energy counter delta over the window
+    cpu_energy_j: float | None = None  # all CPU packages, RAPL's energy counter delta over the window
 
 
 class Attempt(BaseModel):
@@ -62,6 +71,8 @@ class Attempt(BaseModel):
     exec_wall_s: float = 0.0
     exec_cpu_s: float = 0.0
     exec_peak_rss_mb: float = 0.0
+    container_id: str = ""  # docker backend: the container that ran it
+    exec_figures: dict[str, float] = Field(default_factory=dict)  # backend-specific figures (container, ...)
     error: str = ""  # harness error of the model call, if any
 
 
@@ -90,6 +101,8 @@ class TaskResult(BaseModel):
     sandbox_cpu_s: float = 0.0
     sandbox_peak_rss_mb: float = 0.0
     sandbox_wall_s: float = 0.0
+    sandbox_containers: int = 0  # distinct containers that ran this task's candidates (docker backend)
+    sandbox_figures: dict[str, float] = Field(default_factory=dict)  # backend-specific, aggregated per task
     attempts: list[Attempt] = Field(default_factory=list)
     method: dict[str, str] = Field(default_factory=dict)  # figure name -> how it was measured
     finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())

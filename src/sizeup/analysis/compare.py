@@ -73,6 +73,8 @@ def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLE
         "sandbox_executions": sum(r.sandbox_executions for r in results),
         "sandbox_cpu_s": sum(r.sandbox_cpu_s for r in results),
         "sandbox_peak_rss_mb": max((r.sandbox_peak_rss_mb for r in results), default=0.0),
+        "sandbox_backends": sorted({r.method.get("sandbox_backend", "") for r in results} - {""}),
+        **container_summary(results),
         "statuses": statuses,
         "cpu_s_total": sum(r.server.cpu_s + r.sandbox_cpu_s for r in results),
         "tokens_total": sum(r.prompt_tokens + r.completion_tokens for r in results),
@@ -88,6 +90,22 @@ def _per_task_pct(ratio: dict[str, Any]) -> dict[str, Any]:
     ci = ratio["ci95"]
     return {"median": pct_less_from_ratio(ratio["median"]),
             "ci95": [pct_less_from_ratio(ci[0]), pct_less_from_ratio(ci[1])] if ci else None}
+
+
+def container_summary(results: list[TaskResult]) -> dict[str, Any]:
+    """Container figures where the docker backend ran the side's candidates (empty otherwise): containers
+    per task and per run, container CPU seconds (cgroup) and the containers' peak memory."""
+    with_containers = [r for r in results if r.sandbox_containers]
+    if not with_containers:
+        return {}
+    figures = [r.sandbox_figures for r in with_containers]
+    return {
+        "containers_per_task_mean": sum(r.sandbox_containers for r in with_containers) / len(with_containers),
+        "containers_started": int(sum(f.get("containers_started", 0) for f in figures)),
+        "container_cpu_s": sum(r.sandbox_cpu_s for r in with_containers),
+        "container_peak_mb": max((f.get("container_peak_mb", 0.0) for f in figures), default=0.0),
+        "container_memory_mb": max((f.get("container_memory_mb", 0.0) for f in figures), default=0.0),
+    }
 
 
 def compare(run: RunRecord, results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,

@@ -88,6 +88,14 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         row("time to first token, median", lambda s: fmt.num(s["ttft_s_median"], "s")),
         row("sandbox executions", lambda s: fmt.num(s["sandbox_executions"], digits=0)),
     ]
+    if any("containers_started" in cmp["sides"][which] for which in ("large", "small")):
+        rows += [
+            row("containers per task, mean", lambda s: fmt.num(s.get("containers_per_task_mean"), digits=2)),
+            row("containers started", lambda s: fmt.num(s.get("containers_started"), digits=0)),
+            row("container CPU (cgroup), total", lambda s: fmt.num(s.get("container_cpu_s"), "s")),
+            row("container peak memory (cgroup)", lambda s: fmt.num(s.get("container_peak_mb"), "MB")),
+            row("container memory (engine stats)", lambda s: fmt.num(s.get("container_memory_mb"), "MB")),
+        ]
     return header, rows
 
 

@@ -21,7 +21,7 @@ from sizeup.tasks import TaskFormatError
 
 SANDBOXES = ("auto", "isolated", "process", "docker")
 SUBCOMMANDS = ("import", "run", "compare", "report", "export", "copy", "tasks", "models", "exec", "check-references",
-               "sandbox")
+               "sandbox", "measure")
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
   sizeup run --all --limit 20 --max-depth 2
@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     ref.add_argument("--humaneval-package", action="store_true")
     ref.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     ref.add_argument("--image", help="docker: image with python3")
+    msr = subs.add_parser("measure", help="run any command under sizeup's monitor: wall, CPU, peak memory")
+    msr.add_argument("--json", action="store_true")
+    msr.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARGS...]")
     sbx = subs.add_parser("sandbox", help="sandbox housekeeping")
     sbx.add_argument("action", choices=("cleanup",), help="cleanup: remove sizeup's leftover containers")
     sbx.add_argument("--all", action="store_true", help="also containers of sizeup processes still running")
@@ -361,6 +364,27 @@ def cmd_copy(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_measure(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.monitor import MeasureError, measure_command, measure_result_dict
+
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise ValueError("sizeup measure: give a command after --, e.g. sizeup measure -- python script.py")
+    try:
+        result = measure_command(argv)
+    except MeasureError as err:
+        raise ValueError(str(err)) from err
+    data = measure_result_dict(result)
+    if args.json:
+        print(json.dumps(data))
+    else:
+        extra = "".join(f", {k} {v}" for k, v in data.items()
+                        if k not in ("wall_s", "cpu_s", "peak_rss_mb", "exit_code", "method"))
+        console.print(f"wall {data['wall_s']:.3f} s, CPU {data['cpu_s']:.3f} s, peak {data['peak_rss_mb']:.1f} MB "
+                      f"({data['method']}), exit code {data['exit_code']}{extra}", markup=False)
+    return result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
+
+
 def cmd_sandbox(args: argparse.Namespace, console: Console) -> int:
     from sizeup.sandbox.docker import cleanup
 
@@ -370,4 +394,4 @@ def cmd_sandbox(args: argparse.Namespace, console: Console) -> int:
 
 COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "tasks": cmd_tasks,
             "models": cmd_models, "exec": cmd_exec, "check-references": cmd_check_references,
-            "sandbox": cmd_sandbox, "export": cmd_export, "copy": cmd_copy}
+            "sandbox": cmd_sandbox, "export": cmd_export, "copy": cmd_copy, "measure": cmd_measure}

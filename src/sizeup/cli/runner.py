@@ -221,10 +221,22 @@ class Runner:
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
-            decode_tokens_per_s=decode_rate(attempts),
+            sandbox_containers=len({a.container_id for a in attempts if a.container_id}),
+            sandbox_figures=sandbox_figures(attempts), decode_tokens_per_s=decode_rate(attempts),
             method={**figure_methods(attempts, monitor.summary), "sandbox_backend": sandbox.name,
                     "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
                                       f"{limits.memory_mb} MB"})
+
+
+def sandbox_figures(attempts: list[Attempt]) -> dict[str, float]:
+    """A task's backend-specific figures: peaks and container totals are maxima (a warm container's
+    counters cover its whole life), everything else (CPU, starts, kills) adds up over executions."""
+    merged: dict[str, float] = {}
+    for attempt in attempts:
+        for name, value in attempt.exec_figures.items():
+            peak = "peak" in name or name.endswith("_mb") or name.endswith("_total_s")
+            merged[name] = max(merged.get(name, value), value) if peak else merged.get(name, 0.0) + value
+    return merged
 
 
 def decode_rate(attempts: list[Attempt]) -> float | None:

@@ -72,6 +72,7 @@ class Strategy(ABC):
         record.feedback = result.feedback()
         record.exec_wall_s, record.exec_cpu_s = result.wall_s, result.cpu_s
         record.exec_peak_rss_mb = result.peak_rss_mb
+        record.container_id, record.exec_figures = result.container_id, dict(result.figures)
         return result
 
 
