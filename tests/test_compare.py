@@ -59,3 +59,23 @@ def test_only_tasks_both_sides_finished_are_compared():
     data = compare(RunRecord(run_id="r"), results)
     assert data["tasks"] == 1 and data["tasks_unpaired"] == 1
     assert data["sides"]["large"]["tasks"] == 1
+
+
+def test_container_figures_appear_only_where_containers_ran():
+    from sizeup.records import Attempt
+
+    def docker(task: str, side: Side, ids: list[str], peak: float, started: float) -> TaskResult:
+        r = result(task, side, True)
+        r.attempts = [Attempt(attempt_id=str(i), container_id=cid) for i, cid in enumerate(ids)]
+        r.sandbox_containers, r.sandbox_cpu_s = len(set(ids)), 0.5
+        r.sandbox_figures = {"container_peak_mb": peak, "containers_started": started, "container_memory_mb": 4.0}
+        return r
+
+    results = [docker("a", Side.LARGE, ["c1"], 14.0, 1), docker("a", Side.SMALL, ["c1", "c2", "c2"], 20.0, 1),
+               docker("b", Side.LARGE, ["c1"], 15.0, 0), docker("b", Side.SMALL, ["c3"], 12.0, 1)]
+    small = compare(RunRecord(run_id="r"), results)["sides"]["small"]
+    assert small["containers_in_run"] == 3 and small["containers_per_task_mean"] == 1.5
+    assert small["containers_started"] == 2 and small["container_peak_mb"] == 20.0
+    assert small["container_cpu_s"] == 1.0
+    plain = compare(RunRecord(run_id="r"), [result("a", Side.LARGE, True), result("a", Side.SMALL, True)])
+    assert "containers_in_run" not in plain["sides"]["small"]

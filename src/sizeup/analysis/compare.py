@@ -101,6 +101,7 @@ def container_summary(results: list[TaskResult]) -> dict[str, Any]:
     figures = [r.sandbox_figures for r in with_containers]
     return {
         "containers_per_task_mean": sum(r.sandbox_containers for r in with_containers) / len(with_containers),
+        "containers_in_run": len({a.container_id for r in with_containers for a in r.attempts if a.container_id}),
         "containers_started": int(sum(f.get("containers_started", 0) for f in figures)),
         "container_cpu_s": sum(r.sandbox_cpu_s for r in with_containers),
         "container_peak_mb": max((f.get("container_peak_mb", 0.0) for f in figures), default=0.0),

@@ -91,7 +91,8 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
     if any("containers_started" in cmp["sides"][which] for which in ("large", "small")):
         rows += [
             row("containers per task, mean", lambda s: fmt.num(s.get("containers_per_task_mean"), digits=2)),
-            row("containers started", lambda s: fmt.num(s.get("containers_started"), digits=0)),
+            row("containers in the run (distinct)", lambda s: fmt.num(s.get("containers_in_run"), digits=0)),
+            row("containers started during tasks", lambda s: fmt.num(s.get("containers_started"), digits=0)),
             row("container CPU (cgroup), total", lambda s: fmt.num(s.get("container_cpu_s"), "s")),
             row("container peak memory (cgroup)", lambda s: fmt.num(s.get("container_peak_mb"), "MB")),
             row("container memory (engine stats)", lambda s: fmt.num(s.get("container_memory_mb"), "MB")),

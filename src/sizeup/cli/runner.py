@@ -117,6 +117,8 @@ class Runner:
             clients = self._start_models(run)
             with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
                 run.config["sandbox_backend"] = sandbox.name
+                # Pools (isolated workers, docker containers) start once; their cost is kept apart.
+                run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
                 self.store.save_run(run)
                 self._loop(run, todo, done, clients, sandbox)
             run.status = "finished"
