@@ -1,3 +1,4 @@
+
 """Shared fixtures: real bundled models behind real llama.cpp servers, started once per session.
 
 Without the models installed these tests skip — unless SIZEUP_REQUIRE_MODELS=1 (set in CI), where a
@@ -7,21 +8,14 @@ missing model is a failure, so CI can never go green without running them.
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
 import pytest
 
+from requirements import need
+
 REPO = Path(__file__).resolve().parents[1]
 MBPP = REPO.parent / "shared" / "data" / "mbpp.jsonl"
-
-
-def need(what: str, env: str, available: bool, why: str) -> None:
-    if available:
-        return
-    if os.environ.get(env) == "1":
-        pytest.fail(f"{what} is required ({env}=1) but unavailable: {why}")
-    pytest.skip(f"{what} unavailable: {why}")
 
 
 def _models_available() -> tuple[bool, str]:

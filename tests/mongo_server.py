@@ -1,3 +1,4 @@
+
 """A real MongoDB-wire server for the store tests, started once per session.
 
 $SIZEUP_TEST_MONGODB_URI names a server to use (a real mongod). Otherwise FerretDB v1.24 (SQLite handler)
@@ -24,6 +25,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from requirements import need
 
 REPO = Path(__file__).resolve().parents[1]
 URI_ENV = "SIZEUP_TEST_MONGODB_URI"
@@ -70,9 +73,7 @@ def ferretdb_binary() -> tuple[Path | None, str]:
 
 
 def require_or_skip(why: str) -> None:
-    if os.environ.get(REQUIRE_ENV) == "1":
-        pytest.fail(f"a MongoDB server is required ({REQUIRE_ENV}=1) but unavailable: {why}")
-    pytest.skip(f"no MongoDB server: {why}")
+    need("a MongoDB server", REQUIRE_ENV, False, why)
 
 
 def ping(uri: str, timeout_ms: int = 1000) -> str | None:

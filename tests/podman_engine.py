@@ -1,3 +1,4 @@
+
 """A Docker-API engine for the docker backend's tests, found or started once per session.
 
 DOCKER_HOST (or the default socket) when it answers; else, with SIZEUP_START_PODMAN=1, scripts/podman_service.sh
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from requirements import need
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "scripts" / "podman_service.sh"
@@ -80,8 +83,5 @@ def importlib_missing(module: str) -> bool:
 @pytest.fixture(scope="session")
 def docker_engine() -> Engine:
     engine, why = find_engine()
-    if engine is None:
-        if os.environ.get("SIZEUP_REQUIRE_DOCKER") == "1":
-            pytest.fail(f"a Docker-API engine is required (SIZEUP_REQUIRE_DOCKER=1) but unavailable: {why}")
-        pytest.skip(f"Docker-API engine unavailable: {why}")
+    need("a Docker-API engine", "SIZEUP_REQUIRE_DOCKER", engine is not None, why)
     return engine

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from requirements import need
 from sizeup.sandbox import IsolatedSandbox, Limits, ProcessSandbox, SandboxUnavailable, Status, make_sandbox
 from sizeup.sandbox import isolated as isolated_module
 from sizeup.sandbox.isolated import UID_BASE, unavailable_reason
@@ -31,10 +32,7 @@ OK = ("def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"])
 @pytest.fixture(scope="module")
 def pool():
     reason = unavailable_reason()
-    if reason:
-        if os.environ.get("SIZEUP_REQUIRE_BWRAP") == "1":
-            pytest.fail(f"the isolated sandbox is required (SIZEUP_REQUIRE_BWRAP=1) but unavailable: {reason}")
-        pytest.skip(f"isolated sandbox unavailable: {reason}")
+    need("the isolated sandbox", "SIZEUP_REQUIRE_BWRAP", not reason, reason)
     with IsolatedSandbox(workers=2) as sandbox:
         yield sandbox
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sizeup.models import GenerationParams, ModelError, Prompt, make_client
-from sizeup.models.openai_compat import COMPLETION_ONLY
+from sizeup.models.types import COMPLETION_ONLY
 
 PROMPT = Prompt(system="", user="Count from 1 to 50, separated by commas.", completion="1, 2, 3,")
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
+from requirements import need
 from sizeup.sandbox import IsolatedSandbox, Limits, ProcessSandbox, Status, check_references, unavailable_reason
 from sizeup.tasks import load_mbpp
 from sizeup.tasks.types import Task
@@ -17,10 +16,7 @@ def sandbox(request):
         yield ProcessSandbox()
         return
     reason = unavailable_reason()
-    if reason:
-        if os.environ.get("SIZEUP_REQUIRE_BWRAP") == "1":
-            pytest.fail(f"the isolated sandbox is required (SIZEUP_REQUIRE_BWRAP=1) but unavailable: {reason}")
-        pytest.skip(f"isolated sandbox unavailable: {reason}")
+    need("the isolated sandbox", "SIZEUP_REQUIRE_BWRAP", not reason, reason)
     with IsolatedSandbox() as isolated:
         yield isolated
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 # Aliased: pytest would try to collect classes named Test* imported into a test module.
+from requirements import need
 from sizeup.sandbox import (
     Execution,
     IsolatedSandbox,
@@ -49,11 +50,7 @@ ADD_TESTS = ["assert add(1, 2) == 3", "assert add(-1, 1) == 0", "assert add(2, 2
 
 def isolated_or_skip() -> None:
     reason = unavailable_reason()
-    if not reason:
-        return
-    if os.environ.get("SIZEUP_REQUIRE_BWRAP") == "1":
-        pytest.fail(f"the isolated sandbox is required (SIZEUP_REQUIRE_BWRAP=1) but unavailable: {reason}")
-    pytest.skip(f"isolated sandbox unavailable: {reason}")
+    need("the isolated sandbox", "SIZEUP_REQUIRE_BWRAP", not reason, reason)
 
 
 @pytest.fixture(scope="module", params=["process", "isolated"])

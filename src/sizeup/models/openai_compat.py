@@ -14,6 +14,7 @@ import openai
 import psutil
 
 from sizeup.models.types import (
+    COMPLETION_ONLY,
     Completion,
     GenerationParams,
     ModelClient,
@@ -22,8 +23,6 @@ from sizeup.models.types import (
     PromptStyle,
     Usage,
 )
-
-COMPLETION_ONLY = "counted-completion-only"  # Usage.source when prompt tokens could not be known
 
 
 class OpenAICompatClient(ModelClient):

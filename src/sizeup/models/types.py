@@ -36,6 +36,9 @@ class GenerationParams:
     top_p: float | None = None
 
 
+COMPLETION_ONLY = "counted-completion-only"  # Usage.source when prompt tokens could not be known
+
+
 @dataclass
 class Usage:
     prompt_tokens: int = 0

@@ -31,6 +31,8 @@ import signal
 import sys
 import time
 
+import driver  # beside this file in the container (sys.path[0]): the shared, stdlib-only helpers
+
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.py")
 RESULT_CAP = 1 << 20  # as the process backend: a test record is < 400 bytes
 DRAIN_GRACE_S = 0.5  # after the driver exits, how long escaped holders of its pipes may keep us waiting
@@ -159,18 +161,18 @@ def _supervise(pid: int, streams: dict, deadline: float) -> tuple:
                 exited = True
                 _killpg(pid)  # whatever the program left running in its group
                 deadline = min(deadline, time.monotonic() + DRAIN_GRACE_S)
-            elif _read_into(fd, *streams[fd]) == 0:  # EOF
+            elif driver.read_capped(fd, *streams[fd]) == 0:  # EOF
                 poller.unregister(fd)
                 open_fds.discard(fd)
     os.close(pidfd)
     hwm_mb = 0.0
     if not exited:
-        hwm_mb = _vm_hwm_mb(pid)  # the driver will not live to report it
+        hwm_mb = driver.peak_mb(pid)  # the driver will not live to report it
     _killpg(pid)
     _, status, usage = os.wait4(pid, 0)
     _killpg(pid)
     for fd in streams:  # what was written before the kill
-        while _read_into(fd, *streams[fd]):
+        while driver.read_capped(fd, *streams[fd]):
             pass
     return timed_out, os.waitstatus_to_exitcode(status), usage, hwm_mb
 
@@ -181,24 +183,6 @@ def _killpg(pgid: int) -> None:
             os.killpg(pgid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             return
-
-
-def _read_into(fd: int, buffer: bytearray, cap: int) -> int | None:
-    """Read what is there, keep up to `cap` bytes and drop the rest; the bytes read: 0 at EOF, None when
-    nothing is available yet."""
-    try:
-        chunk = os.read(fd, 65536)
-    except (BlockingIOError, InterruptedError):
-        return None
-    buffer += chunk[: max(0, cap - len(buffer))]
-    return len(chunk)
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    for line in _read(f"/proc/{pid}/status").splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _left_behind(before: set, me: int) -> list:

@@ -51,13 +51,30 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= _MAX_MESSAGE else text[: _MAX_MESSAGE - 3] + "..."
 
 
-def _peak_mb() -> float:
-    # VmHWM resets at exec, unlike the parent's wait4 ru_maxrss, which inherits the parent's RSS.
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+def peak_mb(pid: int | str = "self") -> float:
+    """A process's VmHWM in MB (0.0 if unreadable). VmHWM resets at exec, unlike the parent's wait4
+    ru_maxrss, which inherits the parent's RSS. Shared by every backend's supervisor, which reads it for a
+    child the deadline is about to kill, since the driver will not live to report it."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except (OSError, ValueError):
+        pass
     return 0.0
+
+
+def read_capped(fd: int, buffer: bytearray, cap: int) -> int | None:
+    """Read what is available from a non-blocking fd, keep up to `cap` bytes in `buffer` and drop the rest,
+    so endless output never grows memory. Returns the bytes read: 0 at EOF, None when nothing is there yet.
+    Shared by the process, isolated and docker supervisors (this module is stdlib-only and ships with each)."""
+    try:
+        chunk = os.read(fd, 65536)
+    except (BlockingIOError, InterruptedError):
+        return None
+    buffer += chunk[: max(0, cap - len(buffer))]
+    return len(chunk)
 
 
 def _run_test(source: str, namespace: dict, timeout_s: float) -> tuple[str, str]:
@@ -116,7 +133,7 @@ def run_job(job: dict, result_fd: int) -> None:
         except BaseException:
             pass
     # One write for both: the supervisor wakes once, not twice, at the end of every run.
-    _write(result_fd, (_dumps({"peak_mb": _peak_mb()}) + "\n" + _dumps({"done": nonce}) + "\n").encode())
+    _write(result_fd, (_dumps({"peak_mb": peak_mb()}) + "\n" + _dumps({"done": nonce}) + "\n").encode())
     _exit(0)
 
 

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sizeup.sandbox.driver import peak_mb, read_capped
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome, TestResult
 
 DRIVER = Path(__file__).with_name("driver.py")
@@ -242,38 +243,19 @@ class ProcessSandbox(Sandbox):
                         _, status, usage = os.wait4(proc.pid, 0)
                         _kill_group(pgid)  # whatever the program left running in its group
                         deadline = min(deadline, time.perf_counter() + DRAIN_GRACE_S)
-                    elif _read_into(key.fileobj, *streams[key.fileobj]) == 0:  # EOF
+                    elif read_capped(key.fileobj.fileno(), *streams[key.fileobj]) == 0:  # EOF
                         selector.unregister(key.fileobj)
         os.close(pidfd)
         if status is None:  # deadline: the child is still running
-            hwm_mb = _vm_hwm_mb(proc.pid)  # the driver will not live to report it
+            hwm_mb = peak_mb(proc.pid)  # the driver will not live to report it
             _kill_descendants(proc.pid)
             _kill_group(pgid)
             _, status, usage = os.wait4(proc.pid, 0)
             _kill_group(pgid)
         for stream, (buffer, cap) in streams.items():  # what was written before the kill
-            while _read_into(stream, buffer, cap):
+            while read_capped(stream.fileno(), buffer, cap):
                 pass
         return timed_out, status, usage, hwm_mb
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError):
-        return 0.0
-
-
-def _read_into(stream, buffer: bytearray, cap: int) -> int | None:
-    """Read what is available, keep up to `cap` bytes in `buffer` and drop the rest.
-    Returns the bytes read: 0 at EOF, None when nothing is available yet."""
-    try:
-        chunk = os.read(stream.fileno(), 65536)
-    except (BlockingIOError, InterruptedError):
-        return None
-    buffer += chunk[: max(0, cap - len(buffer))]
-    return len(chunk)
 
 
 def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:

@@ -169,7 +169,7 @@ def _execute(job: dict, run_number: int, uid: int, gid: int) -> dict:
         poisoned = _clean_up()
         for fd in buffers:  # every writer is dead now: what is left in the pipes ends in EOF
             os.set_blocking(fd, False)
-            while _read_into(fd, buffers[fd], limits[fd]):
+            while driver.read_capped(fd, buffers[fd], limits[fd]):
                 pass
     finally:
         for fd in buffers:
@@ -195,35 +195,16 @@ def _supervise(pid: int, buffers: dict, limits: dict, deadline: float):
             for fd, _ in poller.poll(max(1, int(remaining * 1000) + 1)):
                 if fd == pidfd:
                     exited = True
-                elif fd in open_fds and not _read_into(fd, buffers[fd], limits[fd]):
+                elif fd in open_fds and not driver.read_capped(fd, buffers[fd], limits[fd]):
                     poller.unregister(fd)  # EOF, or the child closed its end
                     open_fds.discard(fd)
     finally:
         os.close(pidfd)
     if not exited:
-        hwm_mb = _vm_hwm_mb(pid)  # the driver will not live to report it
+        hwm_mb = driver.peak_mb(pid)  # the driver will not live to report it
         os.kill(pid, signal.SIGKILL)  # our own child, by pid: it cannot have been reaped and reused
     _, status, usage = os.wait4(pid, 0)  # before _clean_up's waitpid(-1) could take its status
     return not exited, status, usage, hwm_mb
-
-
-def _read_into(fd: int, buffer: bytearray, cap: int) -> int:
-    """Read what is there; keep up to `cap` bytes, drop the rest. Returns the number of bytes read: 0 at EOF,
-    or when nothing is there (a writer that did not die: the run is poisoned anyway)."""
-    try:
-        chunk = os.read(fd, 65536)
-    except BlockingIOError:
-        return 0
-    buffer += chunk[: max(0, cap - len(buffer))]
-    return len(chunk)
-
-
-def _vm_hwm_mb(pid: int) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            return next(int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM:"))
-    except (OSError, StopIteration, ValueError):
-        return 0.0
 
 
 def _others() -> list[int]:

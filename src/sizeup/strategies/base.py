@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sizeup.models.extract import extract_code
 from sizeup.models.types import GenerationParams, ModelClient, ModelError, Prompt, PromptStyle
 from sizeup.records import Attempt
-from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
+from sizeup.sandbox.types import Limits, Sandbox, Status
 from sizeup.strategies.prompts import program_from
 from sizeup.tasks.types import Task
 
@@ -65,7 +65,7 @@ class Strategy(ABC):
         self._execute(task, record)
         return record
 
-    def _execute(self, task: Task, record: Attempt) -> Execution:
+    def _execute(self, task: Task, record: Attempt) -> None:
         result = self.sandbox.run(record.code, task.tests, self.limits, setup_code=task.setup_code)
         record.status = result.status.value
         record.tests_passed, record.tests_total = result.tests_passed, result.tests_total
@@ -73,7 +73,6 @@ class Strategy(ABC):
         record.exec_wall_s, record.exec_cpu_s = result.wall_s, result.cpu_s
         record.exec_peak_rss_mb = result.peak_rss_mb
         record.container_id, record.exec_figures = result.container_id, dict(result.figures)
-        return result
 
 
 def rank_key(attempt: Attempt) -> tuple:
