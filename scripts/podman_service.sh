@@ -69,9 +69,10 @@ start_service() {
     say "starting podman system service at $SOCKET"
     local started=$SECONDS
     # setsid: its own session, so the caller's Ctrl-C or end does not take the service with it.
+    # cd "$2": conmon drops an `oom` marker file into its working directory when a container is OOM-killed.
     CONTAINERS_CONF="$STATE/containers.conf" setsid unshare -m sh -c \
         'if mountpoint -q /sys/fs/cgroup/unified; then umount /sys/fs/cgroup/unified; fi
-         exec podman system service --time=0 "unix://$1"' sh "$SOCKET" </dev/null >"$LOG" 2>&1 &
+         cd "$2" && exec podman system service --time=0 "unix://$1"' sh "$SOCKET" "$STATE" </dev/null >"$LOG" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 300); do
         if answers; then say "service up in $((SECONDS - started)) s (pid $(cat "$PIDFILE"))"; return; fi
