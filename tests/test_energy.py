@@ -80,11 +80,39 @@ def test_gpu_window_over_recorded_readings():
     window = GpuWindow(readings[0])
     for reading in readings[1:]:
         window.add(reading, [42])
+    window.add(GpuReading((), (1_000_000_000, 2_000_000_000), (70.0, None), {}), [42])  # energy not read
     figures = window.figures()
     assert figures["gpu_mem_mb"] == pytest.approx(2_000)
     assert figures["gpu_total_mem_mb"] == pytest.approx(5_000)
-    assert figures["gpu_util_pct"] == pytest.approx((50.0 + 70.0) / 2)
+    assert figures["gpu_util_pct"] == pytest.approx((50.0 + 70.0 + 70.0) / 3)
     assert figures["gpu_energy_j"] == pytest.approx(22.0)  # (30000-10000) + (22000-20000) mJ
+
+
+class _RecordedNvml:
+    """Replays a recorded H200 reading, its energy counter advancing 500 mJ a reading; counts the calls."""
+
+    def __init__(self):
+        self.reads = self.energy_reads = self.util_reads = 0
+
+    def read(self, energy_too: bool = True, util_too: bool = True) -> GpuReading:
+        self.reads += 1
+        self.energy_reads += energy_too
+        self.util_reads += util_too
+        energy = (1_000_000 + 500 * self.reads,) if energy_too else ()
+        return GpuReading(energy, (10_523_377_664,), (60.0,) if util_too else (), {})
+
+
+def test_costly_nvml_figures_are_read_sparingly(monkeypatch):
+    recorded = _RecordedNvml()
+    monkeypatch.setattr(Nvml, "get", classmethod(lambda cls: recorded))
+    with Monitor(lambda: [], hz=50) as monitor:
+        time.sleep(1.2)
+    assert recorded.reads >= 30  # memory at every sample
+    assert recorded.energy_reads == 2  # the window's two ends
+    assert 3 <= recorded.util_reads <= 5  # twice a second, and at the end
+    assert monitor.summary.gpu_util_pct == pytest.approx(60.0)
+    assert monitor.summary.gpu_energy_j == pytest.approx(0.5 * (recorded.reads - 1))  # first to last reading
+    assert monitor.summary.gpu_total_mem_mb == pytest.approx(10_523.377664)
 
 
 GPU_FIGURES = ("gpu_mem_mb", "gpu_total_mem_mb", "gpu_util_pct", "gpu_energy_j")

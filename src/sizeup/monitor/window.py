@@ -9,7 +9,8 @@
   bound, is kept beside it in `sampled_peak_rss_mb`. If a mark is missing (the reset was refused, or a
   process ended before the window did) the sampled peak is reported instead (Measured.SAMPLED).
 * A sampler thread (default 20 Hz) finds processes that join the tree, gives peak CPU %, the fallback
-  peak, and the GPU readings; RAPL/NVML energy are counter deltas over the window.
+  peak, and the GPU memory and utilisation; RAPL/NVML energy are counter deltas over the window (NVML's
+  counter is read at the window's ends only, utilisation at most twice a second: see gpu.py).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sizeup.monitor.gpu import GpuWindow, Nvml
 from sizeup.records import Measured, ResourceSummary
 
 MB = 1e6
+UTIL_PERIOD_S = 0.5  # NVML's utilisation is already an average over up to 1 s: no use reading it faster
 
 
 @dataclass
@@ -56,6 +58,7 @@ class Monitor:
             raise ValueError(f"hz must be positive, not {hz}")
         self._pids = pids if callable(pids) else (lambda: list(pids))
         self._period = 1.0 / hz
+        self._util_last = float("-inf")
         self._reset_hwm = reset_hwm
         self._want_gpu, self._want_rapl = gpu, cpu_energy
         self._stop = threading.Event()
@@ -77,14 +80,14 @@ class Monitor:
         self._gpu = GpuWindow(self._nvml.read()) if self._nvml else None
         self._rapl = RaplMeter.start() if self._want_rapl else None
         self._started = time.perf_counter()
-        self._sample()
+        self._sample()  # the window's first GPU reading, energy included, was just taken above
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample()
+        self._sample(end=True)
         wall = time.perf_counter() - self._started
         marks = {pid: process.peak_rss_bytes(pid) if w.hwm_window_only and not w.gone else None
                  for pid, w in self._watched.items()}
@@ -113,7 +116,7 @@ class Monitor:
         cpu_first = stat.cpu_s if older else 0.0
         return _Watched(stat.start_ticks, parent, window_only, cpu_first=cpu_first, cpu_last=stat.cpu_s)
 
-    def _sample(self) -> float:
+    def _sample(self, end: bool = False) -> float:
         # Called by the caller's thread at enter and exit, by the sampler only in between: never at once.
         found = process.tree(self._pids())
         for pid, parent in found.items():
@@ -142,7 +145,11 @@ class Monitor:
             watched.absorbed = parent is not None and not parent.gone
         self._peak_rss = max(self._peak_rss, rss)
         if self._gpu is not None and self._nvml is not None:
-            self._gpu.add(self._nvml.read(), [pid for pid, w in self._watched.items() if not w.gone])
+            now = time.perf_counter()
+            util_too = end or now - self._util_last >= UTIL_PERIOD_S
+            self._util_last = now if util_too else self._util_last
+            reading = self._nvml.read(energy_too=end, util_too=util_too)
+            self._gpu.add(reading, [pid for pid, w in self._watched.items() if not w.gone])
         if self._rapl is not None:
             self._rapl.update()
         self._samples += 1
