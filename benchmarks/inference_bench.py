@@ -1,7 +1,7 @@
 """What does sizeup's embedded provider cost over llama.cpp itself, and what does its monitor cost?
 
 1. Decode speed of the same GGUF, same chat prompt, same max_tokens, greedy, on the same machine:
-   A = sizeup's EmbeddedClient (its llama.cpp server process, streamed over loopback HTTP),
+   A = sizeup's EmbeddedClient (its own llama.cpp server process, streamed over loopback HTTP),
    B = llama-cpp-python called directly in this process (`create_chat_completion`, streamed).
    The server's sampling defaults are passed to B too (repeat_penalty 1.1), so both produce the same
    tokens; the prompt asks for a long story so that neither stops before max_tokens. Runs alternate
@@ -31,7 +31,7 @@ from sizeup.models.types import GenerationParams, Prompt
 from sizeup.monitor import Monitor
 
 USER = "Write a long story about a dragon who learns to program. Make it at least 1000 words."
-SERVER_REPEAT_PENALTY = 1.1  # llama_cpp.server's default, which the embedded client leaves in place
+SERVER_REPEAT_PENALTY = 1.1  # the embedded server's default (llama_cpp.server's), which the client leaves in place
 
 
 def decode_rate(tokens: int, total_s: float, ttft_s: float | None) -> float | None:

@@ -15,7 +15,7 @@ def keyed_server(models_ready):
     from sizeup.models.bundled import gguf_path
     from sizeup.models.embedded import EmbeddedServer
 
-    server = EmbeddedServer(gguf_path("smollm2:135m"), "smollm2:135m", n_ctx=512,
+    server = EmbeddedServer(gguf_path("smollm2:135m"), "smollm2:135m", n_ctx=512, server="llama_cpp",
                             extra_args=("--api_key", "s3cret-key"))
     yield server
     server.stop()

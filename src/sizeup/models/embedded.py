@@ -1,8 +1,11 @@
 """The zero-setup provider: sizeup starts one llama.cpp server process per model.
 
-Each model gets its own `python -m llama_cpp.server` on a free loopback port, so the CPU and memory of
-each model can be attributed to its own process. The server is started once per run; its start-up
-(load) time and memory after load are recorded apart from the per-task figures.
+Each model gets its own server process on a free loopback port, so the CPU and memory of each model can
+be attributed to its own process. The server is sizeup's own single-threaded one
+(`python -m sizeup.models.llama_server`, which says why), or llama-cpp-python's `llama_cpp.server` where a
+caller asks for it (the tests of the `openai` provider do, to test against a server sizeup did not write).
+The server is started once per run; its start-up (load) time and memory after load are recorded apart
+from the per-task figures.
 """
 
 from __future__ import annotations
@@ -43,21 +46,31 @@ def _detach_but_die_with_parent() -> None:
 
 
 PR_SET_PDEATHSIG = 1
+SERVERS = ("sizeup", "llama_cpp")
+
+
+def server_command(server: str, gguf: Path, alias: str, port: int, n_ctx: int, threads: int) -> list[str]:
+    if server == "sizeup":
+        return [sys.executable, "-m", "sizeup.models.llama_server", "--model", str(gguf), "--alias", alias,
+                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+    if server == "llama_cpp":
+        return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
+                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
+                "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+    raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
 class EmbeddedServer:
     """A llama.cpp server process serving one GGUF file on loopback."""
 
     def __init__(self, gguf: Path, alias: str, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 ready_timeout_s: float = 180.0, extra_args: tuple[str, ...] = ()):
+                 ready_timeout_s: float = 180.0, server: str = "sizeup", extra_args: tuple[str, ...] = ()):
         self.gguf, self.alias = gguf, alias
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(prefix="sizeup-llama-", suffix=".log", delete=False)
         threads = n_threads or max(1, os.cpu_count() or 1)
-        cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-               "--host", "127.0.0.1", "--port", str(self.port), "--n_ctx", str(n_ctx),
-               "--n_threads", str(threads), "--n_threads_batch", str(threads), *extra_args]
+        cmd = [*server_command(server, gguf, alias, self.port, n_ctx, threads), *extra_args]
         started = time.perf_counter()
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
                                      preexec_fn=_detach_but_die_with_parent)

@@ -1,0 +1,227 @@
+"""sizeup's embedded model server: one GGUF served over loopback with the OpenAI API, as lean as it gets.
+
+    python -m sizeup.models.llama_server --model PATH --alias NAME --port N [--n_ctx 2048] [--n_threads T]
+
+Why not `python -m llama_cpp.server`: it cost ~10 % of decode speed on 2 cores (benchmarks/inference_bench.py).
+Its per-token path (an asyncio channel, an SSE task, a disconnect poll) competes with the decode threads
+for the cores, and each token is pulled by whichever thread-pool worker is free. llama.cpp here is built
+with OpenMP, whose worker team belongs to the OS thread that calls it: decoding from changing threads
+leaves teams waiting on each other (measured: 34 ms a token instead of 11 once a second thread had
+decoded). So this server is one thread: it decodes every request on the thread that loaded the model and
+writes each token to the socket itself. Requests are served one at a time, in order of arrival (the
+listen backlog is the queue), and each connection is closed after its response, so that no idle
+keep-alive connection holds the only thread. Sampling is llama-cpp-python's own
+(`create_completion`, `create_chat_completion`, the GGUF's chat template), with llama_cpp.server's request
+defaults so that both give the same tokens. Streams end with a `usage` chunk when the client asks for it
+(`stream_options.include_usage`), counted from the tokens llama.cpp produced, not from the chunks.
+
+Serves: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not),
+POST /extras/tokenize/count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import llama_cpp
+
+# llama_cpp.server's request defaults (llama_cpp/server/types.py), so that sizeup's runs sample as before.
+DEFAULTS = {"max_tokens": 16, "temperature": 0.8, "top_p": 0.95, "min_p": 0.05, "top_k": 40,
+            "repeat_penalty": 1.1, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+PASSED = (*DEFAULTS, "stop", "seed")
+
+
+class BadRequest(ValueError):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class TokenCounter:
+    """Counts what llama.cpp generates for one request by wrapping this Llama's `generate`, which
+    create_completion calls with the full prompt and which yields each sampled token: exact counts, where
+    counting streamed chunks is not (text held back while it may begin a stop sequence comes out as one
+    chunk for several tokens)."""
+
+    def __init__(self, llama: llama_cpp.Llama):
+        self._llama = llama
+        self._generate = llama.generate
+        self.prompt_tokens = self.completion_tokens = 0
+        llama.generate = self._counting_generate  # an instance attribute: create_completion calls self.generate
+
+    def reset(self) -> None:
+        self.prompt_tokens = self.completion_tokens = 0
+
+    def _counting_generate(self, tokens, *args, **kwargs) -> Iterator[int]:
+        self.prompt_tokens = len(tokens)
+        vocab = self._llama._model.vocab
+        for token in self._generate(tokens, *args, **kwargs):
+            if not llama_cpp.llama_token_is_eog(vocab, token):  # an end-of-generation token is not output
+                self.completion_tokens += 1
+            yield token
+
+
+class ModelServer(HTTPServer):
+    """Single-threaded on purpose (see the module's docstring)."""
+
+    request_queue_size = 128  # requests waiting their turn, e.g. from `--parallel N`
+
+    def __init__(self, address: tuple[str, int], llama: llama_cpp.Llama, alias: str):
+        super().__init__(address, Handler)
+        self.llama, self.alias = llama, alias
+        self.counter = TokenCounter(llama)
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"  # one request per connection; a stream ends when the connection closes
+    timeout = 10.0  # a connection that sends no request within this holds the only thread no longer
+    reply_timeout_s = 600.0  # a client that stops reading a reply for this long is dropped
+    server: ModelServer
+
+    def setup(self) -> None:
+        super().setup()
+        # One small write per token: without this, Nagle holds each write until the last one is acknowledged.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - the base class's name
+        pass  # one line per request on stderr is noise in sizeup's server log
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/v1/models":
+            self._send_json(200, {"object": "list", "data": [
+                {"id": self.server.alias, "object": "model", "owned_by": "sizeup", "created": 0}]})
+        else:
+            self._send_error(404, f"no such endpoint: GET {self.path}")
+
+    def do_POST(self) -> None:
+        try:
+            body = self._read_body()
+            self.connection.settimeout(self.reply_timeout_s)
+            path = self.path.rstrip("/")
+            if path == "/extras/tokenize/count":
+                text = str(body.get("input", ""))
+                count = len(self.server.llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
+                self._send_json(200, {"count": count})
+            elif path in ("/v1/completions", "/v1/chat/completions"):
+                self._complete(body, chat=path.endswith("chat/completions"))
+            else:
+                raise BadRequest(404, f"no such endpoint: POST {self.path}")
+        except BadRequest as err:
+            self._send_error(err.status, str(err))
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the client went away or stopped reading mid-stream: generation stops, next request
+
+    def _read_body(self) -> dict:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            body = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError as err:
+            raise BadRequest(400, f"the request body is not JSON: {err}") from err
+        if not isinstance(body, dict):
+            raise BadRequest(400, "the request body must be a JSON object")
+        return body
+
+    def _complete(self, body: dict, chat: bool) -> None:
+        model = body.get("model")
+        if model not in (None, self.server.alias):
+            raise BadRequest(404, f"model '{model}' not found: this server serves '{self.server.alias}'")
+        kwargs = {**DEFAULTS, **{key: body[key] for key in PASSED if body.get(key) is not None}}
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise BadRequest(400, "'messages' must be a non-empty list")
+            kwargs["messages"] = messages
+        else:
+            if not isinstance(body.get("prompt"), str):
+                raise BadRequest(400, "'prompt' must be a string")
+            kwargs["prompt"] = body["prompt"]
+        stream = bool(body.get("stream"))
+        want_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
+        llama, counter = self.server.llama, self.server.counter
+        counter.reset()
+        create = llama.create_chat_completion if chat else llama.create_completion
+        try:
+            result = create(stream=stream, **kwargs)
+            first = None if stream else result
+            if stream:  # llama-cpp-python checks the prompt's length when the first chunk is asked for
+                first = next(result, None)
+        except ValueError as err:  # a prompt longer than the context, a bad message list
+            raise BadRequest(400, str(err)) from err
+        if not stream:
+            self._send_json(200, result)
+            return
+        self._start_stream()
+        last = first
+        if first is not None:
+            self._send_event(first)
+        for chunk in result:
+            self._send_event(chunk)
+            last = chunk
+        if want_usage:
+            self._send_event({"id": (last or {}).get("id", f"cmpl-{uuid.uuid4()}"),
+                              "object": "chat.completion.chunk" if chat else "text_completion",
+                              "created": int(time.time()), "model": self.server.alias, "choices": [],
+                              "usage": {"prompt_tokens": counter.prompt_tokens,
+                                        "completion_tokens": counter.completion_tokens,
+                                        "total_tokens": counter.prompt_tokens + counter.completion_tokens}})
+        self._send_event("[DONE]")
+
+    # --- HTTP plumbing: JSON replies, and server-sent events written straight to the socket ---
+
+    def _send_json(self, status: int, payload: dict) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, status: int, message: str) -> None:
+        self._send_json(status, {"error": {"message": message, "type": "invalid_request_error", "code": status}})
+
+    def _start_stream(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+
+    def _send_event(self, payload: dict | str) -> None:
+        text = payload if isinstance(payload, str) else json.dumps(payload)
+        self.wfile.write(b"data: " + text.encode() + b"\n\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", required=True, help="path of the .gguf file")
+    parser.add_argument("--alias", required=True, help="the model name clients ask for")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--n_ctx", type=int, default=2048)
+    parser.add_argument("--n_threads", type=int, default=None)
+    parser.add_argument("--n_threads_batch", type=int, default=None)
+    parser.add_argument("--request_timeout", type=float, default=Handler.timeout,
+                        help="seconds a new connection may take to send its request (default %(default)s)")
+    args = parser.parse_args(argv)
+    Handler.timeout = args.request_timeout
+    llama = llama_cpp.Llama(model_path=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
+                            n_threads_batch=args.n_threads_batch or args.n_threads, verbose=False)
+    server = ModelServer((args.host, args.port), llama, args.alias)
+    print(f"sizeup llama server: {args.alias} on http://{args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        llama.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
