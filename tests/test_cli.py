@@ -119,7 +119,7 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         run = store.get_run(run_id)
     for result in results:  # every figure says how it was measured
         assert result.decode_tokens_per_s and result.decode_tokens_per_s > 1
-        assert result.method["completion_tokens"] == "counted_by_sizeup"
+        assert result.method["completion_tokens"] == "server"  # the embedded server counts llama.cpp's tokens
         assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
         assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
         assert result.method["sandbox_backend"] == run.config["sandbox_backend"] == "isolated"

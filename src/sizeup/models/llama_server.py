@@ -2,11 +2,12 @@
 
     python -m sizeup.models.llama_server --model PATH --alias NAME --port N [--n_ctx 2048] [--n_threads T]
 
-Why not `python -m llama_cpp.server`: it cost ~10 % of decode speed on 2 cores (benchmarks/inference_bench.py).
-Its per-token path (an asyncio channel, an SSE task, a disconnect poll) competes with the decode threads
-for the cores, and each token is pulled by whichever thread-pool worker is free. llama.cpp here is built
-with OpenMP, whose worker team belongs to the OS thread that calls it: decoding from changing threads
-leaves teams waiting on each other (measured: 34 ms a token instead of 11 once a second thread had
+Why not `python -m llama_cpp.server`: on 2 cores it decoded at 0.88x the speed of llama-cpp-python called
+in-process, where this server gives 0.98x (benchmarks/inference_bench.py). Its per-token path (a
+thread-pool hop, an asyncio channel, an SSE task, a disconnect poll) competes with the decode threads for
+the cores, and it decodes on thread-pool workers. llama.cpp here is built with OpenMP, whose worker team
+belongs to the OS thread that calls it: decoding from more than one thread leaves teams waiting on each
+other (a threaded first version of this server: 34 ms a token instead of 11 once a second thread had
 decoded). So this server is one thread: it decodes every request on the thread that loaded the model and
 writes each token to the socket itself. Requests are served one at a time, in order of arrival (the
 listen backlog is the queue), and each connection is closed after its response, so that no idle
