@@ -86,6 +86,11 @@ def test_seed_flags_run_end_to_end_against_an_ollama_server(tmp_path):
     assert data["sides"]["small"]["model_calls"] == 6  # per task: a root and 2 repairs
     assert data["branching"]["max_depth"] == 1
     assert data["sides"]["small"]["completion_tokens"] == 6 * 282  # Ollama's own eval_count, kept
+    from sizeup.store import open_store
+
+    with open_store(f"sqlite:///{db}") as store:
+        methods = {result.method["decode_tokens_per_s"] for result in store.results(run_id)}
+    assert methods == {"server_timings"}  # Ollama's eval_duration, not the client's clock
     # The report says what compare says, and the terminal view prints the same headline.
     code, _, _ = run_cli("report", run_id, "--format", "md", "-o", str(tmp_path / "r.md"), db=db)
     code_terminal, terminal, _ = run_cli("compare", run_id, db=db)
@@ -120,6 +125,7 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
     for result in results:  # every figure says how it was measured
         assert result.decode_tokens_per_s and result.decode_tokens_per_s > 1
         assert result.method["completion_tokens"] == "server"  # the embedded server counts llama.cpp's tokens
+        assert result.method["decode_tokens_per_s"] == "client_stream (total - ttft)"  # it sends no timings
         assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
         assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
         assert result.method["sandbox_backend"] == run.config["sandbox_backend"] == "isolated"

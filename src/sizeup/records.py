@@ -62,6 +62,7 @@ class Attempt(BaseModel):
     ttft_s: float | None = None
     gen_s: float = 0.0
     decode_s: float | None = None  # time spent generating after the first token (server's, when it says)
+    decode_timed_by_server: bool = False  # decode_s is the server's own timing (Ollama's eval_duration)
     usage_source: str = ""  # models.Usage.source: how the token counts were obtained
     finish_reason: str | None = None
     status: str = ""  # sandbox Status value

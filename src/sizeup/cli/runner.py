@@ -254,7 +254,7 @@ def figure_methods(attempts: list[Attempt], server: ResourceSummary) -> dict[str
     a kernel high-water mark."""
     sources = {a.usage_source for a in attempts}
     tokens = "server" if sources == {"server"} else "counted_by_sizeup"
-    from_server = all(a.decode_s is not None and a.usage_source == "server" for a in attempts)
+    from_server = bool(attempts) and all(a.decode_timed_by_server for a in attempts)
     return {
         "prompt_tokens": Measured.NOT_MEASURABLE.value if COMPLETION_ONLY in sources else tokens,
         "completion_tokens": tokens,

@@ -53,7 +53,7 @@ class Strategy(ABC):
         record.ttft_s, record.gen_s = reply.usage.ttft_s, reply.usage.total_s
         record.usage_source = reply.usage.source
         if reply.usage.eval_s is not None:
-            record.decode_s = reply.usage.eval_s
+            record.decode_s, record.decode_timed_by_server = reply.usage.eval_s, True
         elif reply.usage.ttft_s is not None:
             record.decode_s = reply.usage.total_s - reply.usage.ttft_s
         if self.client.style is PromptStyle.COMPLETION:
