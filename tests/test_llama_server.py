@@ -113,3 +113,22 @@ def test_bad_requests_get_one_clear_line(server):
     with pytest.raises(ModelError, match="400"):
         too_long.generate(Prompt("", "", "word " * 2000), GenerationParams(max_tokens=2))
     assert httpx.get(f"{server.url}/v1/models", timeout=10).json()["data"][0]["id"] == MODEL  # still serving
+
+
+def test_a_server_that_dies_mid_stream_is_one_clear_line(models_ready):
+    from sizeup.models.bundled import gguf_path
+    from sizeup.models.embedded import EmbeddedServer
+
+    doomed = EmbeddedServer(gguf_path(MODEL), MODEL, n_ctx=512)
+    client = OpenAICompatClient(MODEL, f"{doomed.url}/v1", style=PromptStyle.CHAT)
+    story = Prompt("", "Write a long story about a dragon who learns to program.", "")
+    killer = threading.Timer(0.7, doomed.proc.kill)  # 400 tokens take 4 s or more here
+    killer.start()
+    try:
+        with pytest.raises(ModelError) as caught:
+            client.generate(story, GenerationParams(max_tokens=400, temperature=0))
+        assert "\n" not in str(caught.value) and doomed.url in str(caught.value)
+    finally:
+        killer.cancel()
+        doomed.stop()
+        client.close()

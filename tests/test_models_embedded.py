@@ -78,3 +78,26 @@ def test_server_that_is_down_gives_a_clear_error():
     client = OpenAICompatClient("m", "http://127.0.0.1:9/v1", timeout_s=5)
     with pytest.raises(ModelError, match="cannot reach"):
         client.generate(PROMPT)
+
+
+def test_a_broken_stream_is_one_clear_line():
+    from sizeup.models.openai_compat import _sse_chunks
+
+    url = "http://127.0.0.1:8000/v1"
+    good = ['data: {"choices": [{"text": "a"}]}', "", ": ping", 'data: {"choices": []}', "data: [DONE]", "data: {"]
+    assert len(list(_sse_chunks(good, url))) == 2  # stops at [DONE]; comments and blank lines skipped
+    cases = {"not JSON": ["data: {oops"], "not an object": ["data: [1, 2]"],
+             "out of memory": ['data: {"error": {"message": "out of memory", "code": 500}}']}
+    for expected, lines in cases.items():
+        with pytest.raises(ModelError, match=expected) as caught:
+            list(_sse_chunks(lines, url))
+        assert "\n" not in str(caught.value)
+
+    def cut_off():
+        yield 'data: {"choices": [{"text": "a"}]}'
+        raise ConnectionResetError("peer closed connection without sending complete message body")
+
+    with pytest.raises(ModelError, match="broke off: ConnectionResetError"):
+        list(_sse_chunks(cut_off(), url))
+    with pytest.raises(ModelError, match=r"ended without \[DONE\]"):  # a close that cut the reply short
+        list(_sse_chunks(['data: {"choices": [{"text": "a"}]}'], url))

@@ -119,7 +119,8 @@ class OpenAICompatClient(ModelClient):
 def _sse_chunks(lines: Iterable[str], url: str):
     """The JSON objects of a server-sent-event stream, up to `data: [DONE]`. An error sent inside the
     stream (vLLM does so once the headers are out), a line that is not JSON, or a stream that breaks off
-    stops with one line."""
+    or ends without [DONE] (a server that died, where the connection's close ends the reply) stops with
+    one line."""
     for line in _transport_checked(lines, url):
         if not line.startswith("data:"):
             continue  # blank separators, comments (": ping"), `event:` lines
@@ -137,6 +138,7 @@ def _sse_chunks(lines: Iterable[str], url: str):
             message = error.get("message", error) if isinstance(error, dict) else error
             raise ModelError(f"model server error at {url}: {message}")
         yield chunk
+    raise ModelError(f"the stream from {url} ended without [DONE]: the server stopped mid-reply")
 
 
 def _transport_checked(lines: Iterable[str], url: str):
