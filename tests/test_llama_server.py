@@ -22,7 +22,9 @@ def server(models_ready):
     from sizeup.models.bundled import gguf_path
     from sizeup.models.embedded import EmbeddedServer
 
-    server = EmbeddedServer(gguf_path(MODEL), MODEL, n_ctx=512, extra_args=("--request_timeout", "1.5"))
+    # A long flush period, so that a first token held back for the flush would show (see the ttft test).
+    server = EmbeddedServer(gguf_path(MODEL), MODEL, n_ctx=512,
+                            extra_args=("--request_timeout", "1.5", "--flush_ms", "5000"))
     yield server
     server.stop()
 
@@ -62,6 +64,20 @@ def test_chat_stream_through_the_openai_client_reports_the_servers_counts(server
     assert 10 < reply.usage.prompt_tokens < 100
     assert 0 < reply.usage.ttft_s < reply.usage.total_s
     client.close()
+
+
+def test_the_first_token_is_sent_at_once_and_the_rest_at_the_flush_period(server):
+    started, arrivals = time.perf_counter(), []
+    body = {"model": MODEL, "messages": CHAT, "max_tokens": 40, "temperature": 0, "stream": True}
+    with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=60) as reply:
+        for line in reply.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                arrivals.append(time.perf_counter() - started)
+    assert len(arrivals) > 10
+    # The first text comes alone, before the others (the role-only opening chunk does not count as text);
+    # with a 5 s flush period and a reply shorter than that, all the rest come together at the end.
+    assert arrivals[1] - arrivals[0] > 0.1
+    assert arrivals[-1] - arrivals[1] < 0.05
 
 
 def test_requests_sent_at_once_are_served_in_turn(server):
