@@ -11,7 +11,7 @@ waiting on each other (a threaded first version of this server: 34 ms a token in
 thread had decoded).
 
 So this server is one thread: it decodes every request on the thread that loaded the model and writes
-each token to the socket itself. Requests are served one at a time, in order of arrival (the listen
+the tokens to the socket itself. Requests are served one at a time, in order of arrival (the listen
 backlog is the queue), and each connection is closed after its response, so that no idle keep-alive
 connection holds the only thread; a connection that sends no request within 10 s is dropped. Sampling is
 llama-cpp-python's own (`create_completion`, `create_chat_completion`, the GGUF's chat template), with
