@@ -13,7 +13,10 @@
    model server at 20 Hz for a fixed window, as % of one core.
 
     python benchmarks/inference_bench.py [--model smollm2:135m] [--max-tokens 128] [--rounds 5]
-                                         [--monitor-s 10] [--threads N] [--json]
+                                         [--monitor-s 10] [--threads N] [--json] [--also-llama-cpp-server]
+
+`--also-llama-cpp-server` adds a third side, llama-cpp-python's own `llama_cpp.server` read by the same
+client, which sizeup's embedded server replaced (see sizeup/models/llama_server.py for why).
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import sys
 import time
 
 from sizeup.models.bundled import gguf_path
-from sizeup.models.embedded import EmbeddedClient
+from sizeup.models.embedded import EmbeddedClient, EmbeddedServer
+from sizeup.models.openai_compat import OpenAICompatClient
 from sizeup.models.types import GenerationParams, Prompt
 from sizeup.monitor import Monitor
 
@@ -40,7 +44,7 @@ def decode_rate(tokens: int, total_s: float, ttft_s: float | None) -> float | No
     return (tokens - 1) / (total_s - ttft_s)
 
 
-def run_embedded(client: EmbeddedClient, max_tokens: int) -> tuple[int, float | None]:
+def run_embedded(client: EmbeddedClient | OpenAICompatClient, max_tokens: int) -> tuple[int, float | None]:
     usage = client.generate(Prompt(system="", user=USER, completion=""),
                             GenerationParams(max_tokens=max_tokens, temperature=0)).usage
     return usage.completion_tokens, decode_rate(usage.completion_tokens, usage.total_s, usage.ttft_s)
@@ -73,51 +77,66 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
                         help="llama.cpp threads, both sides (default: all cores; 1 is steadier on a busy machine)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--also-llama-cpp-server", action="store_true", help="a third side: llama_cpp.server")
     args = parser.parse_args()
     from llama_cpp import Llama
 
     threads = args.threads
     client = EmbeddedClient(args.model, n_threads=threads)
     llm = Llama(model_path=str(gguf_path(args.model)), n_ctx=2048, n_threads=threads, verbose=False)
+    sides = {"embedded": lambda: run_embedded(client, args.max_tokens), "raw": lambda: run_raw(llm, args.max_tokens)}
+    other = other_client = None
+    if args.also_llama_cpp_server:
+        other = EmbeddedServer(gguf_path(args.model), args.model, n_threads=threads, server="llama_cpp")
+        other_client = OpenAICompatClient(args.model, f"{other.url}/v1", style=client.style)
+        sides["llama_cpp.server"] = lambda: run_embedded(other_client, args.max_tokens)
     try:
-        run_embedded(client, 8)  # warm-ups, not timed
-        run_raw(llm, 8)
-        rates: dict[str, list[float]] = {"embedded": [], "raw": []}
-        tokens: dict[str, list[int]] = {"embedded": [], "raw": []}
-        paired: list[float] = []  # embedded/raw within one round: neighbours in time share the machine's load
+        for run_side in sides.values():  # warm-ups, not timed
+            run_side()
+        rates: dict[str, list[float]] = {side: [] for side in sides}
+        tokens: dict[str, list[int]] = {side: [] for side in sides}
+        # side/raw within one round: neighbours in time share the machine's load
+        paired: dict[str, list[float]] = {side: [] for side in sides if side != "raw"}
         for _ in range(args.rounds):
             round_rates = {}
-            for side, run in (("embedded", lambda: run_embedded(client, args.max_tokens)),
-                              ("raw", lambda: run_raw(llm, args.max_tokens))):
-                count, rate = run()
+            for side, run_side in sides.items():
+                count, rate = run_side()
                 tokens[side].append(count)
                 if rate is not None:
                     rates[side].append(rate)
                     round_rates[side] = rate
-            if len(round_rates) == 2:
-                paired.append(round_rates["embedded"] / round_rates["raw"])
+            for side in paired:
+                if side in round_rates and "raw" in round_rates:
+                    paired[side].append(round_rates[side] / round_rates["raw"])
         overhead = monitor_overhead_pct(client.server_pids(), args.monitor_s)
     finally:
         client.close()
         llm.close()
+        if other is not None:
+            other_client.close()
+            other.stop()
     median = {side: statistics.median(values) if values else None for side, values in rates.items()}
-    ratio = statistics.median(paired) if paired else None
-    same_tokens = set(tokens["embedded"]) == set(tokens["raw"]) and len(set(tokens["raw"])) == 1
+    ratios = {side: statistics.median(values) if values else None for side, values in paired.items()}
+    ratio = ratios["embedded"]
+    same_tokens = len({count for counts in tokens.values() for count in counts}) == 1
     print(f"model {args.model}, {threads} threads, max_tokens {args.max_tokens}, {args.rounds} rounds, interleaved")
     for side in rates:
         spread = ", ".join(f"{rate:.1f}" for rate in rates[side])
         print(f"  {side:9s} decode tok/s median {median[side] or float('nan'):7.1f}  (runs: {spread}; "
               f"tokens {tokens[side]})")
-    print(f"  ratio embedded/raw, median of the rounds' ratios {ratio:.3f} (rounds: "
-          f"{', '.join(f'{r:.2f}' for r in paired)})" if ratio else "  ratio: n/a")
+    for side, side_ratio in ratios.items():
+        print(f"  ratio {side}/raw, median of the rounds' ratios {side_ratio:.3f} (rounds: "
+              f"{', '.join(f'{r:.2f}' for r in paired[side])})" if side_ratio else f"  ratio {side}/raw: n/a")
     if not same_tokens:
-        print("  note: the two sides generated different token counts; tokens/s still compares", file=sys.stderr)
+        print("  note: the sides generated different token counts; tokens/s still compares", file=sys.stderr)
     print(f"  monitor sampler at 20 Hz over {args.monitor_s:.0f} s: {overhead:.3f} % of one core")
     if args.json:
-        print(json.dumps({"tokens_per_s": median, "ratio_embedded_to_raw": ratio,
-                          "monitor_overhead_pct": overhead, "completion_tokens": tokens,
-                          "same_token_counts": same_tokens, "paired_ratios": paired, "model": args.model,
-                          "threads": threads}))
+        out = {"tokens_per_s": median, "ratio_embedded_to_raw": ratio, "monitor_overhead_pct": overhead,
+               "completion_tokens": tokens, "same_token_counts": same_tokens, "paired_ratios": paired["embedded"],
+               "model": args.model, "threads": threads}
+        if "llama_cpp.server" in ratios:
+            out["ratio_llama_cpp_server_to_raw"] = ratios["llama_cpp.server"]
+        print(json.dumps(out))
     return 0
 
 
