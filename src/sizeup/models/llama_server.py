@@ -2,14 +2,13 @@
 
     python -m sizeup.models.llama_server --model PATH --alias NAME --port N [--n_ctx 2048] [--n_threads T]
 
-Why not `python -m llama_cpp.server`: on 2 cores, read by the same client, it decoded at 0.93x the speed
-of llama-cpp-python called in-process, where this server gives 0.98x to 1.01x (benchmarks/inference_bench.py
---also-llama-cpp-server; several runs). Its
-per-token path (a thread-pool hop, an asyncio channel, an SSE task, a disconnect poll) competes with the
-decode threads for the cores, and it decodes on thread-pool workers. llama.cpp here is built with OpenMP,
-whose worker team belongs to the OS thread that calls it: decoding from more than one thread leaves teams
-waiting on each other (a threaded first version of this server: 34 ms a token instead of 11 once a second
-thread had decoded).
+Why not `python -m llama_cpp.server`: on 2 cores, read by the same client, it decoded at 0.93x the speed of
+llama-cpp-python called in-process, where this server gives 0.98x to 1.01x (benchmarks/inference_bench.py
+--also-llama-cpp-server; several runs). Its per-token path (a thread-pool hop, an asyncio channel, an SSE
+task, a disconnect poll) competes with the decode threads for the cores, and it decodes on thread-pool
+workers. llama.cpp here is built with OpenMP, whose worker team belongs to the OS thread that calls it:
+decoding from more than one thread leaves teams waiting on each other (a threaded first version of this
+server: 34 ms a token instead of 11 once a second thread had decoded).
 
 So this server is one thread: it decodes every request on the thread that loaded the model and writes
 the tokens to the socket itself. Requests are served one at a time, in order of arrival (the listen
