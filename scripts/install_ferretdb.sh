@@ -11,7 +11,11 @@ cd "$(dirname "$0")/.."
 VERSION=v1.24.2
 DEST=${FERRETDB_BIN:-$PWD/.tools/bin/ferretdb}
 
-if [ -x "$DEST" ] && "$DEST" --version 2>/dev/null | grep -qx "version: $VERSION"; then
+# `--version` prints several lines: read them whole, never through `| head` or `grep -q`, which stop reading
+# early; under pipefail the writer's SIGPIPE (exit 141) then failed this script (seen in a CI run).
+installed_version() { "$DEST" --version 2>/dev/null | sed -n 's/^version: //p' || true; }
+
+if [ -x "$DEST" ] && [ "$(installed_version)" = "$VERSION" ]; then
     echo "install_ferretdb: $DEST is FerretDB $VERSION already"
     exit 0
 fi
@@ -36,4 +40,4 @@ PARTIAL="$DEST.partial.$$"  # beside DEST, so the rename below is atomic: never 
 (cd "$WORK/src" && CGO_ENABLED=0 go build -buildvcs=false -o "$PARTIAL" ./cmd/ferretdb) \
     || { rm -f "$PARTIAL"; exit 1; }
 mv -f "$PARTIAL" "$DEST"
-"$DEST" --version | head -n 1
+echo "install_ferretdb: built FerretDB $(installed_version)"

@@ -123,7 +123,7 @@ import_image() {
     # PATH and CMD as a python image has them. podman's compat import ignores repo/tag: tag it by id after.
     reply=$(api -X POST -H 'Content-Type: application/x-tar' --data-binary @"$ROOTFS_TAR" \
         "http://d/images/create?fromSrc=-&changes=ENV%20PATH%3D%2Fusr%2Flocal%2Fbin%3A%2Fusr%2Fbin%3A%2Fbin&changes=CMD%20%5B%22python3%22%5D")
-    id=$(printf '%s' "$reply" | grep -o 'sha256:[0-9a-f]\{64\}' | head -n1)
+    id=$(grep -o 'sha256:[0-9a-f]\{64\}' <<<"$reply" | sed -n 1p)  # sed reads all: no SIGPIPE under pipefail
     if [ -z "$id" ]; then say "import failed: $reply"; exit 1; fi
     api -X POST "http://d/images/$id/tag?repo=$name&tag=$tag" >/dev/null
     say "image $IMAGE ($id) imported in $((SECONDS - started)) s"
@@ -141,7 +141,9 @@ stop_service() {
         local pid
         pid=$(cat "$PIDFILE")
         # Only the service this script started: its pid, and only if it still is podman's service.
-        if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q "podman system service"; then
+        local cmdline
+        cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+        if [[ $cmdline == *"podman system service"* ]]; then
             kill "$pid"
             for _ in $(seq 1 50); do [ -e "/proc/$pid" ] || break; sleep 0.1; done
             say "stopped the service (pid $pid)"
