@@ -8,6 +8,7 @@ missing model is a failure, so CI can never go green without running them.
 from __future__ import annotations
 
 import importlib.util
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,10 @@ def large_client(models_ready):
 def mbpp_path() -> Path:
     need("MBPP data", "SIZEUP_REQUIRE_DATA", MBPP.is_file(), f"{MBPP} not found")
     return MBPP
+
+
+@pytest.fixture(scope="session")
+def gnu_time() -> str:
+    """/usr/bin/time, the reference the monitor's peaks are checked against (CI installs it)."""
+    need("GNU time", "SIZEUP_REQUIRE_TIME", shutil.which("/usr/bin/time") is not None, "/usr/bin/time not found")
+    return "/usr/bin/time"

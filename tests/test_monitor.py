@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -93,7 +92,7 @@ def test_peak_memory_of_a_held_allocation():
     assert monitor.summary.samples >= 10
 
 
-@pytest.mark.skipif(not shutil.which("/usr/bin/time"), reason="/usr/bin/time is not installed")
+@pytest.mark.usefixtures("gnu_time")
 def test_kernel_peak_of_a_50ms_spike_matches_time_v():
     monitor = _watch_go(SPIKE_IN_WINDOW)
     out = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", SPIKE_200MB_ALONE],

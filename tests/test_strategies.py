@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
+from sizeup.models import GenerationParams, ModelClient
 from sizeup.sandbox import Limits, ProcessSandbox
 from sizeup.strategies import AdaptiveBranching, SingleShot
 from sizeup.tasks import Task
@@ -67,7 +70,30 @@ def test_free_text_task_is_unverified_and_not_branched(small_client, sandbox):
     assert outcome.best.status != "passed"
 
 
-def test_children_of_a_level_run_concurrently_when_asked(small_client, sandbox):
-    strategy = AdaptiveBranching(small_client, sandbox, max_depth=1, branching=3, parallel=3, max_tokens=16)
+class InFlight(ModelClient):
+    """The real model, counting how many of the strategy's calls are in flight at once."""
+
+    def __init__(self, client: ModelClient):
+        self.client, self.model, self.style = client, client.model, client.style
+        self._lock = threading.Lock()
+        self.now = self.most = 0
+
+    def generate(self, prompt, params=None):
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            return self.client.generate(prompt, params or GenerationParams())
+        finally:
+            with self._lock:
+                self.now -= 1
+
+
+@pytest.mark.parametrize("parallel", [1, 3])
+def test_children_of_a_level_run_concurrently_when_asked(small_client, sandbox, parallel):
+    client = InFlight(small_client)
+    strategy = AdaptiveBranching(client, sandbox, max_depth=1, branching=3, parallel=parallel, max_tokens=16)
     outcome = strategy.solve(IMPOSSIBLE)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0", "0.1", "0.2"]
+    # The server answers one request at a time, so the three children's requests wait there, in flight.
+    assert client.most == parallel
