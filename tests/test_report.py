@@ -133,3 +133,20 @@ def test_several_runs_are_compared_on_common_tasks():
     assert "Runs compared on their 4 common tasks" in page and "1 × 2 × 1" in page and "3 × 2 × 1" in page
     assert headline(report).count("Run run-") == 2
     assert "| run-b |" in render_markdown(report)
+
+
+def test_every_sandbox_status_gets_its_colour_and_trees_keep_numeric_order():
+    from sizeup.analysis.report_html import CSS, _table, _tree
+    from sizeup.sandbox.types import Status
+
+    for status in Status:
+        cell = _table((["task", "status"], [["1", status.value]]))
+        assert f'<span class="status-{status.value}">' in cell
+    assert ".status-memory_exceeded" in CSS and ".status-memory " not in CSS
+    node = {"status": "failed", "tests_passed": 0, "tests_total": 1, "prompt_tokens": 1, "completion_tokens": 1,
+            "gen_s": 0.1, "finish_reason": "stop", "depth": 1, "parent_id": "0"}
+    siblings = [{**node, "attempt_id": f"0.{i}"} for i in (10, 2, 1)]
+    html_tree = _tree({"attempts": [{**node, "attempt_id": "0", "depth": 0, "parent_id": None}, *siblings],
+                       "best_attempt_id": "0"})
+    order = re.findall(r"<code>(0\.\d+)</code>", html_tree)
+    assert order == ["0.1", "0.2", "0.10"]

@@ -47,6 +47,16 @@ class ResourceSummary(BaseModel):
     cpu_energy_j: float | None = None  # all CPU packages, RAPL's energy counter delta over the window
 
 
+def tree_order_key(depth: int, attempt_id: str) -> tuple[int, tuple[tuple[int, int | str], ...]]:
+    """Depth, then the attempt id compared part by part as numbers, so "0.2" comes before "0.10": the order
+    in which a strategy makes its attempts, and the order every store returns a tree in."""
+    return depth, tuple((0, int(p)) if p.isdigit() else (1, p) for p in attempt_id.split("."))
+
+
+def tree_order(attempt: Attempt) -> tuple[int, tuple[tuple[int, int | str], ...]]:
+    return tree_order_key(attempt.depth, attempt.attempt_id)
+
+
 class Attempt(BaseModel):
     """One node of an attempt tree: one model call and one sandbox execution."""
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from sizeup.analysis.stats import mcnemar_exact_p, wilson_interval
-from sizeup.records import Attempt, TaskResult
+from sizeup.records import Attempt, TaskResult, tree_order
 
 BudgetKind = Literal["tokens", "cpu_s", "gen_s"]
 BUDGET_KINDS: tuple[BudgetKind, ...] = ("tokens", "cpu_s", "gen_s")
@@ -33,10 +33,7 @@ PASSED = "passed"
 
 def replay_order(attempts: list[Attempt]) -> list[Attempt]:
     """Attempts in the order the strategy made them: by depth, then by id read as numbers."""
-    def key(a: Attempt) -> tuple[int, tuple[int, ...]]:
-        parts = tuple(int(p) if p.isdigit() else 0 for p in a.attempt_id.split("."))
-        return (a.depth, parts)
-    return sorted(attempts, key=key)
+    return sorted(attempts, key=tree_order)
 
 
 def task_spend(result: TaskResult, kind: BudgetKind) -> float:

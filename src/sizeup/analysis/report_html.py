@@ -11,6 +11,10 @@ from typing import Any
 
 from sizeup.analysis import fmt, tables
 from sizeup.analysis.report import STATISTICS, headline
+from sizeup.records import tree_order_key
+from sizeup.sandbox.types import Status
+
+STATUSES = {status.value for status in Status}  # cells that get their status colour
 
 CSS = """
 :root { --fg:#1d2430; --muted:#5b6472; --line:#d9dee5; --zebra:#f5f7fa; --pass:#1b7f5a; --fail:#b42318;
@@ -37,7 +41,7 @@ table.kv td { text-align:left; } table.kv td:first-child { width:40%; color:var(
 .grid { display:grid; grid-template-columns:1fr 1fr; gap:14px 24px; }
 figure { margin:0; } figure.wide { grid-column:1 / span 2; } figure img { width:100%; height:auto; }
 .status-passed { color:var(--pass); font-weight:600; } .status-failed, .status-error, .status-timeout,
-.status-harness_error, .status-memory { color:var(--fail); font-weight:600; }
+.status-harness_error, .status-memory_exceeded { color:var(--fail); font-weight:600; }
 .task { border:1px solid var(--line); border-radius:6px; padding:12px 16px; margin:12px 0; }
 .sides { display:grid; grid-template-columns:1fr 1fr; gap:18px; }
 ul.tree, ul.tree ul { list-style:none; padding-left:18px; margin:4px 0; border-left:2px solid var(--line); }
@@ -64,7 +68,7 @@ def _table(table: tables.Table, link_column: dict[str, str] | None = None, css: 
                 text = text.replace("–", "\u2060–\u2060")
             if i == 0 and link_column and cell in link_column:
                 text = f'<a href="#{escape(link_column[cell])}">{text}</a>'
-            elif cell in {"passed", "failed", "error", "timeout", "harness_error", "memory"}:
+            elif cell in STATUSES:
                 text = f'<span class="status-{escape(cell)}">{text}</span>'
             cells.append(f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
@@ -129,7 +133,7 @@ def _tree(side: dict[str, Any]) -> str:
         return '<p class="note">no attempts stored</p>'
     ids = {a["attempt_id"] for a in attempts}
     children: dict[str | None, list[dict[str, Any]]] = {}
-    for a in sorted(attempts, key=lambda a: (a["depth"], a["attempt_id"])):
+    for a in sorted(attempts, key=lambda a: tree_order_key(a["depth"], a["attempt_id"])):
         parent = a["parent_id"] if a["parent_id"] in ids else None
         children.setdefault(parent, []).append(a)
     roots = children.get(None, [])

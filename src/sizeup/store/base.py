@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-from sizeup.records import Attempt, RunRecord, Side, TaskResult
+from sizeup.records import RunRecord, Side, TaskResult
 from sizeup.tasks.types import Task
 
 
@@ -18,13 +18,6 @@ def redacted_url(url: str) -> str:
     """The URL with its password replaced by ***, fit for messages. Greedy up to the last '@' before the
     path, so an unescaped '@' inside the password cannot leak the rest of it."""
     return re.sub(r"(//[^/:@]*):[^/]*@", r"\1:***@", url)
-
-
-def tree_order(attempt: Attempt) -> tuple[int, tuple[tuple[int, int | str], ...]]:
-    """Sort key of attempts: depth, then the attempt id compared part by part as numbers, so "0.2" comes
-    before "0.10". Every store returns a tree in this order."""
-    parts = tuple((0, int(p)) if p.isdigit() else (1, p) for p in attempt.attempt_id.split("."))
-    return attempt.depth, parts
 
 
 class Store(ABC):

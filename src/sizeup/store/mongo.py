@@ -55,8 +55,8 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from sizeup.records import Attempt, RunRecord, Side, TaskResult
-from sizeup.store.base import Store, StoreError, redacted_url, tree_order
+from sizeup.records import Attempt, RunRecord, Side, TaskResult, tree_order
+from sizeup.store.base import Store, StoreError, redacted_url
 from sizeup.tasks.types import Task
 
 SCHEMA_VERSION = 1

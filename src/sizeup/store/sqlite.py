@@ -13,8 +13,8 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sizeup.records import Attempt, RunRecord, Side, TaskResult
-from sizeup.store.base import Store, StoreError, tree_order
+from sizeup.records import Attempt, RunRecord, Side, TaskResult, tree_order
+from sizeup.store.base import Store, StoreError
 from sizeup.tasks.types import Task
 
 SCHEMA_VERSION = 1
