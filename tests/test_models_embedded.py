@@ -101,3 +101,13 @@ def test_a_broken_stream_is_one_clear_line():
         list(_sse_chunks(cut_off(), url))
     with pytest.raises(ModelError, match=r"ended without \[DONE\]"):  # a close that cut the reply short
         list(_sse_chunks(['data: {"choices": [{"text": "a"}]}'], url))
+
+
+def test_a_reply_of_no_tokens_keeps_the_servers_counts():
+    client = OpenAICompatClient("m", "http://127.0.0.1:9/v1")  # no request is sent: only the stream is read
+    stream = [{"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]},
+              {"choices": [{"delta": {}, "finish_reason": "stop"}]},
+              {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 0}}]
+    reply = client._collect(iter(stream), PROMPT, started=0.0)
+    assert (reply.text, reply.finish_reason) == ("", "stop")
+    assert (reply.usage.source, reply.usage.prompt_tokens, reply.usage.completion_tokens) == ("server", 12, 0)

@@ -54,9 +54,9 @@ def render_tasks(console: Console, tasks: list) -> None:
 
 def models(provider: str, url: str | None) -> list[dict[str, Any]]:
     if provider == "ollama":
-        from sizeup.models.ollama import list_models
+        from sizeup.models.ollama import DEFAULT_URL, list_models
 
-        return list_models(url or "http://127.0.0.1:11434")
+        return list_models(url or DEFAULT_URL)
     from sizeup.models.bundled import BUNDLED, gguf_path
     from sizeup.models.types import ModelError
 

@@ -31,11 +31,12 @@ def make_client(provider: str, model: str, *, url: str | None = None, style: Pro
     if provider == "embedded":
         from sizeup.models.embedded import EmbeddedClient
 
-        return EmbeddedClient(model, n_ctx=n_ctx or 2048, n_threads=n_threads, style=style)
+        sized = {"n_ctx": n_ctx} if n_ctx else {}  # else the client's own default
+        return EmbeddedClient(model, n_threads=n_threads, style=style, **sized)
     if provider == "ollama":
-        from sizeup.models.ollama import OllamaClient
+        from sizeup.models.ollama import DEFAULT_URL, OllamaClient
 
-        return OllamaClient(model, url or "http://127.0.0.1:11434", style=style or PromptStyle.CHAT, pull=pull,
+        return OllamaClient(model, url or DEFAULT_URL, style=style or PromptStyle.CHAT, pull=pull,
                             num_ctx=n_ctx, server_pid=server_pid)
     if provider == "openai":
         from sizeup.models.openai_compat import OpenAICompatClient

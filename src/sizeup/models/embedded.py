@@ -101,11 +101,6 @@ class EmbeddedServer:
             return "(no log)"
         return lines[-1] if lines else "(empty log)"
 
-    def count_tokens(self, text: str) -> int:
-        reply = httpx.post(f"{self.url}/extras/tokenize/count", json={"input": text}, timeout=30.0)
-        reply.raise_for_status()
-        return int(reply.json()["count"])
-
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
@@ -128,8 +123,7 @@ class EmbeddedClient(ModelClient):
         self.style = style or style_for(model)
         self.gguf = gguf_path(model)
         self.server = EmbeddedServer(self.gguf, alias=model, n_ctx=n_ctx, n_threads=n_threads)
-        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style,
-                                          count_prompt_tokens=self.server.count_tokens)
+        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style)
         # The base class's tiny call, right away: the first task is not charged for first-use costs.
         self._warmup_s = self.warm_up()["warmup_s"]
 

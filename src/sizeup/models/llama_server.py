@@ -22,8 +22,7 @@ stream is sent every 50 ms (`--flush_ms`) rather than every token: the client th
 second, not once a token, and takes that much less CPU from the decode threads; the end of the stream
 (and so the decode time) is sent at once too.
 
-Serves: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not),
-POST /extras/tokenize/count.
+Serves: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not).
 """
 
 from __future__ import annotations
@@ -121,11 +120,7 @@ class Handler(BaseHTTPRequestHandler):
             body = self._read_body()
             self.connection.settimeout(self.reply_timeout_s)
             path = self.path.rstrip("/")
-            if path == "/extras/tokenize/count":
-                text = str(body.get("input", ""))
-                count = len(self.server.llama.tokenize(text.encode("utf-8"), add_bos=True, special=True))
-                self._send_json(200, {"count": count})
-            elif path in ("/v1/completions", "/v1/chat/completions"):
+            if path in ("/v1/completions", "/v1/chat/completions"):
                 self._complete(body, chat=path.endswith("chat/completions"))
             else:
                 raise BadRequest(404, f"no such endpoint: POST {self.path}")
@@ -213,9 +208,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Connection", "close")
         self.end_headers()
 
-    def _send_event(self, payload: dict | str, at_once: bool = False) -> None:
-        self._pending.append(b"data: " + (payload if isinstance(payload, str) else json.dumps(payload)).encode()
-                             + b"\n\n")
+    def _send_event(self, payload: dict, at_once: bool = False) -> None:
+        self._pending.append(b"data: " + json.dumps(payload).encode() + b"\n\n")
         now = time.perf_counter()
         if at_once or now - self._flushed_at >= self.server.flush_s:
             self._flush(now)

@@ -56,6 +56,7 @@ class OllamaClient(ModelClient):
         self.pull = pull
         self.retries, self.backoff_s = retries, backoff_s
         self._server_pid = server_pid
+        self._found_pids: list[int] = []  # the local `ollama serve` processes, once found
         self._client = _make_client(url, timeout_s)
         self._pull_lock = threading.Lock()  # concurrent branches must not start several pulls
         self._pulled = False
@@ -91,8 +92,12 @@ class OllamaClient(ModelClient):
             return [self._server_pid] if psutil.pid_exists(self._server_pid) else []
         if urlparse(self.url).hostname not in ("127.0.0.1", "localhost", "::1"):
             return []
-        return [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
-                if proc.info["name"] == "ollama" and "serve" in (proc.info["cmdline"] or [])]
+        # The Monitor asks 20 times a second: keep the `ollama serve` found (its runners are its children,
+        # which the Monitor finds), and walk every process on the machine again only once it is gone.
+        if not any(psutil.pid_exists(pid) for pid in self._found_pids):
+            self._found_pids = [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
+                                if proc.info["name"] == "ollama" and "serve" in (proc.info["cmdline"] or [])]
+        return list(self._found_pids)
 
     def warm_up(self) -> dict[str, float]:
         """Load the model once before any task (keep_alive keeps it), and read what /api/ps says of it:
@@ -118,10 +123,7 @@ class OllamaClient(ModelClient):
                                                options=self._options(params, prompt.stop),
                                                keep_alive=self.keep_alive)
             else:
-                messages = [{"role": "user", "content": prompt.user}]
-                if prompt.system:
-                    messages.insert(0, {"role": "system", "content": prompt.system})
-                chunks = self._client.chat(self.model, messages, stream=True,
+                chunks = self._client.chat(self.model, prompt.messages(), stream=True,
                                            options=self._options(params, ()), keep_alive=self.keep_alive)
             return self._collect(chunks, started)
 

@@ -2,7 +2,7 @@
 
 Replies are streamed so that time to first token is observed. Token counts come from the server's
 `usage` when it sends one; otherwise completion tokens are counted from the stream (llama.cpp and vLLM
-send one token per chunk) and marked as counted.
+send one token per chunk) and the prompt's size is marked unknown.
 
 The SDK sends the request (auth, retries, timeouts, its typed errors); the stream's lines are read raw
 (`with_streaming_response`) and each chunk decoded with json.loads alone. Building the SDK's pydantic
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 
 import openai
 import psutil
@@ -35,19 +35,16 @@ class OpenAICompatClient(ModelClient):
     provider = "openai"
 
     def __init__(self, model: str, base_url: str, *, style: PromptStyle = PromptStyle.CHAT,
-                 api_key: str = "sk-no-key-needed", timeout_s: float = 300.0, served_name: str | None = None,
-                 count_prompt_tokens: Callable[[str], int] | None = None, server_pid: int | None = None):
+                 api_key: str = "sk-no-key-needed", timeout_s: float = 300.0, server_pid: int | None = None):
         self.model = model
         self.style = style
         self.base_url = base_url
-        self._served_name = served_name or model
-        self._count_prompt_tokens = count_prompt_tokens
         self._server_pid = server_pid  # a local server's pid (--server-pid), for resource accounting
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         # include_usage: vLLM and llama.cpp's llama-server then end the stream with the token counts.
-        common = {"model": self._served_name, "max_tokens": params.max_tokens,
+        common = {"model": self.model, "max_tokens": params.max_tokens,
                   "temperature": params.temperature, "stream": True, "stream_options": {"include_usage": True}}
         if params.seed is not None:
             common["seed"] = params.seed
@@ -59,23 +56,20 @@ class OpenAICompatClient(ModelClient):
                 request = self._client.completions.with_streaming_response.create(
                     prompt=prompt.completion, stop=list(prompt.stop) or None, **common)
             else:
-                messages = [{"role": "user", "content": prompt.user}]
-                if prompt.system:
-                    messages.insert(0, {"role": "system", "content": prompt.system})
-                request = self._client.chat.completions.with_streaming_response.create(messages=messages, **common)
+                request = self._client.chat.completions.with_streaming_response.create(
+                    messages=prompt.messages(), **common)
             with request as response:
                 return self._collect(_sse_chunks(response.iter_lines(), self.base_url), prompt, started)
         except openai.APIConnectionError as err:
             raise ModelError(f"cannot reach the model server at {self.base_url}: {err}") from err
         except openai.NotFoundError as err:
-            raise ModelError(f"model '{self._served_name}' not found at {self.base_url}: {err.message}") from err
+            raise ModelError(f"model '{self.model}' not found at {self.base_url}: {err.message}") from err
         except openai.APIStatusError as err:
             raise ModelError(f"model server error {err.status_code} at {self.base_url}: {err.message}") from err
 
     def _collect(self, stream, prompt: Prompt, started: float) -> Completion:
         pieces: list[str] = []
         ttft: float | None = None
-        chunks = 0
         usage = None
         finish: str | None = None
         for chunk in stream:
@@ -92,20 +86,19 @@ class OpenAICompatClient(ModelClient):
                 if ttft is None:
                     ttft = time.perf_counter() - started
                 pieces.append(piece)
-                chunks += 1
             finish = choice.get("finish_reason") or finish
         total = time.perf_counter() - started
         if finish is None and not pieces:
             raise ModelError(f"malformed reply from {self.base_url}: the stream ended with no choices")
         text = "".join(pieces)
-        if usage is not None and usage.get("completion_tokens"):
+        # A usage of 0 completion tokens is a count only when no text came (an immediate end of sequence);
+        # beside text it is a server's placeholder.
+        if usage is not None and (usage.get("completion_tokens") or not pieces):
             out = Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                        completion_tokens=int(usage["completion_tokens"]), ttft_s=ttft, total_s=total, source="server")
-        elif self._count_prompt_tokens is not None:
-            out = Usage(prompt_tokens=self._count_prompt_tokens(prompt.as_text(self.style)),
-                        completion_tokens=chunks, ttft_s=ttft, total_s=total, source="counted")
-        else:  # no usage and no tokenizer: the prompt's size is unknown, and said to be
-            out = Usage(prompt_tokens=0, completion_tokens=chunks, ttft_s=ttft, total_s=total,
+                        completion_tokens=int(usage.get("completion_tokens") or 0), ttft_s=ttft, total_s=total,
+                        source="server")
+        else:  # no usage: one token per chunk, and the prompt's size is unknown, and said to be
+            out = Usage(prompt_tokens=0, completion_tokens=len(pieces), ttft_s=ttft, total_s=total,
                         source=COMPLETION_ONLY)
         return Completion(text=text, usage=out, finish_reason=finish)
 

@@ -22,6 +22,11 @@ class Prompt:
     completion: str  # the same request written as a document for a base model to continue
     stop: tuple[str, ...] = ()  # stop sequences for completion-style prompts
 
+    def messages(self) -> list[dict[str, str]]:
+        """The chat form: the system message (if any) and the user's."""
+        system = [{"role": "system", "content": self.system}] if self.system else []
+        return [*system, {"role": "user", "content": self.user}]
+
     def as_text(self, style: PromptStyle) -> str:
         if style is PromptStyle.COMPLETION:
             return self.completion
@@ -48,8 +53,8 @@ class Usage:
     load_s: float | None = None  # model load charged to this call, when the server says so
     prompt_eval_s: float | None = None  # server-side prefill time, when reported
     eval_s: float | None = None  # server-side decode time, when reported
-    # "server": counts reported by the server; "counted": counted by sizeup (completion tokens from the
-    # stream, prompt tokens by the server's tokenizer); "counted-completion-only": prompt tokens unknown.
+    # "server": counts reported by the server; "counted-completion-only": completion tokens counted by
+    # sizeup from the stream, prompt tokens unknown.
     source: str = "server"
 
 

@@ -38,9 +38,10 @@ def repair(task: Task, code: str, feedback: str) -> Prompt:
     user = (f"{base.user}\n\nThis attempt does not pass yet:\n```python\n{code}\n```\n"
             f"Test results:\n{feedback}\n\nFix the parts that fail. Reply with the full corrected code "
             "in a single ```python code block.")
-    head = base.completion.rsplit("### Solution", 1)[0].rsplit("### Complete this function", 1)[0]
     if task.stub:
         head = f"### Complete this function\n```python\n{task.stub}```\n"
+    else:  # the task and its tests, without the first attempt's "### Solution" opening
+        head = base.completion.rsplit("### Solution", 1)[0]
     doc = (f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
            "### Fixed solution\n```python\n")
     return Prompt(SYSTEM, user, doc, stop=STOP)
