@@ -109,7 +109,8 @@ def test_cpu_seconds_come_from_kernel_counters():
     summary = _watch_go(BUSY_1S_AFTER_GO).summary
     assert summary.cpu_s == pytest.approx(1.0, rel=0.05)
     assert summary.method["cpu_s"] is Measured.KERNEL
-    assert 20 < summary.mean_cpu_pct <= 100
+    # One busy thread: at most one core, give or take one 10 ms clock tick of the kernel's counters (seen: 100.9).
+    assert 20 < summary.mean_cpu_pct <= 100 * (1 + 0.01 / summary.wall_s)
 
 
 def test_a_child_reaped_by_a_watched_parent_is_counted_once():

@@ -77,17 +77,16 @@ class Monitor:
     def __enter__(self) -> Monitor:
         self._window_start_ticks = process.boottime_ticks()
         self._nvml = Nvml.get() if self._want_gpu else None
-        self._gpu = GpuWindow(self._nvml.read()) if self._nvml else None
         self._rapl = RaplMeter.start() if self._want_rapl else None
         self._started = time.perf_counter()
-        self._sample()  # the window's first GPU reading, energy included, was just taken above
+        self._sample(edge=True)
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self._sample(end=True)
+        self._sample(edge=True)
         wall = time.perf_counter() - self._started
         marks = {pid: process.peak_rss_bytes(pid) if w.hwm_window_only and not w.gone else None
                  for pid, w in self._watched.items()}
@@ -116,7 +115,8 @@ class Monitor:
         cpu_first = stat.cpu_s if older else 0.0
         return _Watched(stat.start_ticks, parent, window_only, cpu_first=cpu_first, cpu_last=stat.cpu_s)
 
-    def _sample(self, end: bool = False) -> float:
+    def _sample(self, edge: bool = False) -> float:
+        """One reading of everything; `edge` at the window's start and end, where the energy counters go."""
         # Called by the caller's thread at enter and exit, by the sampler only in between: never at once.
         found = process.tree(self._pids())
         for pid, parent in found.items():
@@ -144,11 +144,13 @@ class Monitor:
             parent = self._watched.get(watched.parent) if watched.parent is not None else None
             watched.absorbed = parent is not None and not parent.gone
         self._peak_rss = max(self._peak_rss, rss)
-        if self._gpu is not None and self._nvml is not None:
+        if self._nvml is not None:
             now = time.perf_counter()
-            util_too = end or now - self._util_last >= UTIL_PERIOD_S
+            util_too = edge or now - self._util_last >= UTIL_PERIOD_S
             self._util_last = now if util_too else self._util_last
-            reading = self._nvml.read(energy_too=end, util_too=util_too)
+            reading = self._nvml.read(energy_too=edge, util_too=util_too)
+            if self._gpu is None:  # the window's first reading: its energy counter is the start
+                self._gpu = GpuWindow(reading)
             self._gpu.add(reading, [pid for pid, w in self._watched.items() if not w.gone])
         if self._rapl is not None:
             self._rapl.update()
