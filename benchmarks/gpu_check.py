@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))  # sizeup from this checkout, installed or not
 
 WORKLOAD = r"""
 import json, subprocess, sys, time
@@ -103,7 +104,6 @@ def via_measure(args, sampler: PowerSampler) -> dict:
 
 
 def via_monitor(args, sampler: PowerSampler, gpu: bool = True) -> dict:
-    sys.path.insert(0, str(SRC))
     from sizeup.monitor import Monitor
 
     child = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(args.hold_gib), str(args.seconds)],
@@ -125,7 +125,6 @@ def via_monitor(args, sampler: PowerSampler, gpu: bool = True) -> dict:
 
 def nvml_call_costs(rounds: int = 50) -> dict:
     """CPU ms per call of each NVML query a reading makes: what sampling the GPU costs the host."""
-    sys.path.insert(0, str(SRC))
     from sizeup.monitor.gpu import Nvml
 
     nvml = Nvml.get()
@@ -140,10 +139,12 @@ def nvml_call_costs(rounds: int = 50) -> dict:
         for _ in range(rounds):
             call(handle)
         costs[name] = 1000 * (time.process_time() - start) / rounds
-    start = time.process_time()
-    for _ in range(rounds):
-        nvml.read()
-    costs["whole_reading"] = 1000 * (time.process_time() - start) / rounds
+    for label, kwargs in (("whole_reading", {}),  # at a window's two ends
+                          ("sample_reading", {"energy_too": False, "util_too": False})):  # at 20 Hz between
+        start = time.process_time()
+        for _ in range(rounds):
+            nvml.read(**kwargs)
+        costs[label] = 1000 * (time.process_time() - start) / rounds
     return costs
 
 

@@ -28,20 +28,23 @@ import statistics
 import sys
 import time
 
+from sizeup.cli import runner
 from sizeup.models.bundled import gguf_path
 from sizeup.models.embedded import EmbeddedClient, EmbeddedServer
 from sizeup.models.openai_compat import OpenAICompatClient
 from sizeup.models.types import GenerationParams, Prompt
 from sizeup.monitor import Monitor
+from sizeup.records import Attempt
 
 USER = "Write a long story about a dragon who learns to program. Make it at least 1000 words."
 SERVER_REPEAT_PENALTY = 1.1  # the embedded server's default (llama_cpp.server's), which the client leaves in place
 
 
 def decode_rate(tokens: int, total_s: float, ttft_s: float | None) -> float | None:
-    if ttft_s is None or tokens < 2 or total_s <= ttft_s:
+    """The figure a run stores (sizeup.cli.runner.decode_rate), for one call timed by the client."""
+    if ttft_s is None:
         return None
-    return (tokens - 1) / (total_s - ttft_s)
+    return runner.decode_rate([Attempt(attempt_id="0", completion_tokens=tokens, decode_s=total_s - ttft_s)])
 
 
 def run_embedded(client: EmbeddedClient | OpenAICompatClient, max_tokens: int) -> tuple[int, float | None]:
