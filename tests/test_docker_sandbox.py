@@ -11,9 +11,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import pytest
 
 from podman_engine import Engine, docker_engine  # noqa: F401 - the session fixture
+from requirements import need
 
 # Aliased: pytest would try to collect classes named Test* imported into a test module.
 from sizeup.sandbox import Limits, ProcessSandbox, Status
@@ -52,9 +54,8 @@ def single(engine):
 
 def survivors(engine: Engine, marker: str, wait_s: float = 5.0) -> list[int]:
     """Host pids whose command line carries `marker` (read-only: the container's removal is what kills them)."""
-    psutil = pytest.importorskip("psutil")
-    if not engine.local:
-        pytest.skip("the engine is remote: its processes are not in this machine's /proc")
+    need("a local Docker-API engine", "SIZEUP_REQUIRE_DOCKER", engine.local,
+         "the engine is remote: its processes are not in this machine's /proc")
     deadline = time.monotonic() + wait_s
     while True:
         found = [proc.pid for proc in psutil.process_iter(["cmdline", "status"])

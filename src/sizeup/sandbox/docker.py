@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from sizeup.sandbox.process import DEFAULT_LIMITS, judge
-from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome, TestResult
+from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
 
 DEFAULT_IMAGE = "python:3.11-slim"
 LABEL = "sizeup.sandbox"  # on every container we start: `cleanup` finds leftovers by it
@@ -246,8 +246,7 @@ class DockerSandbox(Sandbox):
             figures.update(container_start_s=start_s, containers_started=float(start_s > 0))
             execution, replace_because = self._execute(container, program, tests, limits, setup_code)
         except Exception as exc:  # the engine, the SDK or the launcher failed: not the program's doing
-            execution = Execution(Status.HARNESS_ERROR, detail=f"docker backend: {exc!r}"[:400],
-                                  tests=[TestResult(t, TestOutcome.NOT_RUN) for t in tests])
+            execution = Execution.none_run(Status.HARNESS_ERROR, tests, f"docker backend: {exc!r}"[:400])
             replace_because = f"harness error: {type(exc).__name__}"
         if container is not None:
             execution.container_id = container.id[:12]
@@ -334,8 +333,7 @@ def _no_report(tests: list[str], exit_code: int | None, err: bytes, in_time: boo
     if exit_code and exit_code > 128 and in_time:
         how = signal.Signals(exit_code - 128).name if exit_code - 128 in signal.valid_signals() else exit_code
         detail = f"the sandbox's launcher was killed by {how} (by the program, or the out-of-memory killer)"
-        return Execution(Status.ERROR, detail=detail, exit_code=exit_code,
-                         tests=[TestResult(t, TestOutcome.NOT_RUN) for t in tests]), "the launcher was killed"
+        return Execution.none_run(Status.ERROR, tests, detail, exit_code=exit_code), "the launcher was killed"
     tail = err.decode(errors="replace").strip()[-300:]
     raise LauncherFailed(f"no report from the launcher (exit {exit_code}): {tail}")
 

@@ -38,7 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sizeup.sandbox.process import DEFAULT_LIMITS, RESULT_CAP, judge, rlimits
-from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome, TestResult
+from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
 
 HERE = Path(__file__).parent
 INSIDE = "/sizeup"  # where driver.py and worker.py appear in the sandbox, read-only
@@ -390,5 +390,4 @@ class IsolatedSandbox(Sandbox):
 
     @staticmethod
     def _harness_error(tests: list[str], detail: str) -> Execution:
-        return Execution(Status.HARNESS_ERROR, detail=detail,
-                         tests=[TestResult(t, TestOutcome.NOT_RUN) for t in tests])
+        return Execution.none_run(Status.HARNESS_ERROR, tests, detail)

@@ -169,8 +169,7 @@ class ProcessSandbox(Sandbox):
             try:
                 execution = self._run_in(workdir, program, tests, limits, setup_code, start)
             except Exception as exc:  # OSError from spawn, SubprocessError from preexec_fn, ...
-                execution = Execution(Status.HARNESS_ERROR, detail=f"could not run the child: {exc!r}",
-                                      tests=[TestResult(t, TestOutcome.NOT_RUN) for t in tests])
+                execution = Execution.none_run(Status.HARNESS_ERROR, tests, f"could not run the child: {exc!r}")
         execution.backend = self.name
         execution.wall_s = time.perf_counter() - start
         return execution

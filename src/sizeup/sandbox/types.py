@@ -66,6 +66,11 @@ class Execution:
     figures: dict[str, float] = field(default_factory=dict)
     figures_from: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def none_run(cls, status: Status, tests: list[str], detail: str, **figures) -> Execution:
+        """An execution that ended before any test ran (the harness failed, the launcher was killed)."""
+        return cls(status, tests=[TestResult(t, TestOutcome.NOT_RUN) for t in tests], detail=detail, **figures)
+
     @property
     def tests_passed(self) -> int:
         return sum(t.outcome is TestOutcome.PASSED for t in self.tests)
