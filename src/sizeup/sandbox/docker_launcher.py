@@ -25,17 +25,13 @@ import ctypes
 import json
 import os
 import resource
-import select
 import shutil
-import signal
 import sys
 import time
 
 import driver  # beside this file in the container (sys.path[0]): the shared, stdlib-only helpers
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.py")
-RESULT_CAP = 1 << 20  # as the process backend: a test record is < 400 bytes
-DRAIN_GRACE_S = 0.5  # after the driver exits, how long escaped holders of its pipes may keep us waiting
 SETTLE_S = 0.5  # how long SIGKILLed processes may take to disappear before they count as left behind
 PR_SET_DUMPABLE = 4
 # Where a candidate might leave something for the next run: its run dir's parent (root's, but checked all the
@@ -143,48 +139,6 @@ def _start_driver(run_dir: str, result_fd: int, out_fd: int, err_fd: int, timeou
         os._exit(127)
 
 
-def _supervise(pid: int, streams: dict, deadline: float) -> tuple:
-    """Drain the pipes while the driver runs; kill its group at exit or deadline; reap it."""
-    pidfd = os.pidfd_open(pid)
-    poller = select.poll()
-    for fd in (*streams, pidfd):
-        poller.register(fd, select.POLLIN)
-    open_fds, exited, timed_out = set(streams), False, False
-    while open_fds or not exited:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            timed_out = not exited
-            break
-        for fd, _ in poller.poll(remaining * 1000):
-            if fd == pidfd:
-                poller.unregister(pidfd)
-                exited = True
-                _killpg(pid)  # whatever the program left running in its group
-                deadline = min(deadline, time.monotonic() + DRAIN_GRACE_S)
-            elif driver.read_capped(fd, *streams[fd]) == 0:  # EOF
-                poller.unregister(fd)
-                open_fds.discard(fd)
-    os.close(pidfd)
-    hwm_mb = 0.0
-    if not exited:
-        hwm_mb = driver.peak_mb(pid)  # the driver will not live to report it
-    _killpg(pid)
-    _, status, usage = os.wait4(pid, 0)
-    _killpg(pid)
-    for fd in streams:  # what was written before the kill
-        while driver.read_capped(fd, *streams[fd]):
-            pass
-    return timed_out, os.waitstatus_to_exitcode(status), usage, hwm_mb
-
-
-def _killpg(pgid: int) -> None:
-    for _ in range(2):  # twice: a fork bomb may add members while the first signal goes out
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-
-
 def _left_behind(before: set, me: int) -> list:
     """Processes the run started that still run, after giving SIGKILLed ones a moment to go."""
     settle_by = time.monotonic() + SETTLE_S
@@ -238,10 +192,9 @@ def main() -> None:
     for _, write_end in pipes:
         os.close(write_end)  # else the pipes never reach EOF
     streams = {pipes[0][0]: (bytearray(), output_cap), pipes[1][0]: (bytearray(), output_cap),
-               pipes[2][0]: (bytearray(), RESULT_CAP)}
-    for fd in streams:
-        os.set_blocking(fd, False)
-    timed_out, returncode, usage, hwm_mb = _supervise(pid, streams, started + timeout_s)
+               pipes[2][0]: (bytearray(), driver.RESULT_CAP)}
+    timed_out, status, usage, hwm_mb = driver.supervise(pid, streams, started + timeout_s - time.monotonic())
+    returncode = os.waitstatus_to_exitcode(status)
     run_wall_s = time.monotonic() - started
     counters_after = cgroup_counters()
     left = _left_behind(pids_before, me)
@@ -250,7 +203,7 @@ def main() -> None:
     out, err, channel = (bytes(buffer) for buffer, _ in streams.values())
     report = {
         "stdout": base64.b64encode(out).decode(), "stderr": base64.b64encode(err).decode(),
-        "channel": base64.b64encode(channel).decode(), "channel_truncated": len(channel) >= RESULT_CAP,
+        "channel": base64.b64encode(channel).decode(), "channel_truncated": len(channel) >= driver.RESULT_CAP,
         "timed_out": timed_out, "returncode": returncode, "run_wall_s": run_wall_s,
         "rusage_cpu_s": usage.ru_utime + usage.ru_stime, "hwm_mb": hwm_mb,
         "before": counters_before, "after": counters_after,

@@ -77,6 +77,63 @@ def read_capped(fd: int, buffer: bytearray, cap: int) -> int | None:
     return len(chunk)
 
 
+RESULT_CAP = 1 << 20  # bytes kept from the result channel; a test record is < 400 bytes
+DRAIN_GRACE_S = 0.5  # after the child exits, how long escaped holders of its pipes may keep a supervisor waiting
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL the whole group, twice: a fork bomb may add members while the first signal goes out."""
+    for _ in range(2):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+
+
+def supervise(pid: int, streams: dict, seconds: float, before_kill=None) -> tuple:
+    """The supervisor of the process and docker backends: drain the child's pipes (fd -> (buffer, cap)) while
+    it runs, for at most `seconds`; kill its process group once it exits (what it left running) or at the
+    deadline; reap it. `before_kill(pid)` runs at the deadline while the child still lives to be walked from.
+    Returns (timed_out, wait status, rusage, VmHWM in MB read at the deadline, else 0.0)."""
+    import select  # here, not at the top: the child that runs this module as its driver never needs it
+
+    deadline = time.monotonic() + seconds
+    pidfd = os.pidfd_open(pid)  # readable once the child exits: no polling
+    poller = select.poll()
+    for fd in (*streams, pidfd):
+        if fd != pidfd:
+            os.set_blocking(fd, False)
+        poller.register(fd, select.POLLIN)
+    open_fds, exited, timed_out = set(streams), False, False
+    while open_fds or not exited:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            timed_out = not exited
+            break
+        for fd, _ in poller.poll(remaining * 1000):
+            if fd == pidfd:
+                poller.unregister(pidfd)
+                exited = True
+                kill_group(pid)  # a zombie until reaped below, so its group id cannot be reused meanwhile
+                deadline = min(deadline, time.monotonic() + DRAIN_GRACE_S)
+            elif read_capped(fd, *streams[fd]) == 0:  # EOF
+                poller.unregister(fd)
+                open_fds.discard(fd)
+    os.close(pidfd)
+    hwm_mb = 0.0
+    if not exited:
+        hwm_mb = peak_mb(pid)  # the driver will not live to report it
+        if before_kill is not None:
+            before_kill(pid)
+    kill_group(pid)
+    _, status, usage = os.wait4(pid, 0)
+    kill_group(pid)
+    for fd in streams:  # what was written before the kill
+        while read_capped(fd, *streams[fd]):
+            pass
+    return timed_out, status, usage, hwm_mb
+
+
 def _run_test(source: str, namespace: dict, timeout_s: float) -> tuple[str, str]:
     global _armed
     try:

@@ -23,7 +23,6 @@ import math
 import os
 import resource
 import secrets
-import selectors
 import signal
 import subprocess
 import sys
@@ -33,13 +32,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sizeup.sandbox.driver import peak_mb, read_capped
+from sizeup.sandbox.driver import RESULT_CAP, kill_group, supervise
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome, TestResult
 
 DRIVER = Path(__file__).with_name("driver.py")
-RESULT_CAP = 1 << 20  # bytes kept from the result channel; a test record is < 400 bytes
 DEFAULT_LIMITS = Limits()
-DRAIN_GRACE_S = 0.5  # after the child exits, how long escaped holders of its pipes may keep us waiting
 
 
 @dataclass
@@ -134,15 +131,6 @@ def rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int
     return clamped
 
 
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the whole group, twice: a fork bomb may add members while the first signal goes out."""
-    for _ in range(2):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-
-
 def _kill_descendants(pid: int) -> None:
     """Kill what left the group (setsid) while its parent is still alive to be walked from."""
     try:
@@ -206,10 +194,12 @@ class ProcessSandbox(Sandbox):
             streams = {proc.stdout: (bytearray(), limits.max_output_bytes),
                        proc.stderr: (bytearray(), limits.max_output_bytes),
                        results: (bytearray(), RESULT_CAP)}
+            fds = {stream.fileno(): spec for stream, spec in streams.items()}
+            seconds = start + limits.timeout_s - time.perf_counter()
             try:
-                timed_out, status, usage, hwm_mb = self._supervise(proc, streams, start + limits.timeout_s)
+                timed_out, status, usage, hwm_mb = supervise(proc.pid, fds, seconds, before_kill=_kill_descendants)
             except BaseException:  # never leave a candidate running unsupervised
-                _kill_group(proc.pid)
+                kill_group(proc.pid)
                 proc.wait()
                 raise
             (out, _), (err, _), (channel, _) = streams.values()
@@ -220,41 +210,6 @@ class ProcessSandbox(Sandbox):
         return judge(tests, nonce, bytes(out), bytes(err), bytes(channel), timed_out=timed_out,
                      returncode=proc.returncode, cpu_s=usage.ru_utime + usage.ru_stime,
                      fallback_peak_mb=hwm_mb or usage.ru_maxrss / 1024)
-
-    @staticmethod
-    def _supervise(proc: subprocess.Popen, streams: dict, deadline: float):
-        """Drain the pipes while the child runs; kill its group at exit or deadline; reap it with wait4."""
-        pgid, status, usage, timed_out, hwm_mb = proc.pid, None, None, False, 0.0
-        pidfd = os.pidfd_open(proc.pid)  # readable once the child exits: no polling
-        with selectors.DefaultSelector() as selector:
-            for stream in streams:
-                os.set_blocking(stream.fileno(), False)
-                selector.register(stream, selectors.EVENT_READ)
-            selector.register(pidfd, selectors.EVENT_READ)
-            while status is None or selector.get_map():
-                remaining = deadline - time.perf_counter()
-                if remaining <= 0:
-                    timed_out = status is None
-                    break
-                for key, _ in selector.select(remaining):
-                    if key.fileobj == pidfd:
-                        selector.unregister(pidfd)
-                        _, status, usage = os.wait4(proc.pid, 0)
-                        _kill_group(pgid)  # whatever the program left running in its group
-                        deadline = min(deadline, time.perf_counter() + DRAIN_GRACE_S)
-                    elif read_capped(key.fileobj.fileno(), *streams[key.fileobj]) == 0:  # EOF
-                        selector.unregister(key.fileobj)
-        os.close(pidfd)
-        if status is None:  # deadline: the child is still running
-            hwm_mb = peak_mb(proc.pid)  # the driver will not live to report it
-            _kill_descendants(proc.pid)
-            _kill_group(pgid)
-            _, status, usage = os.wait4(proc.pid, 0)
-            _kill_group(pgid)
-        for stream, (buffer, cap) in streams.items():  # what was written before the kill
-            while read_capped(stream.fileno(), buffer, cap):
-                pass
-        return timed_out, status, usage, hwm_mb
 
 
 def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
