@@ -3,11 +3,11 @@ a task took, and pass@k over the nodes of the trees."""
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from statistics import median
 from typing import Any
 
+from sizeup.analysis.fmt import missing
 from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
 from sizeup.records import TaskResult
 
@@ -53,6 +53,7 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
         by_depth[str(d)] = {"solved": solved, "success_rate": solved / n if n else 0.0,
                             "success_rate_ci95": list(wilson_interval(solved, n))}
     calls = [r.model_calls for r in results]
+    samples = [node_samples(r) for r in results]
     return {
         "depth_reached": {str(d): reached.get(d, 0) for d in range(top + 1)},
         "first_pass_depth": {str(d): sum(1 for f in first if f == d) for d in range(top + 1)},
@@ -60,12 +61,12 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
         "calls_per_task": {"mean": sum(calls) / n if n else 0.0, "median": median(calls) if calls else 0,
                            "max": max(calls, default=0), "distribution": dict(sorted(Counter(map(str, calls)).items(),
                                                                                      key=lambda kv: int(kv[0])))},
-        "nodes": sum(node_samples(r)[0] for r in results),
-        "passing_nodes": sum(node_samples(r)[1] for r in results),
+        "nodes": sum(n for n, _ in samples),
+        "passing_nodes": sum(c for _, c in samples),
         "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},
     }
 
 
 def finite_or_none(value: float | None) -> float | None:
     """NaN (an undefined estimate) as None, so that dicts of results serialise as strict JSON."""
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+    return None if missing(value) else value

@@ -18,15 +18,14 @@ from sizeup.records import TaskResult
 def energy_j(result: TaskResult) -> float | None:
     """Energy over the task's window: the CPU packages' (RAPL) plus the GPUs' (NVML) counter deltas,
     whichever were read; None when neither was (no RAPL in most VMs, no GPU). The counters cover whole
-    packages and GPUs, not the model server alone. Read with getattr: records stored before these fields
-    existed have neither."""
-    parts = [getattr(result.server, name, None) for name in ("cpu_energy_j", "gpu_energy_j")]
+    packages and GPUs, not the model server alone."""
+    parts = [result.server.cpu_energy_j, result.server.gpu_energy_j]
     measured = [float(v) for v in parts if v is not None]
     return sum(measured) if measured else None
 
 
 def gpu_mem_mb(result: TaskResult) -> float | None:
-    return getattr(result.server, "gpu_mem_mb", None)
+    return result.server.gpu_mem_mb
 
 
 # Figure name -> (per-task value, how it is obtained). CPU counts the model server and the sandbox:

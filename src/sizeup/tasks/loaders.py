@@ -36,7 +36,6 @@ _JSON_TYPE_NAMES = {
     bool: "a boolean",
     type(None): "null",
 }
-FORMATS = ("mbpp", "humaneval", "sizeup")
 
 
 class _At:
@@ -397,7 +396,7 @@ def load_tasks_file(path: PathLike, fmt: str = "auto") -> Iterator[Task]:
     fmt is "auto" (decided by the first record's keys), "mbpp", "humaneval" or "sizeup".
     """
     if fmt != "auto" and fmt not in _CONVERTERS:
-        raise ValueError(f"unknown task format {fmt!r}; known: auto, {', '.join(FORMATS)}")
+        raise ValueError(f"unknown task format {fmt!r}; known: auto, {', '.join(_CONVERTERS)}")
     return _load(path, fmt)
 
 
