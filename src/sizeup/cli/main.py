@@ -235,6 +235,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                        n_threads=args.threads, api_key_env=args.api_key_env, server_pid=args.server_pid,
                        image=args.image)
     with open_store(args.db) as store:
+        run = None
         if args.resume:
             run = store.get_run(args.resume)
             if run is None:
@@ -245,7 +246,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if not tasks:
             raise ValueError("no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
                              "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)")
-        run_id = Runner(store, config, console).run(tasks, resume=args.resume)
+        run_id = Runner(store, config, console).run(tasks, resume=run)
         views.print_comparison(console, store, run_id)
     if args.json:
         print(json.dumps({"run_id": run_id}))

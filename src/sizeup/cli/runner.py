@@ -105,7 +105,8 @@ class Runner:
         self.store, self.config = store, config.resolved()
         self.console = console or Console(stderr=True)
 
-    def run(self, tasks: list[Task], resume: str | None = None) -> str:
+    def run(self, tasks: list[Task], resume: RunRecord | None = None) -> str:
+        """Run (or, given the stored run, resume) every side of every task not yet stored."""
         run = self._open_run(tasks, resume)
         done = self.store.finished(run.run_id)
         todo = [t for t in tasks if any((t.task_id, side) not in done for side in Side)]
@@ -135,11 +136,9 @@ class Runner:
                 client.close()
         return run.run_id
 
-    def _open_run(self, tasks: list[Task], resume: str | None) -> RunRecord:
-        if resume:
-            run = self.store.get_run(resume)
-            if run is None:
-                raise ValueError(f"no run '{resume}' in {self.store.url}")
+    def _open_run(self, tasks: list[Task], resume: RunRecord | None) -> RunRecord:
+        if resume is not None:
+            run = resume
             self.config = RunConfig.from_dict(run.config)  # a resumed run keeps its own settings
             run.status = "running"
             return run

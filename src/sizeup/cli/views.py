@@ -17,12 +17,12 @@ from sizeup.store import Store
 
 
 def comparison(store: Store, run_id: str | None) -> dict[str, Any]:
-    runs = store.list_runs()
-    if not runs:
-        raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
-    run = store.get_run(run_id) if run_id else runs[0]
+    # Every run is read (and parsed) only when no id names one, or to say why the named one is not there.
+    run = store.get_run(run_id) if run_id else next(iter(store.list_runs()), None)
     if run is None:
-        raise ValueError(f"no run '{run_id}' in {store.url}")
+        if run_id and store.list_runs():
+            raise ValueError(f"no run '{run_id}' in {store.url}")
+        raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
     return compare(run, store.results(run.run_id))
 
 
