@@ -93,16 +93,21 @@ def _run_section(index: int, run: RunRecord, results: list[TaskResult], resample
             "record": record}
 
 
-def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], resamples: int, seed: int) -> dict[str, Any]:
-    """Configurations side by side on the tasks every run finished on both sides."""
+def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], sections: list[dict[str, Any]], resamples: int,
+                 seed: int) -> dict[str, Any]:
+    """Configurations side by side on the tasks every run finished on both sides. A run whose results are
+    all on common tasks keeps the comparison its own section computed (compare is deterministic)."""
     common: set[str] | None = None
     for _, results in runs:
         tasks = {r.task_id for r in paired(results)[0]}
         common = tasks if common is None else common & tasks
     common = common or set()
-    rows = [{"run_id": run.run_id, "config": run.config,
-             "comparison": compare(run, [r for r in results if r.task_id in common], resamples=resamples, seed=seed)}
-            for run, results in runs]
+    rows = []
+    for (run, results), section in zip(runs, sections, strict=True):
+        kept = [r for r in results if r.task_id in common]
+        cmp = section["comparison"] if len(kept) == len(results) else compare(run, kept, resamples=resamples,
+                                                                              seed=seed)
+        rows.append({"run_id": run.run_id, "config": run.config, "comparison": cmp})
     return {"common_tasks": len(common), "rows": rows}
 
 
@@ -112,10 +117,11 @@ def build_report(runs_and_results: Iterable[tuple[RunRecord, list[TaskResult]]],
     runs = list(runs_and_results)
     if not runs:
         raise ValueError("a report needs at least one run")
+    sections = [_run_section(i, run, results, resamples, seed) for i, (run, results) in enumerate(runs)]
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "runs": [_run_section(i, run, results, resamples, seed) for i, (run, results) in enumerate(runs)],
-        "across_runs": _across_runs(runs, resamples, seed) if len(runs) > 1 else None,
+        "runs": sections,
+        "across_runs": _across_runs(runs, sections, resamples, seed) if len(runs) > 1 else None,
     }
 
 
