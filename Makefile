@@ -11,12 +11,16 @@ DEMO_TASKS ?= prime,fibonacci,factorial,palindrome,gcd,sort
 setup:
 	./scripts/setup.sh
 
+# bubblewrap isolates the candidates (the default sandbox); without it the run says it is not isolated.
 demo: setup
+	./scripts/system_packages.sh bubblewrap
 	$(SIZEUP) run --db $(DEMO_DB) --task-type $(DEMO_TASKS) --large-model gemma3:270m \
 		--small-model smollm2:135m --max-depth 2 --max-tokens 256
 
+# Installs and starts what the suite needs (bubblewrap, GNU time, FerretDB, Ollama, podman's service): see
+# scripts/test.sh. Builds are cached in ~/.cache/sizeup, so a second clone's run is quick.
 test: setup
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	./scripts/test.sh $(PYTEST_ARGS)
 
 # EvalPlus is a peer measured beside sizeup; only its executor is used, so its heavy extras are not needed.
 bench: setup

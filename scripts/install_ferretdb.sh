@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build FerretDB v1.24.2: the MongoDB-wire server the store tests run against, with its SQLite handler
-# (no PostgreSQL, no service to install). Installs to .tools/bin/ferretdb, or to $FERRETDB_BIN.
+# (no PostgreSQL, no service to install). Installs to $SIZEUP_CACHE/bin/ferretdb-VERSION (outside the clone,
+# so every clone on the machine shares it), or to $FERRETDB_BIN, and prints its path (the only line on stdout).
 # Idempotent: a binary of this version already there is kept.
 #
 # Why not `go install github.com/FerretDB/FerretDB/cmd/ferretdb@v1.24.2`: that binary panics with
@@ -8,15 +9,17 @@
 # So: fetch the module source, write version.txt, build it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/cache_dir.sh
 VERSION=v1.24.2
-DEST=${FERRETDB_BIN:-$PWD/.tools/bin/ferretdb}
+DEST=${FERRETDB_BIN:-$SIZEUP_CACHE/bin/ferretdb-$VERSION}
 
 # `--version` prints several lines: read them whole, never through `| head` or `grep -q`, which stop reading
 # early; under pipefail the writer's SIGPIPE (exit 141) then failed this script (seen in a CI run).
 installed_version() { "$DEST" --version 2>/dev/null | sed -n 's/^version: //p' || true; }
 
 if [ -x "$DEST" ] && [ "$(installed_version)" = "$VERSION" ]; then
-    echo "install_ferretdb: $DEST is FerretDB $VERSION already"
+    echo "install_ferretdb: $DEST is FerretDB $VERSION already" >&2
+    echo "$DEST"
     exit 0
 fi
 if ! command -v go >/dev/null 2>&1; then
@@ -24,7 +27,7 @@ if ! command -v go >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "install_ferretdb: building FerretDB $VERSION into $DEST"
+echo "install_ferretdb: building FerretDB $VERSION into $DEST" >&2
 # The module cache is read-only; build from a writable copy.
 SRC=$(go mod download -json "github.com/FerretDB/FerretDB@$VERSION" \
       | python3 -c 'import json, sys; print(json.load(sys.stdin)["Dir"])')
@@ -40,4 +43,5 @@ PARTIAL="$DEST.partial.$$"  # beside DEST, so the rename below is atomic: never 
 (cd "$WORK/src" && CGO_ENABLED=0 go build -buildvcs=false -o "$PARTIAL" ./cmd/ferretdb) \
     || { rm -f "$PARTIAL"; exit 1; }
 mv -f "$PARTIAL" "$DEST"
-echo "install_ferretdb: built FerretDB $(installed_version)"
+echo "install_ferretdb: built FerretDB $(installed_version)" >&2
+echo "$DEST"

@@ -8,7 +8,7 @@
 #
 # Idempotent: a running service and an imported image are reused. No registry is needed: the image
 # (sizeup-python:3.11) is a Debian bookworm minbase rootfs with python3 (3.11), made by debootstrap from the
-# mirror apt uses here and cached as a tarball under .tools/ (git-ignored).
+# mirror apt uses here and cached as a tarball in $SIZEUP_CACHE (outside the clone; scripts/cache_dir.sh).
 #
 # Podman runs in a private mount namespace with /sys/fs/cgroup/unified unmounted: on these VMs (a cgroup v1
 # hybrid) podman fails with that cgroup2 mount present, and unmounting it on the host would disturb others.
@@ -16,12 +16,13 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
+. "$REPO/scripts/cache_dir.sh"
 STATE="${SIZEUP_PODMAN_DIR:-/run/sizeup-podman}"
 SOCKET="$STATE/podman.sock"
 PIDFILE="$STATE/podman.pid"
 LOG="$STATE/service.log"
 IMAGE="${SIZEUP_DOCKER_IMAGE:-sizeup-python:3.11}"
-TOOLS="$REPO/.tools"
+TOOLS="$SIZEUP_CACHE/podman"
 ROOTFS_TAR="$TOOLS/bookworm-python3-rootfs.tar.gz"
 
 say() { echo "podman_service: $*" >&2; }

@@ -3,8 +3,8 @@
 
 $SIZEUP_TEST_MONGODB_URI names a server to use (a real mongod). Otherwise FerretDB v1.24 (SQLite handler)
 is started on a free loopback port with its data in a temporary directory; the binary is $FERRETDB_BIN,
-.tools/bin/ferretdb (scripts/install_ferretdb.sh puts it there) or `ferretdb` on PATH. With neither, the
-MongoDB tests skip — unless SIZEUP_REQUIRE_MONGODB=1 (set in CI), where they fail.
+the build cache's (scripts/install_ferretdb.sh builds it there; `make test` runs that) or `ferretdb` on PATH.
+With neither, the MongoDB tests skip — unless SIZEUP_REQUIRE_MONGODB=1 (set in CI), where they fail.
 
 Each test gets its own database, dropped afterwards, so tests never see each other's data.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 
 import pytest
 
-from requirements import need
+from requirements import cache_dir, need
 
-REPO = Path(__file__).resolve().parents[1]
 URI_ENV = "SIZEUP_TEST_MONGODB_URI"
 REQUIRE_ENV = "SIZEUP_REQUIRE_MONGODB"
 READY_TIMEOUT_S = 30.0
 PR_SET_PDEATHSIG = 1
+FERRETDB_VERSION = "v1.24.2"  # scripts/install_ferretdb.sh builds it
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ def with_database(uri: str, database: str) -> str:
 def ferretdb_binary() -> tuple[Path | None, str]:
     """The first FerretDB 1.x that runs, or None and why none did. A `go install`ed ferretdb panics
     (no version.txt), so each candidate is asked its version before it is trusted."""
-    candidates = [os.environ.get("FERRETDB_BIN"), str(REPO / ".tools" / "bin" / "ferretdb"), shutil.which("ferretdb")]
+    candidates = [os.environ.get("FERRETDB_BIN"), str(cache_dir() / "bin" / f"ferretdb-{FERRETDB_VERSION}"),
+                  shutil.which("ferretdb")]
     rejected = []
     for candidate in dict.fromkeys(c for c in candidates if c):
         if not (Path(candidate).is_file() and os.access(candidate, os.X_OK)):
@@ -68,7 +69,7 @@ def ferretdb_binary() -> tuple[Path | None, str]:
         if version.startswith("version: v1."):
             return Path(candidate), ""
         rejected.append(f"{candidate} is no working FerretDB 1.x ({(version or proc.stderr).splitlines()[0][:80]})")
-    why = "; ".join(rejected) or "no FerretDB binary ($FERRETDB_BIN, .tools/bin/ferretdb, PATH)"
+    why = "; ".join(rejected) or "no FerretDB binary ($FERRETDB_BIN, the build cache, PATH)"
     return None, why + "; run scripts/install_ferretdb.sh"
 
 
