@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from ollama_server import real_ollama  # noqa: F401 - a session fixture: one real Ollama for every test module
 from requirements import need
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,14 +1,17 @@
-"""A local HTTP server that replays Ollama's documented responses, for the provider's contract tests.
+"""A local HTTP server that replays Ollama's responses, for what a real server cannot be made to do.
 
-No Ollama binary is available on these machines (no package registry carries it), so the Ollama
-provider is tested against this replay instead: the response bodies below are copied from Ollama's
-docs/api.md examples (chat, generate, tags, ps, pull) and its server code (the 404 body is
-`model %q not found, try pulling it first` from server/routes.go). Two deliberate additions, both
-what the real server sends although the doc examples leave them out:
-  * the final /api/chat chunk carries `"message": {"role": "assistant", "content": ""}` and a
-    `done_reason` (api.ChatResponse.Message is not omitempty; ollama-python requires it);
-  * /api/tags entries carry `"model"` next to `"name"` (api.ListModelResponse has both; ollama-python
-    reads only `model`).
+The provider is tested against a real Ollama (tests/ollama_server.py, test_ollama_real.py). This replay is
+kept for the rest: a 5xx, a runner crash, streams that break off or end without counters, a model that
+thinks, exact first-token delays, a pull that succeeds (no registry is reachable here), and the request
+bodies the client sends (a real server does not show them). Its shapes follow what Ollama 0.17.4 really
+sent (../shared/data/ollama-0.17.4-replies/, ../shared/notes/ollama-real.md §4):
+  * a missing model is `404 {"error": "model 'NAME' not found"}`; an unknown path `404 page not found`
+    as text/plain;
+  * /api/ps entries carry the loaded size (weights + KV cache + graph, not the file's), `size_vram` 0 on a
+    CPU, `context_length` and `expires_at`; /api/tags entries carry `model` beside `name`;
+  * the final /api/chat chunk carries an empty assistant message and a `done_reason`;
+  * /api/show gives the model's template and Modelfile (`{{ .Prompt }}` for a base model).
+Counters are the docs' examples (docs/api.md); a real server's vary per call.
 
 Special model names: "broken" answers HTTP 500, "truncated" ends its stream without the done chunk,
 "cutoff" drops the connection mid-stream, "nocounters" sends a done chunk without token counts,
@@ -51,6 +54,9 @@ LOCAL_MODELS = {
     "flaky:latest": (1000, "5" * 64),
 }
 RUNNER_CRASH = "llama runner process has terminated: exit status 2"
+LOADED_EXTRA = 92585601  # what /api/ps adds to a model's file size (smollm2:135m: 190948608 - 98363007)
+CHAT_TEMPLATE = ("{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+                 "<|im_start|>assistant\n")
 
 
 def full_name(model: str) -> str:
@@ -67,6 +73,7 @@ class OllamaReplay:
         self.available: dict[str, tuple[int, str]] = dict(LOCAL_MODELS)
         self.pullable: dict[str, tuple[int, str]] = {"smollm2:135m": (270898672, "4" * 64)}
         self.loaded: set[str] = {"mistral:latest"}
+        self.base_models: set[str] = {"codellama:13b"}  # /api/show gives them the bare `{{ .Prompt }}` template
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -109,7 +116,7 @@ def _handler_for(replay: OllamaReplay) -> type[BaseHTTPRequestHandler]:
                 loaded = [_running(name, *replay.available[name]) for name in sorted(replay.loaded)]
                 self._json(200, {"models": loaded})
             else:
-                self._json(404, {"error": "404 page not found"})
+                self._not_found_path()
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
@@ -118,13 +125,35 @@ def _handler_for(replay: OllamaReplay) -> type[BaseHTTPRequestHandler]:
                 self._generate(body, chat=self.path == "/api/chat")
             elif self.path == "/api/pull":
                 self._pull(body)
+            elif self.path == "/api/show":
+                self._show(body)
             else:
-                self._json(404, {"error": "404 page not found"})
+                self._not_found_path()
+
+        def _not_found_path(self) -> None:
+            data = b"404 page not found"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _show(self, body: dict[str, Any]) -> None:
+            name = full_name(body.get("model", ""))
+            if name not in replay.available:
+                self._json(404, {"error": f"model '{body.get('model')}' not found"})
+                return
+            template = "{{ .Prompt }}" if name in replay.base_models else CHAT_TEMPLATE
+            digest = replay.available[name][1]
+            modelfile = f"# Modelfile generated by \"ollama show\"\nFROM /models/blobs/sha256-{digest}\n"
+            self._json(200, {"modelfile": modelfile, "parameters": "", "template": template, "details": DETAILS,
+                             "model_info": {"general.architecture": "llama"}, "capabilities": ["completion"],
+                             "modified_at": "2026-12-02T01:10:39.335323549Z"})
 
         def _generate(self, body: dict[str, Any], chat: bool) -> None:
             name = full_name(body.get("model", ""))
             if name not in replay.available:
-                self._json(404, {"error": f'model "{body.get("model")}" not found, try pulling it first'})
+                self._json(404, {"error": f"model '{body.get('model')}' not found"})
                 return
             if name == "broken:latest":
                 self._json(500, {"error": RUNNER_CRASH})
@@ -226,5 +255,6 @@ def _tag(name: str, size: int, digest: str) -> dict[str, Any]:
 
 
 def _running(name: str, size: int, digest: str) -> dict[str, Any]:
-    return {"name": name, "model": name, "size": size, "digest": digest, "details": DETAILS,
-            "expires_at": "2024-06-04T14:38:31.83753-07:00", "size_vram": size}
+    # Loaded size: the file plus KV cache and compute graph (real: 98 MB file -> 191 MB loaded); no GPU.
+    return {"name": name, "model": name, "size": size + LOADED_EXTRA, "digest": digest, "details": DETAILS,
+            "expires_at": "2026-12-02T01:40:58.395981922Z", "size_vram": 0, "context_length": 4096}

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from ollama_replay import OllamaReplay
 from sizeup.cli.main import build_flat_parser, main
 
 SIZEUP = [sys.executable, "-m", "sizeup.cli"]
@@ -70,33 +69,34 @@ def test_tasks_json_has_the_stable_keys(mbpp_path, tmp_path):
     assert tasks[0]["task_id"] == "1" and len(tasks[0]["tests"]) == 3
 
 
-def test_seed_flags_run_end_to_end_against_an_ollama_server(tmp_path):
-    """`--url` selects Ollama; the replayed server answers prose, so every candidate fails to load
-    and the small side branches to max depth."""
+def test_isolated_without_bubblewrap_is_one_line_and_starts_nothing(tmp_path):
+    # bwrap is looked up on PATH: an empty PATH is a machine without it.
+    (tmp_path / "empty").mkdir()
     db = tmp_path / "s.db"
-    with OllamaReplay() as ollama:
-        code, out, err = run_cli("--task-type", "gcd,sort", "--large-model", "deepseek-r1:7b", "--small-model",
-                                 "llama3:latest", "--max-depth", "1", "--url", ollama.url, "--json", db=db)
-    assert code == 0, err
-    run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
-    code, out, _ = run_cli("compare", run_id, "--json", db=db)
-    data = json.loads(out)
-    assert data["tasks"] == 2
-    assert data["sides"]["large"]["model"] == "deepseek-r1:7b" and data["sides"]["large"]["model_calls"] == 2
-    assert data["sides"]["small"]["model_calls"] == 6  # per task: a root and 2 repairs
-    assert data["branching"]["max_depth"] == 1
-    assert data["sides"]["small"]["completion_tokens"] == 6 * 282  # Ollama's own eval_count, kept
-    from sizeup.store import open_store
+    proc = subprocess.run([*SIZEUP, "run", "--task-type", "gcd", "--sandbox", "isolated", "--db", f"sqlite:///{db}"],
+                          capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PATH": str(tmp_path / "empty")})
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == ("sizeup: isolated sandbox unavailable: bwrap (bubblewrap) is not installed; "
+                                   "use --sandbox process")
+    with sqlite3.connect(db) as conn:  # no run was opened, no model server started
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 0
 
-    with open_store(f"sqlite:///{db}") as store:
-        methods = {result.method["decode_tokens_per_s"] for result in store.results(run_id)}
-    assert methods == {"server_timings"}  # Ollama's eval_duration, not the client's clock
-    # The report says what compare says, and the terminal view prints the same headline.
-    code, _, _ = run_cli("report", run_id, "--format", "md", "-o", str(tmp_path / "r.md"), db=db)
-    code_terminal, terminal, _ = run_cli("compare", run_id, db=db)
-    assert code == code_terminal == 0
-    first_words = "Small adaptive (llama3:latest) solved 0 % [0–66] of 2 tasks"
-    assert first_words in (tmp_path / "r.md").read_text() and first_words in " ".join(terminal.split())
+
+def test_a_run_without_isolation_says_so_at_the_start_and_in_the_comparison(models_ready, tmp_path):
+    (tmp_path / "empty").mkdir()
+    db = tmp_path / "s.db"
+    proc = subprocess.run([*SIZEUP, "run", "--task-type", "gcd", "--max-depth", "0", "--max-tokens", "16", "--json",
+                           "--db", f"sqlite:///{db}"], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PATH": str(tmp_path / "empty"), "COLUMNS": "200"})
+    assert proc.returncode == 0, proc.stderr
+    first_line = proc.stderr.strip().splitlines()[0]
+    assert first_line.startswith("sandbox: process: NOT isolated: candidates run as this user")
+    code, out, _ = run_cli("compare", "--json", db=db)
+    sandbox = json.loads(out)["sandbox"]
+    assert sandbox["backends"] == ["process"] and sandbox["isolated"] is False
+    code, terminal, _ = run_cli("compare", db=db)
+    assert "Sandbox: process: NOT isolated" in " ".join(terminal.split())
 
 
 def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_ready, tmp_path):
@@ -129,8 +129,13 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
         assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
         assert result.method["sandbox_backend"] == run.config["sandbox_backend"] == "isolated"
+        assert result.method["model_processes"].startswith("embedded_server")
     assert run.load["large"]["load_s"] > 0 and run.load["small"]["rss_after_load_mb"] > 50
     assert "one request at a time" in run.config["server_concurrency"]
+    assert run.config["server_attribution"] == "per_side"
+    assert data["sandbox"] == {"backends": ["isolated"], "isolated": True,
+                               "note": "isolated (bubblewrap namespaces, no network, read-only system, "
+                                       "a uid of its own)"}
 
 
 def _results(db: Path) -> list[tuple[str, str]]:

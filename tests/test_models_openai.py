@@ -47,3 +47,23 @@ def test_a_wrong_key_is_one_clear_line(keyed_server, monkeypatch):
 def test_openai_provider_needs_a_url():
     with pytest.raises(ModelError, match="--url"):
         make_client("openai", "m")
+
+
+def test_a_local_server_is_found_by_the_port_it_listens_on(keyed_server):
+    client = make_client("openai", "smollm2:135m", url=f"{keyed_server.url}/v1")  # no --server-pid
+    assert client.server_pids() == [keyed_server.proc.pid]
+    assert client.attribution().startswith("server_process (the process listening on the URL's port")
+    remote = make_client("openai", "m", url="http://10.0.0.9:8000/v1")
+    assert remote.server_pids() == [] and remote.attribution().startswith("not_measurable")
+
+
+def test_one_server_serving_both_sides_is_said_to_be_unattributable_in_memory(keyed_server):
+    from sizeup.cli.runner import server_attribution
+    from sizeup.records import Side
+
+    url = f"{keyed_server.url}/v1"
+    shared = {Side.LARGE: make_client("openai", "big", url=url), Side.SMALL: make_client("openai", "small", url=url)}
+    assert server_attribution(shared).startswith("shared: one server process serves both models")
+    remote = {Side.LARGE: make_client("openai", "big", url="http://10.0.0.9:8000/v1"),
+              Side.SMALL: make_client("openai", "small", url="http://10.0.0.9:8000/v1")}
+    assert server_attribution(remote).startswith("not_measurable")

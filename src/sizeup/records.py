@@ -107,7 +107,9 @@ class TaskResult(BaseModel):
     ttft_s: float | None = None  # first call's time to first token
     gen_s: float = 0.0  # time spent waiting for the model
     decode_tokens_per_s: float | None = None  # completion tokens / decode time, over the task's calls
-    server: ResourceSummary = Field(default_factory=ResourceSummary)  # the model server's processes
+    server: ResourceSummary = Field(default_factory=ResourceSummary)  # the model's own server processes
+    # A server process shared by several models (`ollama serve`), measured apart and charged to no side.
+    shared_server: ResourceSummary | None = None
     sandbox_executions: int = 0
     sandbox_cpu_s: float = 0.0
     sandbox_peak_rss_mb: float = 0.0

@@ -18,6 +18,7 @@ from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, tas
 from sizeup.analysis.costs import FIGURES, cost_per_solved, median_with_ci, pct_less_from_ratio, ratio_summary
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
 from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.sandbox import isolation_note
 
 __all__ = ["compare", "paired", "side_summary", "wilson_interval"]
 
@@ -168,4 +169,16 @@ def compare(run: RunRecord, results: list[TaskResult], *, resamples: int = DEFAU
         "statistics": {"bootstrap_resamples": resamples, "bootstrap_seed": seed, "interval": "95 %",
                        "siblings_counted_together": together},
         "load": run.load,
+        "sandbox": sandbox_summary(run, results),
+        "server_attribution": run.config.get("server_attribution"),
     }
+
+
+def sandbox_summary(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]:
+    """Which backend ran the candidates, and whether it isolated them: a run on the process backend is said
+    to be unisolated wherever its numbers are shown."""
+    backends = sorted({r.method.get("sandbox_backend", "") for r in results} - {""})
+    if not backends and run.config.get("sandbox_backend"):
+        backends = [run.config["sandbox_backend"]]
+    return {"backends": backends, "isolated": bool(backends) and "process" not in backends,
+            "note": "; ".join(isolation_note(b) for b in backends) or "no candidate ran yet"}

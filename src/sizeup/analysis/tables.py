@@ -52,6 +52,9 @@ def headline_lines(cmp: dict[str, Any]) -> list[str]:
                  f"solved {fmt.rate(eb['tokens']['small_success_rate'], eb['tokens']['small_success_rate_ci95'])} "
                  f"on tokens and {fmt.rate(eb['cpu_s']['small_success_rate'], eb['cpu_s']['small_success_rate_ci95'])}"
                  f" on CPU-seconds, against the large side's {fmt.pct(large['success_rate'])}.")
+    sandbox = cmp.get("sandbox")
+    if sandbox:  # absent in comparisons saved before it existed
+        lines.append(f"Sandbox: {sandbox['note']}.")
     return lines
 
 

@@ -56,7 +56,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     mod.add_argument("--n-ctx", type=int, help="context length (embedded default 2048; Ollama: num_ctx)")
     mod.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env variable holding the key")
     mod.add_argument("--server-pid", type=int, help="pid of a local model server to measure (Ollama, vLLM, ...)")
-    mod.add_argument("--threads", type=int, help="embedded: CPU threads per model server")
+    mod.add_argument("--threads", type=int, help="CPU threads per model (embedded: its server's threads; Ollama: "
+                     "num_thread, and a change reloads the model's runner)")
     br = parser.add_argument_group("adaptive branching")
     br.add_argument("--max-depth", type=int, default=2, help="repair rounds after the first attempt")
     br.add_argument("--branching", type=int, default=2, help="children per expanded candidate")

@@ -13,6 +13,7 @@ import os
 import platform
 import secrets
 import sys
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
 
@@ -32,7 +33,7 @@ from sizeup.models import DEFAULT_MODELS, ModelClient, ModelError, make_client
 from sizeup.models.types import COMPLETION_ONLY
 from sizeup.monitor import Monitor
 from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
-from sizeup.sandbox import Limits, Sandbox, make_sandbox
+from sizeup.sandbox import Limits, Sandbox, isolation_note, make_sandbox
 from sizeup.sandbox.timeouts import calibrate
 from sizeup.store import Store
 from sizeup.strategies import AdaptiveBranching, SingleShot, Strategy
@@ -107,21 +108,30 @@ class Runner:
 
     def run(self, tasks: list[Task], resume: RunRecord | None = None) -> str:
         """Run (or, given the stored run, resume) every side of every task not yet stored."""
+        if resume is not None:
+            self.config = RunConfig.from_dict(resume.config)  # a resumed run keeps its own settings
+        # The sandbox first: a backend that cannot run here (--sandbox isolated without bubblewrap) stops
+        # with one line before anything is stored or any model server started.
+        with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
+            self._say_sandbox(sandbox.name)
+            return self._run(tasks, resume, sandbox)
+
+    def _run(self, tasks: list[Task], resume: RunRecord | None, sandbox: Sandbox) -> str:
         run = self._open_run(tasks, resume)
         done = self.store.finished(run.run_id)
         todo = [t for t in tasks if any((t.task_id, side) not in done for side in Side)]
         if not todo:
             self.console.print(f"run {run.run_id}: nothing left to do")
             return run.run_id
+        run.config["sandbox_backend"] = sandbox.name
+        run.config["sandbox_isolation"] = isolation_note(sandbox.name)
+        # Pools (isolated workers, docker containers) start once; their cost is kept apart.
+        run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
         clients: dict[Side, ModelClient] = {}
         try:
             clients = self._start_models(run)
-            with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
-                run.config["sandbox_backend"] = sandbox.name
-                # Pools (isolated workers, docker containers) start once; their cost is kept apart.
-                run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
-                self.store.save_run(run)
-                self._loop(run, todo, done, clients, sandbox)
+            self.store.save_run(run)
+            self._loop(run, todo, done, clients, sandbox)
             run.status = "finished"
         except KeyboardInterrupt:
             run.status = "interrupted"
@@ -136,10 +146,13 @@ class Runner:
                 client.close()
         return run.run_id
 
+    def _say_sandbox(self, backend: str) -> None:
+        style = "bold yellow" if backend == "process" else None
+        self.console.print(f"sandbox: {isolation_note(backend)}", style=style, markup=False)
+
     def _open_run(self, tasks: list[Task], resume: RunRecord | None) -> RunRecord:
         if resume is not None:
             run = resume
-            self.config = RunConfig.from_dict(run.config)  # a resumed run keeps its own settings
             run.status = "running"
             return run
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
@@ -153,6 +166,10 @@ class Runner:
         cfg = self.config
         clients: dict[Side, ModelClient] = {}
         run.config["server_concurrency"] = SERVER_CONCURRENCY.get(cfg.provider, "set by the server")
+        if cfg.provider == "ollama" and cfg.n_threads:
+            self.console.print(f"note: Ollama num_thread {cfg.n_threads}: a model resident with another thread "
+                               "count is reloaded (new runner) by the warm-up, and that load is recorded",
+                               markup=False)
         if cfg.parallel > 1 and cfg.provider in SERVER_CONCURRENCY:
             self.console.print(f"[yellow]note: --parallel {cfg.parallel} sends branches at once, but "
                                f"{SERVER_CONCURRENCY[cfg.provider]}")
@@ -165,11 +182,15 @@ class Runner:
                 clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull, n_ctx=cfg.n_ctx,
                                             n_threads=cfg.n_threads, api_key_env=cfg.api_key_env,
                                             server_pid=cfg.server_pid)
-            load = {"model": model, "provider": cfg.provider, **clients[side].load_info()}
+            load = {"model": model, "provider": cfg.provider, **clients[side].load_info(),
+                    "processes": clients[side].attribution()}
             if side.value in run.load:  # a resumed run: keep the first start, list the restarts
                 run.load.setdefault("restarts", []).append({"side": side.value, **load})
             else:
                 run.load[side.value] = load
+        run.config["server_attribution"] = server_attribution(clients)
+        if run.config["server_attribution"] != "per_side":
+            self.console.print(f"[yellow]note: {run.config['server_attribution']}")
         return clients
 
     def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox, limits: Limits) -> Strategy:
@@ -202,7 +223,11 @@ class Runner:
     def solve(self, run_id: str, task: Task, side: Side, client: ModelClient, sandbox: Sandbox,
               limits: Limits) -> TaskResult:
         strategy = self._strategy(side, client, sandbox, limits)
-        with Monitor(client.server_pids) as monitor:
+        # A server shared by several models (`ollama serve`) is measured apart from the model's own process,
+        # without its children (the models' runners): its figures belong to no side.
+        shared = client.shared_server_pids()
+        watch_shared = Monitor(shared, hz=5, descendants=False, gpu=False, cpu_energy=False) if shared else None
+        with Monitor(client.server_pids) as monitor, watch_shared or nullcontext():
             outcome = strategy.solve(task)
         attempts, best = outcome.attempts, outcome.best
         failed_calls = [a.error for a in attempts if a.error]
@@ -218,15 +243,30 @@ class Runner:
             wall_s=monitor.summary.wall_s, prompt_tokens=sum(a.prompt_tokens for a in attempts),
             completion_tokens=sum(a.completion_tokens for a in attempts),
             ttft_s=attempts[0].ttft_s, gen_s=sum(a.gen_s for a in attempts),
-            server=monitor.summary, sandbox_executions=len(attempts),
+            server=monitor.summary, shared_server=watch_shared.summary if watch_shared else None,
+            sandbox_executions=len(attempts),
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
             sandbox_containers=len({a.container_id for a in attempts if a.container_id}),
             sandbox_figures=sandbox_figures(attempts), decode_tokens_per_s=decode_rate(attempts),
-            method={**figure_methods(attempts, monitor.summary), "sandbox_backend": sandbox.name,
+            method={**figure_methods(attempts, monitor.summary), "model_processes": client.attribution(),
+                    "sandbox_backend": sandbox.name,
                     "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
                                       f"{limits.memory_mb} MB"})
+
+
+def server_attribution(clients: dict[Side, ModelClient]) -> str:
+    """Whether each side's server figures are its own. Sides run one after the other, so the CPU of a server
+    serving both models is still the side's own; its memory holds both models and is not attributable."""
+    roots = {side: set(client.server_pids()) for side, client in clients.items()}
+    large, small = roots.get(Side.LARGE, set()), roots.get(Side.SMALL, set())
+    if not large and not small:
+        return "not_measurable: no local server process (a remote server's host figures are out of reach)"
+    if large & small and clients[Side.LARGE].model != clients[Side.SMALL].model:
+        return ("shared: one server process serves both models; CPU per side is the side's own (they never "
+                "run at once), peak memory holds both models and is not attributable to either")
+    return "per_side"
 
 
 def sandbox_figures(attempts: list[Attempt]) -> dict[str, float]:

@@ -36,8 +36,9 @@ def make_client(provider: str, model: str, *, url: str | None = None, style: Pro
     if provider == "ollama":
         from sizeup.models.ollama import DEFAULT_URL, OllamaClient
 
-        return OllamaClient(model, url or DEFAULT_URL, style=style or PromptStyle.CHAT, pull=pull,
-                            num_ctx=n_ctx, server_pid=server_pid)
+        # style None: from the model's template (a bare `{{ .Prompt }}` is a base model: completion-style).
+        return OllamaClient(model, url or DEFAULT_URL, style=style, pull=pull, num_ctx=n_ctx, num_thread=n_threads,
+                            server_pid=server_pid)
     if provider == "openai":
         from sizeup.models.openai_compat import OpenAICompatClient
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -123,7 +124,8 @@ class EmbeddedClient(ModelClient):
         self.style = style or style_for(model)
         self.gguf = gguf_path(model)
         self.server = EmbeddedServer(self.gguf, alias=model, n_ctx=n_ctx, n_threads=n_threads)
-        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style)
+        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style,
+                                          server_pid=self.server.proc.pid)
         # The base class's tiny call, right away: the first task is not charged for first-use costs.
         self._warmup_s = self.warm_up()["warmup_s"]
 
@@ -135,7 +137,10 @@ class EmbeddedClient(ModelClient):
     def server_pids(self) -> list[int]:
         return [self.server.proc.pid] if self.server.proc.poll() is None else []
 
-    def load_info(self) -> dict[str, float]:
+    def attribution(self) -> str:
+        return "embedded_server (the llama.cpp server process sizeup started for this model alone)"
+
+    def load_info(self) -> dict[str, Any]:
         return {"load_s": self.server.load_s, "warmup_s": self._warmup_s,
                 "rss_after_load_mb": self.server.rss_after_load_mb,
                 "gguf_mb": self.gguf.stat().st_size / 1e6}

@@ -8,18 +8,20 @@ silent zero.
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
-from urllib.parse import urlparse
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import httpx
 import ollama
 import psutil
 import pydantic
 
+from sizeup.models import local
 from sizeup.models.types import (
     Completion,
     GenerationParams,
@@ -30,10 +32,58 @@ from sizeup.models.types import (
     TransientModelError,
     Usage,
 )
+from sizeup.monitor import process
 
+T = TypeVar("T")
 DEFAULT_URL = "http://127.0.0.1:11434"
 CONNECT_TIMEOUT_S = 5.0  # a dead host should fail fast, not after the long read timeout meant for generation
 DEFAULT_PARAMS = GenerationParams()
+
+
+@dataclass(frozen=True)
+class _ModelFacts:
+    style: PromptStyle
+    blob: str | None  # the GGUF the runner is started with (`--model PATH`), from the Modelfile's FROM line
+
+
+@dataclass(frozen=True)
+class _Runner:
+    pid: int
+    start_ticks: int  # a reused pid is not this runner
+
+    def alive(self) -> bool:
+        stat = process.read_stat(self.pid)
+        return stat is not None and stat.start_ticks == self.start_ticks
+
+
+def style_from_template(template: str) -> PromptStyle:
+    """A model whose template renders only the prompt (`{{ .Prompt }}`, which Ollama gives a GGUF without a
+    chat template: a base model) has no chat format: /api/chat would drop the system message. It is
+    prompted completion-style through /api/generate with raw=true, as the embedded provider prompts it."""
+    bare = "".join(template.split())
+    return PromptStyle.COMPLETION if bare in ("", "{{.Prompt}}") else PromptStyle.CHAT
+
+
+def _blob_from_modelfile(modelfile: str) -> str | None:
+    for line in modelfile.splitlines():
+        if line.startswith("FROM ") and "sha256" in line:
+            return line[5:].strip()
+    return None
+
+
+def _find_runner(serve_pid: int, blob: str) -> _Runner | None:
+    """The child of `ollama serve` started as `ollama runner ... --model BLOB ...`."""
+    name = os.path.basename(blob)
+    for pid in process.children(serve_pid):
+        args = process.cmdline(pid)
+        if "runner" not in args or "--model" not in args:
+            continue
+        index = args.index("--model")
+        if index + 1 < len(args) and os.path.basename(args[index + 1]) == name:
+            stat = process.read_stat(pid)
+            if stat is not None:
+                return _Runner(pid, stat.start_ticks)
+    return None
 
 
 class OllamaModelMissing(ModelError):
@@ -45,40 +95,53 @@ class OllamaModelMissing(ModelError):
 class OllamaClient(ModelClient):
     provider = "ollama"
 
-    def __init__(self, model: str, url: str = DEFAULT_URL, *, style: PromptStyle = PromptStyle.CHAT,
-                 keep_alive: str | float = "30m", num_ctx: int | None = None, timeout_s: float = 300.0,
-                 pull: bool = False, retries: int = 2, backoff_s: float = 0.5, server_pid: int | None = None):
+    def __init__(self, model: str, url: str = DEFAULT_URL, *, style: PromptStyle | None = None,
+                 keep_alive: str | float = "30m", num_ctx: int | None = None, num_thread: int | None = None,
+                 timeout_s: float = 300.0, pull: bool = False, retries: int = 2, backoff_s: float = 0.5,
+                 server_pid: int | None = None):
         self.model = model
         self.url = url
-        self.style = style
+        self._style = style  # None: read from the model's template on first use (see _describe)
         self.keep_alive = keep_alive  # long enough that the model load is paid once, not by every task
         self.num_ctx = num_ctx
+        self.num_thread = num_thread  # Ollama's default is one thread per physical core, spinning
         self.pull = pull
         self.retries, self.backoff_s = retries, backoff_s
-        self._server_pid = server_pid
-        self._found_pids: list[int] = []  # the local `ollama serve` processes, once found
         self._client = _make_client(url, timeout_s)
         self._pull_lock = threading.Lock()  # concurrent branches must not start several pulls
         self._pulled = False
         self._pull_error: ModelError | None = None
+        self._describe_lock = threading.Lock()
+        self._facts: _ModelFacts | None = None
+        # The `ollama serve` behind the URL (found by its listening port, or --server-pid), and this model's
+        # runner, its child.
+        self._explicit_serve = server_pid is not None
+        self._serve_pid = server_pid if server_pid is not None else local.listening_pid(url)
+        self._serve_checked = time.monotonic()
+        self._runner: _Runner | None = None
+
+    @property
+    def style(self) -> PromptStyle:  # type: ignore[override]
+        return self._style if self._style is not None else self._describe().style
 
     def generate(self, prompt: Prompt, params: GenerationParams = DEFAULT_PARAMS) -> Completion:
+        style = self.style  # asked of /api/show once; a missing model is pulled there when --pull allows
         try:
-            return self._generate_retrying(prompt, params)
+            return self._retrying(lambda: self._generate_once(prompt, params, style))
         except OllamaModelMissing:
             if not self.pull:
                 raise
-        self._pull_once()
+        self._pull_once()  # deleted since it was shown: pull again; the pull is not charged to this call
         try:
-            return self._generate_retrying(prompt, params)  # the pull is not charged to this call's timings
+            return self._retrying(lambda: self._generate_once(prompt, params, style))
         except OllamaModelMissing as err:
             raise ModelError(f"model '{self.model}' is still missing on {self.url} after pulling it") from err
 
-    def _generate_retrying(self, prompt: Prompt, params: GenerationParams) -> Completion:
+    def _retrying(self, call: Callable[[], T]) -> T:
         """Retry what may pass on its own (connection refused, 5xx) with exponential backoff."""
         for attempt in range(self.retries + 1):
             try:
-                return self._generate_once(prompt, params)
+                return call()
             except TransientModelError:
                 if attempt == self.retries:
                     raise
@@ -86,38 +149,102 @@ class OllamaClient(ModelClient):
         raise AssertionError("unreachable")
 
     def server_pids(self) -> list[int]:
-        """The local Ollama server and its runner children, so their CPU and memory can be measured.
-        A remote server's processes are out of reach: its host figures are then "not measurable"."""
-        if self._server_pid is not None:
-            return [self._server_pid] if psutil.pid_exists(self._server_pid) else []
-        if urlparse(self.url).hostname not in ("127.0.0.1", "localhost", "::1"):
+        """The runner process that serves this model: Ollama keeps every loaded model in a runner of its own
+        under one `ollama serve`, so measuring the whole tree would charge each side for the other's model.
+        The runner is the child whose `--model` is this model's blob. Called by the monitor 20 times a
+        second: a found runner is kept while it lives (a reload, e.g. a new num_thread, starts a new one)."""
+        serve = self._serve()
+        if serve is None:
             return []
-        # The Monitor asks 20 times a second: keep the `ollama serve` found (its runners are its children,
-        # which the Monitor finds), and walk every process on the machine again only once it is gone.
-        if not any(psutil.pid_exists(pid) for pid in self._found_pids):
-            self._found_pids = [proc.pid for proc in psutil.process_iter(["name", "cmdline"])
-                                if proc.info["name"] == "ollama" and "serve" in (proc.info["cmdline"] or [])]
-        return list(self._found_pids)
+        if self._runner is not None and self._runner.alive():
+            return [self._runner.pid]
+        blob = self._describe().blob if self._facts is not None else None
+        self._runner = _find_runner(serve, blob) if blob else None
+        return [self._runner.pid] if self._runner is not None else []
 
-    def warm_up(self) -> dict[str, float]:
-        """Load the model once before any task (keep_alive keeps it), and read what /api/ps says of it:
-        its load time and size stay apart from the per-task figures."""
+    def shared_server_pids(self) -> list[int]:
+        """`ollama serve` itself (API, scheduler): shared by every model it serves, so reported apart."""
+        serve = self._serve()
+        return [] if serve is None else [serve]
+
+    def _serve(self) -> int | None:
+        """The server's pid; looked up again (at most once a second: it reads every socket) once it is gone."""
+        if self._serve_pid is not None and psutil.pid_exists(self._serve_pid):
+            return self._serve_pid
+        if not self._explicit_serve and time.monotonic() - self._serve_checked > 1.0:
+            self._serve_checked = time.monotonic()
+            self._serve_pid = local.listening_pid(self.url)
+            self._runner = None
+        return self._serve_pid if self._serve_pid is not None and psutil.pid_exists(self._serve_pid) else None
+
+    def attribution(self) -> str:
+        if self._serve() is None:
+            return "not_measurable (the server behind the URL is not a local process)"
+        return "ollama_runner (the runner process whose --model is this model's blob; `ollama serve` apart)"
+
+    def warm_up(self) -> dict[str, Any]:
+        """Load the model once before any task (keep_alive keeps it), and record whether a load happened:
+        a model already resident (in /api/ps, with the same runner before and after) was not loaded, and
+        Ollama's load_duration on such a call (tens of ms) is no load. Its size from /api/ps is kept too."""
+        self._describe()
+        resident_before = self._loaded_entry() is not None
+        runner_before = self.server_pids()
         info = super().warm_up()
+        entry = self._loaded_entry()
+        runner_after = self.server_pids()
+        if runner_before or runner_after:  # a local server: a new runner pid is a (re)load, whatever ps said
+            loaded = not resident_before or runner_before != runner_after
+            info["load_detected_by"] = "runner pid before and after the warm-up call"
+        else:
+            loaded = not resident_before
+            info["load_detected_by"] = "/api/ps before the warm-up call (a reload of a resident model is not seen)"
+        info["resident_before"] = resident_before
+        info["loaded"] = loaded
+        server_load_s = info.pop("load_s", None)
+        if loaded and server_load_s is not None:
+            info["load_s"] = server_load_s  # Ollama's own load_duration of the call that loaded it
+        if self.num_thread is not None:
+            info["num_thread"] = self.num_thread
+        info["prompt_style"] = self.style.value
+        if entry is not None:
+            info["loaded_size_mb"] = int(entry.size or 0) / 1e6
+            info["size_vram_mb"] = int(entry.size_vram or 0) / 1e6
+        return info
+
+    def _loaded_entry(self) -> Any:
         with _ollama_errors(self.url):
             running = {model.model: model for model in self._client.ps().models}
-        loaded = running.get(self.model) or running.get(f"{self.model}:latest")
-        if loaded is not None:
-            info["loaded_size_mb"] = int(loaded.size or 0) / 1e6
-            info["size_vram_mb"] = int(loaded.size_vram or 0) / 1e6
-        return info
+        return running.get(self.model) or running.get(f"{self.model}:latest")
+
+    def _describe(self) -> _ModelFacts:
+        """What /api/show says of the model, asked once: its prompt style and its blob. A missing model is
+        pulled here when --pull allows it, so that every later step finds it."""
+        with self._describe_lock:
+            if self._facts is None:
+                try:
+                    shown = self._show()
+                except OllamaModelMissing:
+                    if not self.pull:
+                        raise
+                    self._pull_once()
+                    shown = self._show()
+                self._facts = _ModelFacts(style=style_from_template(shown.template or ""),
+                                          blob=_blob_from_modelfile(shown.modelfile or ""))
+            return self._facts
+
+    def _show(self) -> Any:
+        def show() -> Any:
+            with _ollama_errors(self.url, self.model):
+                return self._client.show(self.model)
+        return self._retrying(show)
 
     def close(self) -> None:
         self._client.close()
 
-    def _generate_once(self, prompt: Prompt, params: GenerationParams) -> Completion:
+    def _generate_once(self, prompt: Prompt, params: GenerationParams, style: PromptStyle) -> Completion:
         started = time.perf_counter()
         with _ollama_errors(self.url, self.model):
-            if self.style is PromptStyle.COMPLETION:
+            if style is PromptStyle.COMPLETION:
                 # raw=True: the completion text is sent as is, without the model's chat template.
                 chunks = self._client.generate(self.model, prompt.completion, raw=True, stream=True,
                                                options=self._options(params, prompt.stop),
@@ -125,7 +252,7 @@ class OllamaClient(ModelClient):
             else:
                 chunks = self._client.chat(self.model, prompt.messages(), stream=True,
                                            options=self._options(params, ()), keep_alive=self.keep_alive)
-            return self._collect(chunks, started)
+            return self._collect(chunks, style, started)
 
     def _options(self, params: GenerationParams, stop: tuple[str, ...]) -> dict[str, Any]:
         options: dict[str, Any] = {"temperature": params.temperature, "num_predict": params.max_tokens}
@@ -135,16 +262,18 @@ class OllamaClient(ModelClient):
             options["top_p"] = params.top_p
         if self.num_ctx is not None:
             options["num_ctx"] = self.num_ctx
+        if self.num_thread is not None:
+            options["num_thread"] = self.num_thread  # a change reloads the runner (new pid, ~1 s)
         if stop:
             options["stop"] = list(stop)
         return options
 
-    def _collect(self, chunks: Iterator[Any], started: float) -> Completion:
+    def _collect(self, chunks: Iterator[Any], style: PromptStyle, started: float) -> Completion:
         pieces: list[str] = []
         ttft: float | None = None
         final = None
         for chunk in chunks:
-            if self.style is PromptStyle.COMPLETION:
+            if style is PromptStyle.COMPLETION:
                 text, thinking = chunk.response, getattr(chunk, "thinking", None)
             else:  # `thinking` exists from ollama-python 0.5 on
                 text, thinking = chunk.message.content, getattr(chunk.message, "thinking", None)

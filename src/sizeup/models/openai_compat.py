@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import openai
 import psutil
 
+from sizeup.models import local
 from sizeup.models.types import (
     COMPLETION_ONLY,
     Completion,
@@ -39,7 +40,10 @@ class OpenAICompatClient(ModelClient):
         self.model = model
         self.style = style
         self.base_url = base_url
-        self._server_pid = server_pid  # a local server's pid (--server-pid), for resource accounting
+        # The local server's process, for resource accounting: --server-pid, else the one listening on the
+        # URL's port (found once: it reads every socket on the machine).
+        self._explicit_pid = server_pid is not None
+        self._server_pid = server_pid if server_pid is not None else local.listening_pid(base_url)
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
@@ -104,6 +108,12 @@ class OpenAICompatClient(ModelClient):
 
     def server_pids(self) -> list[int]:
         return [self._server_pid] if self._server_pid is not None and psutil.pid_exists(self._server_pid) else []
+
+    def attribution(self) -> str:
+        if self._server_pid is None:
+            return "not_measurable (the server behind the URL is not a local process; --server-pid names one)"
+        how = "--server-pid" if self._explicit_pid else "the process listening on the URL's port"
+        return f"server_process ({how}, with its children)"
 
     def close(self) -> None:
         self._client.close()

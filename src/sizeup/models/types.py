@@ -6,6 +6,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 
 class PromptStyle(StrEnum):
@@ -85,19 +86,29 @@ class ModelClient(ABC):
         """One call. Raises ModelError for anything that is the provider's fault."""
 
     def server_pids(self) -> list[int]:
-        """Local processes serving this model, for resource accounting; empty if remote/unknown."""
+        """Local processes serving this model alone, charged to it (the monitor adds their children); empty
+        if remote or unknown."""
         return []
 
-    def load_info(self) -> dict[str, float]:
+    def shared_server_pids(self) -> list[int]:
+        """Local processes that serve this model and others too (Ollama's `ollama serve`, whose runners are
+        the models'): measured apart, without their children, and charged to no side."""
+        return []
+
+    def attribution(self) -> str:
+        """How server_pids were found, stored beside the server figures."""
+        return "not_measurable (no local server process known)"
+
+    def load_info(self) -> dict[str, Any]:
         """Model load / warm-up figures measured apart from tasks (seconds, MB). The runner calls it once
         before the first task; the default warms the model up with one tiny call, so that the first
         task is not charged for loading it."""
         return self.warm_up()
 
-    def warm_up(self) -> dict[str, float]:
+    def warm_up(self) -> dict[str, Any]:
         started = time.perf_counter()
         reply = self.generate(Prompt("", "Hi", "Hi"), GenerationParams(max_tokens=1))
-        info = {"warmup_s": time.perf_counter() - started}
+        info: dict[str, Any] = {"warmup_s": time.perf_counter() - started}
         if reply.usage.load_s is not None:
             info["load_s"] = reply.usage.load_s
         return info

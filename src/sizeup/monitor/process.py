@@ -72,6 +72,12 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cmdline(pid: int) -> list[str]:
+    """The process's arguments ([] if gone or a kernel thread)."""
+    data = _read(f"/proc/{pid}/cmdline") or b""
+    return [arg.decode(errors="replace") for arg in data.split(b"\0")[:-1]]
+
+
 def tree(roots: Iterable[int]) -> dict[int, int | None]:
     """Every process under the roots, the roots included: pid -> parent pid (None for a root)."""
     parents: dict[int, int | None] = {}

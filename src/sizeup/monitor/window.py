@@ -49,17 +49,20 @@ class Monitor:
 
     `reset_hwm=False` leaves the processes' high-water marks alone (the peak is then sampled): needed when
     someone else reads the same processes' ru_maxrss through wait4, which a reset would lower.
+    `descendants=False` watches the given processes alone, not their children: for a shared parent whose
+    children are measured apart (`ollama serve`, whose runners are the models').
     `sampler_cpu_s` is the CPU time the sampler thread itself used, for its overhead.
     """
 
     def __init__(self, pids: Callable[[], list[int]] | list[int], hz: float = 20.0, *, reset_hwm: bool = True,
-                 gpu: bool = True, cpu_energy: bool = True):
+                 gpu: bool = True, cpu_energy: bool = True, descendants: bool = True):
         if hz <= 0:
             raise ValueError(f"hz must be positive, not {hz}")
         self._pids = pids if callable(pids) else (lambda: list(pids))
         self._period = 1.0 / hz
         self._util_last = float("-inf")
         self._reset_hwm = reset_hwm
+        self._descendants = descendants
         self._want_gpu, self._want_rapl = gpu, cpu_energy
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sizeup-monitor", daemon=True)
@@ -118,7 +121,8 @@ class Monitor:
     def _sample(self, edge: bool = False) -> float:
         """One reading of everything; `edge` at the window's start and end, where the energy counters go."""
         # Called by the caller's thread at enter and exit, by the sampler only in between: never at once.
-        found = process.tree(self._pids())
+        roots = self._pids()
+        found = process.tree(roots) if self._descendants else dict.fromkeys(roots)
         for pid, parent in found.items():
             watched = self._watched.get(pid)
             if watched is None:

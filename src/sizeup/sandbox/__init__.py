@@ -10,6 +10,21 @@ from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome
 
 BACKENDS: dict[str, type[Sandbox]] = {"isolated": IsolatedSandbox, "process": ProcessSandbox}
 
+# What each backend keeps a candidate from, in one line: said when a run starts and in every comparison.
+ISOLATION = {
+    "isolated": "bubblewrap namespaces, no network, read-only system, a uid of its own",
+    "docker": "containers without network, read-only root, a non-root user",
+}
+NOT_ISOLATED = ("NOT isolated: candidates run as this user, can read its files and reach the network; "
+                "install bubblewrap (apt-get install bubblewrap) for the isolated backend")
+
+
+def isolation_note(backend: str) -> str:
+    """"isolated (bubblewrap namespaces, ...)", or "process: NOT isolated: ..." said plainly."""
+    if backend in ISOLATION:
+        return f"{backend} ({ISOLATION[backend]})"
+    return f"{backend}: {NOT_ISOLATED}" if backend == "process" else f"{backend}: isolation unknown"
+
 
 def make_sandbox(name: str = "auto", *, image: str | None = None) -> Sandbox:
     """"auto": the isolated backend wherever bwrap works, else the process backend. A named backend that
@@ -38,6 +53,6 @@ def make_sandbox(name: str = "auto", *, image: str | None = None) -> Sandbox:
 
 __all__ = [
     "BACKENDS", "Execution", "IsolatedSandbox", "Limits", "ProcessSandbox", "ReferenceReport", "Sandbox",
-    "SandboxUnavailable", "Status", "TestOutcome", "TestResult", "calibrate", "check_references", "make_sandbox",
-    "unavailable_reason",
+    "SandboxUnavailable", "Status", "TestOutcome", "TestResult", "calibrate", "check_references", "isolation_note",
+    "make_sandbox", "unavailable_reason",
 ]
