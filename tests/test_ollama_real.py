@@ -188,6 +188,7 @@ def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: Real
     ratio = large["model_peak_rss_mb"] / small["model_peak_rss_mb"]
     assert ratio == pytest.approx(ps.peak_mb["gemma3:270m"] / ps.peak_mb["smollm2:135m"], rel=0.10)
     assert ratio > 1.5  # both runners in one figure would give 1.00
+    assert 0 < large["shared_server_peak_rss_mb"] < large["model_peak_rss_mb"]  # ollama serve, reported apart
     from sizeup.store import open_store
 
     with open_store(f"sqlite:///{db}") as store:

@@ -66,6 +66,7 @@ def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLE
         "model_peak_rss_mb": max((r.server.peak_rss_mb for r in results), default=0.0),
         "model_cpu_s": sum(r.server.cpu_s for r in results),
         "model_mean_cpu_pct": (100.0 * sum(r.server.cpu_s for r in results) / sum(walls)) if sum(walls) else 0.0,
+        **shared_server_summary(results),
         "prompt_tokens": sum(r.prompt_tokens for r in results),
         "completion_tokens": sum(r.completion_tokens for r in results),
         "model_calls": sum(r.model_calls for r in results),
@@ -91,6 +92,16 @@ def _per_task_pct(ratio: dict[str, Any]) -> dict[str, Any]:
     ci = ratio["ci95"]
     return {"median": pct_less_from_ratio(ratio["median"]),
             "ci95": [pct_less_from_ratio(ci[0]), pct_less_from_ratio(ci[1])] if ci else None}
+
+
+def shared_server_summary(results: list[TaskResult]) -> dict[str, Any]:
+    """A server process shared by several models (`ollama serve`), measured during this side's tasks but
+    charged to no side: reported beside the side's own figures, never added to them."""
+    shared = [r.shared_server for r in results if r.shared_server is not None]
+    if not shared:
+        return {}
+    return {"shared_server_peak_rss_mb": max(s.peak_rss_mb for s in shared),
+            "shared_server_cpu_s": sum(s.cpu_s for s in shared)}
 
 
 def container_summary(results: list[TaskResult]) -> dict[str, Any]:
