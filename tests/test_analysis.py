@@ -20,7 +20,7 @@ from sizeup.analysis.budget import (
 )
 from sizeup.analysis.costs import cost_per_solved, energy_j, pct_less_from_ratio, ratio_summary
 from sizeup.analysis.stats import bootstrap_ci, mcnemar_exact_p, mean_pass_at_k, pass_at_k, wilson_interval
-from sizeup.records import Attempt, ResourceSummary, RunRecord, Side, TaskResult
+from sizeup.records import LARGE, SMALL, Attempt, ResourceSummary, RunRecord, TaskResult
 
 
 def node(attempt_id: str, status: str = "failed", *, prompt: int = 0, completion: int = 0, gen_s: float = 0.0,
@@ -31,11 +31,11 @@ def node(attempt_id: str, status: str = "failed", *, prompt: int = 0, completion
                    tests_passed=3 if status == "passed" else 0, tests_total=3)
 
 
-def task(task_id: str, side: Side, attempts: list[Attempt], *, cpu: float = 0.0, wall: float = 1.0,
+def task(task_id: str, side: str, attempts: list[Attempt], *, cpu: float = 0.0, wall: float = 1.0,
          rss: float = 100.0, sandbox_cpu: float = 0.0) -> TaskResult:
     passed = any(a.status == "passed" for a in attempts)
-    return TaskResult(run_id="r", task_id=task_id, side=side, model=f"{side.value}-m",
-                      strategy="single" if side is Side.LARGE else "adaptive",
+    return TaskResult(run_id="r", task_id=task_id, side=side, model=f"{side}-m",
+                      strategy="single" if side == LARGE else "adaptive",
                       status="passed" if passed else "failed", tests_passed=3 if passed else 0, tests_total=3,
                       depth_reached=max(a.depth for a in attempts), model_calls=len(attempts), wall_s=wall,
                       prompt_tokens=sum(a.prompt_tokens for a in attempts),
@@ -96,8 +96,8 @@ def test_pass_at_k_hand_values():
 # -- costs ---------------------------------------------------------------------------------------------
 
 def test_ratios_are_medians_of_per_task_large_over_small():
-    large = [task(t, Side.LARGE, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 10, 8), ("b", 6, 6), ("c", 4, 0))]
-    small = [task(t, Side.SMALL, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 5, 2), ("b", 6, 3), ("c", 1, 1))]
+    large = [task(t, LARGE, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 10, 8), ("b", 6, 6), ("c", 4, 0))]
+    small = [task(t, SMALL, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 5, 2), ("b", 6, 3), ("c", 1, 1))]
     wall = ratio_summary(large, small, "wall_s")
     assert wall["median"] == pytest.approx(2.0) and wall["tasks"] == 3  # ratios 2, 1, 4
     assert wall["ci95"][0] <= 2.0 <= wall["ci95"][1]
@@ -109,8 +109,8 @@ def test_ratios_are_medians_of_per_task_large_over_small():
 
 
 def test_cost_per_solved_task():
-    results = [task("a", Side.SMALL, [node("0", "passed", prompt=10, completion=20)], cpu=4, sandbox_cpu=1, wall=2),
-               task("b", Side.SMALL, [node("0", prompt=30, completion=40)], cpu=5, wall=3)]
+    results = [task("a", SMALL, [node("0", "passed", prompt=10, completion=20)], cpu=4, sandbox_cpu=1, wall=2),
+               task("b", SMALL, [node("0", prompt=30, completion=40)], cpu=5, wall=3)]
     assert cost_per_solved(results) == {"wall_s": 5.0, "cpu_s": 10.0, "tokens": 100.0, "energy_j": None}
     assert cost_per_solved(results[1:])["cpu_s"] is None  # nothing solved: no finite price
 
@@ -119,12 +119,12 @@ def test_energy_sums_the_counters_that_were_read():
     # model_copy(update=...) so the test holds for records from before the energy fields existed.
     def with_energy(r: TaskResult, **joules: float) -> TaskResult:
         return r.model_copy(update={"server": r.server.model_copy(update=joules)})
-    a = with_energy(task("a", Side.SMALL, [node("0", "passed")]), cpu_energy_j=30.0, gpu_energy_j=12.0)
-    b = with_energy(task("b", Side.SMALL, [node("0")]), cpu_energy_j=18.0)
+    a = with_energy(task("a", SMALL, [node("0", "passed")]), cpu_energy_j=30.0, gpu_energy_j=12.0)
+    b = with_energy(task("b", SMALL, [node("0")]), cpu_energy_j=18.0)
     assert energy_j(a) == 42.0 and energy_j(b) == 18.0
-    assert energy_j(task("c", Side.SMALL, [node("0")])) is None
+    assert energy_j(task("c", SMALL, [node("0")])) is None
     assert cost_per_solved([a, b])["energy_j"] == 60.0
-    large = [with_energy(task(t, Side.LARGE, [node("0")]), cpu_energy_j=j) for t, j in (("a", 84.0), ("b", 9.0))]
+    large = [with_energy(task(t, LARGE, [node("0")]), cpu_energy_j=j) for t, j in (("a", 84.0), ("b", 9.0))]
     assert ratio_summary(large, [a, b], "energy_j")["median"] == pytest.approx((2.0 + 0.5) / 2)
 
 
@@ -137,7 +137,7 @@ def test_replay_order_is_depth_then_numeric_id():
 
 def small_tree() -> TaskResult:
     # root fails (100 tokens), its first child passes (150), its second fails (120).
-    return task("t", Side.SMALL, [node("0", prompt=60, completion=40, gen_s=1.0, exec_cpu=0.1),
+    return task("t", SMALL, [node("0", prompt=60, completion=40, gen_s=1.0, exec_cpu=0.1),
                                   node("0.1", prompt=70, completion=50, gen_s=1.0, exec_cpu=0.1),
                                   node("0.0", "passed", prompt=90, completion=60, gen_s=3.0, exec_cpu=0.1)],
                 cpu=10.0, sandbox_cpu=0.3)
@@ -158,17 +158,17 @@ def test_equal_budget_truncation_on_a_hand_built_tree():
 
 
 def test_cpu_apportioning_falls_back_to_completion_tokens():
-    tree = task("t", Side.SMALL, [node("0", completion=30), node("0.0", "passed", completion=10)], cpu=8.0)
+    tree = task("t", SMALL, [node("0", completion=30), node("0.0", "passed", completion=10)], cpu=8.0)
     assert [s for _, s in attempt_spends(tree, "cpu_s")] == [6.0, 2.0]
 
 
 def test_equal_budget_pairs_capped_small_with_large():
-    large = [task("t", Side.LARGE, [node("0", prompt=200, completion=100)]),  # budget 300: small fits (250)
-             task("u", Side.LARGE, [node("0", "passed", prompt=100, completion=100)]),  # budget 200: no
-             task("v", Side.LARGE, [node("0", prompt=10, completion=10)])]
+    large = [task("t", LARGE, [node("0", prompt=200, completion=100)]),  # budget 300: small fits (250)
+             task("u", LARGE, [node("0", "passed", prompt=100, completion=100)]),  # budget 200: no
+             task("v", LARGE, [node("0", prompt=10, completion=10)])]
     small = [small_tree(), small_tree().model_copy(update={"task_id": "u"}),
-             task("v", Side.SMALL, [node("0", prompt=5, completion=5)])]
-    result = equal_budget(large, small, "tokens")
+             task("v", SMALL, [node("0", prompt=5, completion=5)])]
+    result = equal_budget(large, small, "tokens", names=(LARGE, SMALL))
     assert result["per_task"] == {"t": True, "u": False, "v": False}
     assert (result["small_solved"], result["large_solved"]) == (1, 1)
     assert (result["only_small_solved"], result["only_large_solved"]) == (1, 1)
@@ -177,8 +177,8 @@ def test_equal_budget_pairs_capped_small_with_large():
 
 
 def test_budget_curve_steps_where_tasks_become_solved():
-    results = [small_tree(), task("b", Side.SMALL, [node("0", "passed", prompt=20, completion=20)]),
-               task("c", Side.SMALL, [node("0", prompt=400, completion=100)])]
+    results = [small_tree(), task("b", SMALL, [node("0", "passed", prompt=20, completion=20)]),
+               task("c", SMALL, [node("0", prompt=400, completion=100)])]
     assert budget_curve(results, "tokens") == [(0.0, 0.0), (40.0, 1 / 3), (250.0, 2 / 3), (500.0, 2 / 3)]
 
 
@@ -186,8 +186,8 @@ def test_budget_curve_steps_where_tasks_become_solved():
 
 def test_branching_statistics():
     results = [small_tree(),  # reached 1, first pass at 1, 3 nodes
-               task("b", Side.SMALL, [node("0", "passed")]),  # reached 0, first pass at 0
-               task("c", Side.SMALL, [node("0"), node("0.0"), node("0.1"), node("0.0.0"), node("0.0.1")])]
+               task("b", SMALL, [node("0", "passed")]),  # reached 0, first pass at 0
+               task("c", SMALL, [node("0"), node("0.0"), node("0.1"), node("0.0.0"), node("0.0.1")])]
     stats = branching_stats(results, max_depth=2)
     assert stats["depth_reached"] == {"0": 1, "1": 1, "2": 1}
     assert stats["first_pass_depth"] == {"0": 1, "1": 1, "2": 0}
@@ -203,8 +203,8 @@ def test_branching_statistics():
 
 def test_pass_at_k_over_independent_samples():
     # A side that drew 4 independent samples per task: pass@2 = mean(1 - C(2,2)/C(4,2), 0) = (5/6) / 2.
-    results = [task("a", Side.LARGE, [node("0", "passed"), node("1", "passed"), node("2"), node("3")]),
-               task("b", Side.LARGE, [node("0"), node("1"), node("2"), node("3")])]
+    results = [task("a", LARGE, [node("0", "passed"), node("1", "passed"), node("2"), node("3")]),
+               task("b", LARGE, [node("0"), node("1"), node("2"), node("3")])]
     assert pass_at_k_over_nodes(results)["2"] == pytest.approx((1 - 1 / 6) / 2)
 
 
@@ -213,9 +213,9 @@ def test_pass_at_k_over_independent_samples():
 def test_compare_adds_paired_bootstrap_and_per_task_ratios():
     results = []
     for i in range(10):
-        results.append(task(f"t{i}", Side.LARGE, [node("0", "passed" if i < 3 else "failed", prompt=100)],
+        results.append(task(f"t{i}", LARGE, [node("0", "passed" if i < 3 else "failed", prompt=100)],
                             wall=4.0, cpu=4.0, rss=1000.0))
-        results.append(task(f"t{i}", Side.SMALL, [node("0", "passed" if i < 6 else "failed", prompt=50)],
+        results.append(task(f"t{i}", SMALL, [node("0", "passed" if i < 6 else "failed", prompt=50)],
                             wall=2.0, cpu=1.0, rss=250.0))
     data = compare(RunRecord(run_id="r"), results, seed=3)
     json.dumps(data, allow_nan=False)  # `sizeup compare --json` stays strict JSON

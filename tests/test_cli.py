@@ -130,9 +130,9 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         assert result.ttft_s and result.ttft_s > 0 and result.sandbox_executions == len(result.attempts)
         assert result.method["sandbox_backend"] == run.config["sandbox_backend"] == "isolated"
         assert result.method["model_processes"].startswith("embedded_server")
-    assert run.load["large"]["load_s"] > 0 and run.load["small"]["rss_after_load_mb"] > 50
+    assert run.load["gemma3:270m"]["load_s"] > 0 and run.load["smollm2:135m"]["rss_after_load_mb"] > 50
     assert "one request at a time" in run.config["server_concurrency"]
-    assert run.config["server_attribution"] == "per_side"
+    assert run.config["server_attribution"] == "per_arm"
     assert data["sandbox"] == {"backends": ["isolated"], "isolated": True,
                                "note": "isolated (bubblewrap namespaces, no network, read-only system, "
                                        "a uid of its own)"}

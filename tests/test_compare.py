@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from sizeup.analysis import compare, wilson_interval
-from sizeup.records import ResourceSummary, RunRecord, Side, TaskResult
+from sizeup.records import LARGE, SMALL, ResourceSummary, RunRecord, TaskResult
 
 
-def result(task: str, side: Side, passed: bool, *, wall: float = 1.0, rss: float = 100.0, cpu: float = 1.0,
+def result(task: str, side: str, passed: bool, *, wall: float = 1.0, rss: float = 100.0, cpu: float = 1.0,
            depth: int = 0, calls: int = 1, tests: tuple[int, int] = (3, 3)) -> TaskResult:
-    return TaskResult(run_id="r", task_id=task, side=side, model=f"{side.value}-m",
-                      strategy="single" if side is Side.LARGE else "adaptive",
+    return TaskResult(run_id="r", task_id=task, side=side, model=f"{side}-m",
+                      strategy="single" if side == LARGE else "adaptive",
                       status="passed" if passed else "failed", tests_passed=tests[0] if passed else tests[0] - 1,
                       tests_total=tests[1], depth_reached=depth, model_calls=calls, wall_s=wall,
                       prompt_tokens=10, completion_tokens=20,
@@ -30,17 +30,17 @@ def test_exact_mcnemar_for_12_against_4():
     results = []
     for i in range(20):
         large, small = (i < 12 or i >= 16), (12 <= i < 20)
-        results += [result(f"t{i}", Side.LARGE, large), result(f"t{i}", Side.SMALL, small)]
+        results += [result(f"t{i}", LARGE, large), result(f"t{i}", SMALL, small)]
     data = compare(RunRecord(run_id="r"), results)
     assert data["quality"]["only_large_solved"] == 12 and data["quality"]["only_small_solved"] == 4
     assert data["quality"]["mcnemar_p"] == pytest.approx(0.0768, abs=1e-4)
 
 
 def test_efficiency_is_small_relative_to_large():
-    results = [result("a", Side.LARGE, True, wall=10, rss=1000, cpu=8),
-               result("a", Side.SMALL, False, wall=4, rss=250, cpu=2, depth=2, calls=5),
-               result("b", Side.LARGE, False, wall=6, rss=900, cpu=6),
-               result("b", Side.SMALL, True, wall=8, rss=200, cpu=3, depth=1, calls=3)]
+    results = [result("a", LARGE, True, wall=10, rss=1000, cpu=8),
+               result("a", SMALL, False, wall=4, rss=250, cpu=2, depth=2, calls=5),
+               result("b", LARGE, False, wall=6, rss=900, cpu=6),
+               result("b", SMALL, True, wall=8, rss=200, cpu=3, depth=1, calls=3)]
     data = compare(RunRecord(run_id="r"), results)
     large, small = data["sides"]["large"], data["sides"]["small"]
     assert (large["wall_s_total"], small["wall_s_total"]) == (16, 12)
@@ -55,7 +55,7 @@ def test_efficiency_is_small_relative_to_large():
 
 
 def test_only_tasks_both_sides_finished_are_compared():
-    results = [result("a", Side.LARGE, True), result("a", Side.SMALL, True), result("b", Side.LARGE, True)]
+    results = [result("a", LARGE, True), result("a", SMALL, True), result("b", LARGE, True)]
     data = compare(RunRecord(run_id="r"), results)
     assert data["tasks"] == 1 and data["tasks_unpaired"] == 1
     assert data["sides"]["large"]["tasks"] == 1
@@ -64,18 +64,43 @@ def test_only_tasks_both_sides_finished_are_compared():
 def test_container_figures_appear_only_where_containers_ran():
     from sizeup.records import Attempt
 
-    def docker(task: str, side: Side, ids: list[str], peak: float, started: float) -> TaskResult:
+    def docker(task: str, side: str, ids: list[str], peak: float, started: float) -> TaskResult:
         r = result(task, side, True)
         r.attempts = [Attempt(attempt_id=str(i), container_id=cid) for i, cid in enumerate(ids)]
         r.sandbox_containers, r.sandbox_cpu_s = len(set(ids)), 0.5
         r.sandbox_figures = {"container_peak_mb": peak, "containers_started": started, "container_memory_mb": 4.0}
         return r
 
-    results = [docker("a", Side.LARGE, ["c1"], 14.0, 1), docker("a", Side.SMALL, ["c1", "c2", "c2"], 20.0, 1),
-               docker("b", Side.LARGE, ["c1"], 15.0, 0), docker("b", Side.SMALL, ["c3"], 12.0, 1)]
+    results = [docker("a", LARGE, ["c1"], 14.0, 1), docker("a", SMALL, ["c1", "c2", "c2"], 20.0, 1),
+               docker("b", LARGE, ["c1"], 15.0, 0), docker("b", SMALL, ["c3"], 12.0, 1)]
     small = compare(RunRecord(run_id="r"), results)["sides"]["small"]
     assert small["containers_in_run"] == 3 and small["containers_per_task_mean"] == 1.5
     assert small["containers_started"] == 2 and small["container_peak_mb"] == 20.0
     assert small["container_cpu_s"] == 1.0
-    plain = compare(RunRecord(run_id="r"), [result("a", Side.LARGE, True), result("a", Side.SMALL, True)])
+    plain = compare(RunRecord(run_id="r"), [result("a", LARGE, True), result("a", SMALL, True)])
     assert "containers_in_run" not in plain["sides"]["small"]
+
+
+def test_a_store_written_before_arms_still_opens_and_compares(tmp_path):
+    """tests/data/store-before-arms.db: a real run stored by sizeup at e401f50 (two sides, `side` fields, no
+    arms in the run record)."""
+    import shutil
+    from pathlib import Path
+
+    from sizeup.analysis import build_report, render_html
+    from sizeup.store import open_store
+
+    copy = tmp_path / "old.db"
+    shutil.copy(Path(__file__).parent / "data" / "store-before-arms.db", copy)
+    with open_store(f"sqlite:///{copy}") as store:
+        (run,) = store.list_runs()
+        results = store.results(run.run_id)
+    assert [(arm.name, arm.strategy, arm.models) for arm in run.arms] == [
+        ("large", "single", ["gemma3:270m"]), ("small", "adaptive", ["smollm2:135m"])]
+    assert run.arms[1].params["max_depth"] == 1
+    assert {r.arm for r in results} == {"large", "small"} and all(a.seq is None for r in results for a in r.attempts)
+    data = compare(run, results)
+    assert data["tasks"] == 2 and set(data["sides"]) == {"large", "small"}
+    assert {"efficiency", "branching", "quality", "arms", "pairs"} <= set(data)
+    assert [arm["name"] for arm in data["arms"]] == ["large", "small"]
+    assert "small" in render_html(build_report([(run, results)], resamples=200), plots=False)

@@ -57,13 +57,15 @@ def test_a_local_server_is_found_by_the_port_it_listens_on(keyed_server):
     assert remote.server_pids() == [] and remote.attribution().startswith("not_measurable")
 
 
-def test_one_server_serving_both_sides_is_said_to_be_unattributable_in_memory(keyed_server):
+def test_one_server_serving_two_arms_is_said_to_be_unattributable_in_memory(keyed_server):
     from sizeup.cli.runner import server_attribution
-    from sizeup.records import Side
+    from sizeup.records import ArmSpec
 
+    arms = [ArmSpec(name="large", strategy="single", models=["big"]),
+            ArmSpec(name="small", strategy="adaptive", models=["small"])]
     url = f"{keyed_server.url}/v1"
-    shared = {Side.LARGE: make_client("openai", "big", url=url), Side.SMALL: make_client("openai", "small", url=url)}
-    assert server_attribution(shared).startswith("shared: one server process serves both models")
-    remote = {Side.LARGE: make_client("openai", "big", url="http://10.0.0.9:8000/v1"),
-              Side.SMALL: make_client("openai", "small", url="http://10.0.0.9:8000/v1")}
-    assert server_attribution(remote).startswith("not_measurable")
+    shared = {"big": make_client("openai", "big", url=url), "small": make_client("openai", "small", url=url)}
+    assert server_attribution(arms, shared).startswith("shared: one server process serves arms large and small")
+    remote = {"big": make_client("openai", "big", url="http://10.0.0.9:8000/v1"),
+              "small": make_client("openai", "small", url="http://10.0.0.9:8000/v1")}
+    assert server_attribution(arms, remote).startswith("not_measurable")

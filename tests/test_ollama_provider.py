@@ -232,7 +232,7 @@ def test_warm_up_of_a_model_not_resident_records_its_load(replay: OllamaReplay) 
     assert info["load_s"] == pytest.approx(CHAT_COUNTERS["load_duration"] / 1e9)
     assert info["loaded_size_mb"] == pytest.approx((2019393189 + LOADED_EXTRA) / 1e6)
     assert info["size_vram_mb"] == 0
-    assert info["warmup_s"] > 0 and info["prompt_style"] == "chat"
+    assert info["warmup_s"] > 0 and llm.style is PromptStyle.CHAT
 
 
 def test_warm_up_of_a_resident_model_stores_no_load(replay: OllamaReplay) -> None:

@@ -181,7 +181,7 @@ def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: Real
     data = json.loads(cli("compare", run_id, "--json", db=db).stdout)
     large, small = data["sides"]["large"], data["sides"]["small"]
     assert data["tasks"] == 2 and large["model_calls"] == 2 and small["model_calls"] >= 2
-    assert data["server_attribution"] == "per_side"
+    assert data["server_attribution"] == "per_arm"
     # Each side's model peak is its own runner's, within 10 % of what ps read; the ratio is the runners'.
     assert large["model_peak_rss_mb"] == pytest.approx(ps.peak_mb["gemma3:270m"], rel=0.10)
     assert small["model_peak_rss_mb"] == pytest.approx(ps.peak_mb["smollm2:135m"], rel=0.10)
@@ -199,10 +199,11 @@ def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: Real
         assert result.server.processes == 1  # the runner alone, never `ollama serve` or the other model
         assert result.shared_server is not None and result.shared_server.processes == 1  # serve, apart
         assert result.method["decode_tokens_per_s"] == "server_timings"  # Ollama's eval_duration
-    assert run.load["large"]["prompt_style"] == "completion" and run.load["small"]["prompt_style"] == "chat"
-    for side in ("large", "small"):
-        assert isinstance(run.load[side]["resident_before"], bool)
-        assert ("load_s" in run.load[side]) == run.load[side]["loaded"]
+    assert run.load["gemma3:270m"]["prompt_style"] == "completion"
+    assert run.load["smollm2:135m"]["prompt_style"] == "chat"
+    for model in ("gemma3:270m", "smollm2:135m"):
+        assert isinstance(run.load[model]["resident_before"], bool)
+        assert ("load_s" in run.load[model]) == run.load[model]["loaded"]
     # A second run finds both models resident: no load is recorded for either.
     time.sleep(0.5)
     again = cli("--task-type", "gcd", "--large-model", "gemma3:270m", "--small-model", "smollm2:135m",
@@ -210,6 +211,6 @@ def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: Real
     assert again.returncode == 0, again.stderr
     with open_store(f"sqlite:///{db}") as store:
         second = store.get_run(json.loads(again.stdout.strip().splitlines()[-1])["run_id"])
-    for side in ("large", "small"):
-        assert second.load[side]["resident_before"] is True and second.load[side]["loaded"] is False
-        assert "load_s" not in second.load[side]
+    for model in ("gemma3:270m", "smollm2:135m"):
+        assert second.load[model]["resident_before"] is True and second.load[model]["loaded"] is False
+        assert "load_s" not in second.load[model]

@@ -11,7 +11,7 @@ import re
 import pytest
 
 from sizeup.analysis.report import build_report, headline, render_csv, render_html, render_json, render_markdown
-from sizeup.records import Attempt, ResourceSummary, RunRecord, Side, TaskResult
+from sizeup.records import LARGE, SMALL, Attempt, ResourceSummary, RunRecord, TaskResult
 
 HOSTILE = '<script>alert("x")</script><img src="https://evil.example/x.png">'
 
@@ -24,29 +24,30 @@ def attempt(attempt_id: str, passed: bool, tokens: int = 100) -> Attempt:
                    response=HOSTILE, feedback="assert f() == 1  # failed: AssertionError", prompt="solve <this>")
 
 
-def result(run_id: str, task_id: str, side: Side, attempts: list[Attempt], wall: float) -> TaskResult:
+def result(run_id: str, task_id: str, side: str, attempts: list[Attempt], wall: float) -> TaskResult:
     passed = any(a.status == "passed" for a in attempts)
-    return TaskResult(run_id=run_id, task_id=task_id, side=side, model="big-7b" if side is Side.LARGE else "tiny-1b",
-                      strategy="single" if side is Side.LARGE else "adaptive", status="passed" if passed else "failed",
+    return TaskResult(run_id=run_id, task_id=task_id, side=side, model="big-7b" if side == LARGE else "tiny-1b",
+                      strategy="single" if side == LARGE else "adaptive", status="passed" if passed else "failed",
                       tests_passed=2 if passed else 1, tests_total=2, best_attempt_id=attempts[-1].attempt_id,
                       depth_reached=max(a.depth for a in attempts), model_calls=len(attempts), wall_s=wall,
                       prompt_tokens=sum(a.prompt_tokens for a in attempts),
                       completion_tokens=sum(a.completion_tokens for a in attempts),
                       gen_s=sum(a.gen_s for a in attempts), attempts=attempts,
-                      server=ResourceSummary(cpu_s=2 * wall, peak_rss_mb=4000 if side is Side.LARGE else 900,
+                      server=ResourceSummary(cpu_s=2 * wall, peak_rss_mb=4000 if side == LARGE else 900,
                                              method={"cpu_s": "kernel", "peak_rss_mb": "sampled"}))
 
 
 def make_run(run_id: str, tasks: int, small_wins: set[int], large_wins: set[int]) -> tuple[RunRecord, list]:
-    run = RunRecord(run_id=run_id, config={"max_depth": 1, "branching": 2, "beam": 1, "parallel": 1},
+    run = RunRecord(run_id=run_id, config={"large_model": "big-7b", "small_model": "tiny-1b", "max_depth": 1,
+                                           "branching": 2, "beam": 1, "parallel": 1},
                     environment={"dataset_hash": "abc123", "python": "3.11"}, task_ids=[str(i) for i in range(tasks)],
                     status="finished", load={"large": {"load_s": 3.5}, "small": {"load_s": 1.25}})
     results = []
     for i in range(tasks):
         task_id = f"<b>{i}</b>" if i == 0 else str(i)  # task ids come from files: untrusted too
-        results.append(result(run_id, task_id, Side.LARGE, [attempt("0", i in large_wins, 400)], wall=4.0 + i))
+        results.append(result(run_id, task_id, LARGE, [attempt("0", i in large_wins, 400)], wall=4.0 + i))
         tree = [attempt("0", False), attempt("0.0", i in small_wins), attempt("0.1", False)]
-        results.append(result(run_id, task_id, Side.SMALL, tree, wall=6.0 + i))
+        results.append(result(run_id, task_id, SMALL, tree, wall=6.0 + i))
     return run, results
 
 
@@ -96,7 +97,7 @@ def test_html_is_one_self_contained_file_with_every_section(report, page):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert page.count('src="data:image/png;base64,') == 4
-    for section in ("headline", "run0-comparison", "run0-plots", "run0-equal-budget", "run0-branching",
+    for section in ("headline", "run0-comparison", "run0-plots", "run0-pairs", "run0-pair-small",
                     "run0-tasks", "run0-trees", "run0-record", "methods"):
         assert f'id="{section}"' in page
     # Each task row links to its tree, and the tree shows every node with its code and feedback.
@@ -123,14 +124,14 @@ def test_json_and_csv_have_no_nan(report):
 def test_several_runs_are_compared_on_common_tasks():
     first = make_run("run-a", 6, small_wins={1, 2}, large_wins={1})
     second = make_run("run-b", 4, small_wins={1, 2, 3}, large_wins=set())
-    second[0].config["max_depth"] = 3
+    second[0].arms[1].params["max_depth"] = 3
     report = build_report([first, second], resamples=500)
     across = report["across_runs"]
     assert across["common_tasks"] == 4 and [r["run_id"] for r in across["rows"]] == ["run-a", "run-b"]
     assert [r["comparison"]["sides"]["small"]["solved"] for r in across["rows"]] == [2, 3]
     assert report["runs"][0]["comparison"]["tasks"] == 6  # each run's own section keeps all its tasks
     page = render_html(report, plots=False)
-    assert "Runs compared on their 4 common tasks" in page and "1 × 2 × 1" in page and "3 × 2 × 1" in page
+    assert "Runs compared on their 4 common tasks" in page and "max_depth=1" in page and "max_depth=3" in page
     assert headline(report).count("Run run-") == 2
     assert "| run-b |" in render_markdown(report)
 

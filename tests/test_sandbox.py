@@ -38,7 +38,7 @@ from sizeup.sandbox import (
 )
 from sizeup.sandbox import TestOutcome as Outcome
 from sizeup.sandbox import TestResult as Result
-from sizeup.sandbox.process import Facts, decide
+from sizeup.sandbox.verdict import Facts, decide
 from sizeup.tasks.types import Task
 
 HOSTILE = Path(__file__).parent / "hostile"

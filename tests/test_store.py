@@ -26,7 +26,7 @@ import pytest
 import mongo_server as mongo
 import sizeup
 from sizeup.analysis import compare
-from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
+from sizeup.records import LARGE, SMALL, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
 from sizeup.store import SQLiteStore, Store, StoreError, open_store
 from sizeup.store.base import redacted_url
 from sizeup.store.mongo import MongoStore
@@ -40,6 +40,7 @@ from sizeup.store.transfer import (
 )
 from sizeup.tasks import load_mbpp
 from sizeup.tasks.types import Task, TaskFormatError
+from sizeup.verdicts import Status
 
 SRC_DIR = Path(sizeup.__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def make_attempt(attempt_id: str, tag: str = "") -> Attempt:
                    exec_cpu_s=0.2, exec_peak_rss_mb=12.5, error=f"e{tag}")
 
 
-def make_result(run_id: str, task_id: str, side: Side = Side.SMALL,
+def make_result(run_id: str, task_id: str, side: str = SMALL,
                 attempt_ids: tuple[str, ...] = ("0", "1", "0.0"), tag: str = "") -> TaskResult:
     server = ResourceSummary(wall_s=3.0, cpu_s=2.5, peak_rss_mb=900.0, mean_cpu_pct=80.0, peak_cpu_pct=390.0,
                              processes=2, samples=30,
@@ -228,13 +229,13 @@ def test_result_round_trip_with_attempts_in_tree_order(store: Store) -> None:
 
 def test_results_keep_save_order_and_filter_by_side(store: Store) -> None:
     for task_id in ("c", "a", "b"):
-        store.save_result(make_result("r", task_id, Side.LARGE, attempt_ids=("0",)))
-        store.save_result(make_result("r", task_id, Side.SMALL))
+        store.save_result(make_result("r", task_id, LARGE, attempt_ids=("0",)))
+        store.save_result(make_result("r", task_id, SMALL))
     store.save_result(make_result("other-run", "a"))
-    assert [(r.task_id, r.side) for r in store.results("r")] == [
-        ("c", Side.LARGE), ("c", Side.SMALL), ("a", Side.LARGE), ("a", Side.SMALL),
-        ("b", Side.LARGE), ("b", Side.SMALL)]
-    large = store.results("r", Side.LARGE)
+    assert [(r.task_id, r.arm) for r in store.results("r")] == [
+        ("c", LARGE), ("c", SMALL), ("a", LARGE), ("a", SMALL),
+        ("b", LARGE), ("b", SMALL)]
+    large = store.results("r", LARGE)
     assert [r.task_id for r in large] == ["c", "a", "b"]
     assert all(len(r.attempts) == 1 for r in large)
     assert store.results("nobody") == []
@@ -268,12 +269,12 @@ def test_failed_save_leaves_previous_result(store: Store, store_url: str) -> Non
 
 
 def test_finished(store: Store) -> None:
-    store.save_result(make_result("r", "a", Side.LARGE))
-    store.save_result(make_result("r", "a", Side.SMALL))
-    store.save_result(make_result("r", "b", Side.SMALL))
-    store.save_result(make_result("r", "b", Side.SMALL))
-    store.save_result(make_result("r2", "c", Side.SMALL))
-    assert store.finished("r") == {("a", Side.LARGE), ("a", Side.SMALL), ("b", Side.SMALL)}
+    store.save_result(make_result("r", "a", LARGE))
+    store.save_result(make_result("r", "a", SMALL))
+    store.save_result(make_result("r", "b", SMALL))
+    store.save_result(make_result("r", "b", SMALL))
+    store.save_result(make_result("r2", "c", SMALL))
+    assert store.finished("r") == {("a", LARGE), ("a", SMALL), ("b", SMALL)}
     assert store.finished("none") == set()
 
 
@@ -300,13 +301,13 @@ def test_newer_schema_is_refused(store_url: str) -> None:
 CRASH_SCRIPT = """
 import os, signal, sys
 sys.path.insert(0, {src!r})
-from sizeup.records import Attempt, Side, TaskResult
+from sizeup.records import Attempt, TaskResult
 from sizeup.store import open_store
 from sizeup.tasks.types import Task
 
 def result(i, tree=("0", "0.0")):
     attempts = [Attempt(attempt_id=a, parent_id=a.rpartition(".")[0] or None, depth=a.count(".")) for a in tree]
-    return TaskResult(run_id="r", task_id=f"t{{i}}", side=Side.SMALL, model="m", strategy="s",
+    return TaskResult(run_id="r", task_id=f"t{{i}}", side="small", model="m", strategy="s",
                       status="passed", attempts=attempts)
 
 def die(*args, **kwargs):
@@ -439,14 +440,14 @@ def synthetic_run(store: Store, run_id: str = "cmp", tasks: int = 36, seed: int 
     store.import_tasks([make_task(i) for i in range(tasks)], clear=False)
     store.save_run(run)
     for i in range(tasks):
-        for side in Side:
-            ids = ("0",) if side is Side.LARGE else tuple(f"0.{k}" for k in range(rng.randint(1, 6)))
-            result = make_result(run_id, f"mbpp/{i}", side, attempt_ids=ids, tag=side.value)
+        for side in (LARGE, SMALL):
+            ids = ("0",) if side == LARGE else tuple(f"0.{k}" for k in range(rng.randint(1, 6)))
+            result = make_result(run_id, f"mbpp/{i}", side, attempt_ids=ids, tag=side)
             server = result.server.model_copy(update={"cpu_s": rng.uniform(0.1, 9),
                                                       "peak_rss_mb": rng.uniform(100, 4000)})
-            passed = rng.random() < (0.45 if side is Side.LARGE else 0.6)
+            passed = rng.random() < (0.45 if side == LARGE else 0.6)
             store.save_result(result.model_copy(update={
-                "status": "passed" if passed else rng.choice(["failed", "timeout", "error"]),
+                "status": Status.PASSED if passed else rng.choice([Status.FAILED, Status.TIMEOUT, Status.ERROR]),
                 "tests_passed": 3 if passed else rng.randint(0, 2), "depth_reached": ids[-1].count("."),
                 "wall_s": rng.uniform(0.5, 30), "ttft_s": rng.choice([None, rng.uniform(0.01, 2)]),
                 "prompt_tokens": rng.randint(10, 900), "completion_tokens": rng.randint(10, 900), "server": server}))
@@ -506,8 +507,8 @@ def test_export_samples_in_evalplus_format(store: Store, tmp_path: Path) -> None
     kept.attempts[1].code = "def f(x):\n    return x\n"
     store.save_result(kept)
     store.save_result(make_result("r", "HumanEval/0", attempt_ids=("0",)).model_copy(update={"best_attempt_id": None}))
-    store.save_result(make_result("r", "2", Side.LARGE, attempt_ids=("0",), tag="large"))
-    assert export_samples(store, "r", tmp_path / "small.jsonl", Side.SMALL) == 2
+    store.save_result(make_result("r", "2", LARGE, attempt_ids=("0",), tag="large"))
+    assert export_samples(store, "r", tmp_path / "small.jsonl", SMALL) == 2
     samples = [json.loads(line) for line in (tmp_path / "small.jsonl").read_text().splitlines()]
     assert samples == [{"task_id": "Mbpp/2", "solution": "def f(x):\n    return x\n"},
                        {"task_id": "HumanEval/0", "solution": ""}]

@@ -1,4 +1,6 @@
-"""Both strategies on a real bundled model and the real process sandbox (small token limits)."""
+"""The strategies on a real bundled model and the real process sandbox (small token limits): integration
+tests. Every rule of every strategy is also tested deterministically with a scripted client in
+test_strategies_scripted.py."""
 
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ import pytest
 
 from sizeup.models import GenerationParams, ModelClient
 from sizeup.sandbox import Limits, ProcessSandbox
-from sizeup.strategies import AdaptiveBranching, SingleShot
+from sizeup.strategies import AdaptiveBranching, AdaptiveParams, SingleParams, SingleShot
 from sizeup.tasks import Task
 
 # Contradictory tests no program can pass together: the verdict is certain, so the tree shape is too.
@@ -26,17 +28,19 @@ def sandbox():
 
 
 def test_single_shot_is_one_call_one_execution(large_client, sandbox):
-    outcome = SingleShot(large_client, sandbox, max_tokens=48).solve(IMPOSSIBLE)
+    outcome = SingleShot(large_client, sandbox, SingleParams(max_tokens=48)).solve(IMPOSSIBLE)
     (root,) = outcome.attempts
     assert outcome.best is root
     assert root.attempt_id == "0" and root.parent_id is None and root.depth == 0
     assert root.prompt_tokens > 0 and root.completion_tokens > 0 and root.gen_s > 0
     assert root.status in ("failed", "error")  # the program's fault, never the harness's
+    assert root.seq == 0 and root.model == large_client.model and root.kind == "generate"
+    assert outcome.stopped_by == "exhausted"
     assert root.tests_total == 2 or root.status == "error"
 
 
 def test_adaptive_branches_from_failures_until_max_depth(small_client, sandbox):
-    strategy = AdaptiveBranching(small_client, sandbox, max_depth=2, branching=2, beam=1, max_tokens=40,
+    strategy = AdaptiveBranching(small_client, sandbox, AdaptiveParams(max_depth=2, branching=2, beam=1, max_tokens=40),
                                  limits=Limits(timeout_s=5))
     outcome = strategy.solve(IMPOSSIBLE)
     ids = [a.attempt_id for a in outcome.attempts]
@@ -57,14 +61,14 @@ def test_adaptive_branches_from_failures_until_max_depth(small_client, sandbox):
 
 
 def test_adaptive_stops_at_the_first_pass(small_client, sandbox):
-    outcome = AdaptiveBranching(small_client, sandbox, max_depth=3, max_tokens=40).solve(TRIVIAL)
+    outcome = AdaptiveBranching(small_client, sandbox, AdaptiveParams(max_depth=3, max_tokens=40)).solve(TRIVIAL)
     assert [a.attempt_id for a in outcome.attempts] == ["0"]
     assert outcome.best.status == "passed"
 
 
 def test_free_text_task_is_unverified_and_not_branched(small_client, sandbox):
     task = Task(task_id="freetext/x", source="freetext", prompt="Print hello.")
-    outcome = AdaptiveBranching(small_client, sandbox, max_depth=2, max_tokens=24).solve(task)
+    outcome = AdaptiveBranching(small_client, sandbox, AdaptiveParams(max_depth=2, max_tokens=24)).solve(task)
     assert len(outcome.attempts) == 1
     assert outcome.best.status in ("unverified", "error", "timeout")
     assert outcome.best.status != "passed"
@@ -92,7 +96,8 @@ class InFlight(ModelClient):
 @pytest.mark.parametrize("parallel", [1, 3])
 def test_children_of_a_level_run_concurrently_when_asked(small_client, sandbox, parallel):
     client = InFlight(small_client)
-    strategy = AdaptiveBranching(client, sandbox, max_depth=1, branching=3, parallel=parallel, max_tokens=16)
+    strategy = AdaptiveBranching(client, sandbox, AdaptiveParams(max_depth=1, branching=3, parallel=parallel,
+                                                                 max_tokens=16))
     outcome = strategy.solve(IMPOSSIBLE)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0", "0.1", "0.2"]
     # The server answers one request at a time, so the three children's requests wait there, in flight.

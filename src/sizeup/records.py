@@ -7,12 +7,43 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+
+from sizeup.verdicts import Status
+
+# The seed's two arms: what `--large-model` / `--small-model` (and every store written before arms) mean.
+LARGE, SMALL = "large", "small"
 
 
-class Side(StrEnum):
-    LARGE = "large"  # one large model, one shot
-    SMALL = "small"  # small model(s) with adaptive branching
+class Budget(BaseModel):
+    """Per-task limits an arm's strategy enforces while it runs: it stops expanding before a call that could
+    take it over one. None: no limit of that kind."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tokens: int | None = Field(default=None, ge=1)  # completion tokens over the task's calls
+    calls: int | None = Field(default=None, ge=1)  # model calls
+    cpu_s: float | None = Field(default=None, gt=0)  # CPU seconds of the arm's model servers during the task
+
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.tokens, self.calls, self.cpu_s))
+
+
+class ArmSpec(BaseModel):
+    """One configuration a run compares: a name, a strategy (by its registered name), the model(s) it calls,
+    the strategy's parameters (validated by the strategy's own parameter model) and an optional budget."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    strategy: str
+    models: list[str] = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    budget: Budget | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}: {self.strategy} ({' + '.join(self.models)})"
 
 
 class Measured(StrEnum):
@@ -57,6 +88,14 @@ def tree_order(attempt: Attempt) -> tuple[int, tuple[tuple[int, int | str], ...]
     return tree_order_key(attempt.depth, attempt.attempt_id)
 
 
+def creation_order(attempts: list[Attempt]) -> list[Attempt]:
+    """Attempts in the order the strategy made them: by `seq`; a tree stored before `seq` existed was made
+    level by level by the seed's strategies, so its tree order is its creation order."""
+    if attempts and all(a.seq is not None for a in attempts):
+        return sorted(attempts, key=lambda a: a.seq)  # type: ignore[arg-type, return-value]
+    return sorted(attempts, key=tree_order)
+
+
 class Attempt(BaseModel):
     """One node of an attempt tree: one model call and one sandbox execution."""
 
@@ -75,7 +114,7 @@ class Attempt(BaseModel):
     decode_timed_by_server: bool = False  # decode_s is the server's own timing (Ollama's eval_duration)
     usage_source: str = ""  # models.Usage.source: how the token counts were obtained
     finish_reason: str | None = None
-    status: str = ""  # sandbox Status value
+    status: Status = Status.HARNESS_ERROR  # until the sandbox has judged it
     tests_passed: int = 0
     tests_total: int = 0
     feedback: str = ""
@@ -85,17 +124,25 @@ class Attempt(BaseModel):
     container_id: str = ""  # docker backend: the container that ran it
     exec_figures: dict[str, float] = Field(default_factory=dict)  # backend-specific figures (container, ...)
     error: str = ""  # harness error of the model call, if any
+    # Added with arms (None or "" in trees stored before): the order the strategy made the node in, when its
+    # call started and its execution ended (seconds from the task's start), the model that made it, and why.
+    seq: int | None = None
+    start_s: float | None = None
+    end_s: float | None = None
+    model: str = ""
+    kind: str = ""  # "generate" (a fresh answer), "repair" (a fix of its parent), "sample" (best-of-n)
 
 
 class TaskResult(BaseModel):
-    """One side's outcome on one task, with its whole attempt tree and what it cost."""
+    """One arm's outcome on one task, with its whole attempt tree and what it cost."""
 
     run_id: str
     task_id: str
-    side: Side
-    model: str
+    # The arm's name; stores written before arms call it `side` (large / small), and read as such.
+    arm: str = Field(validation_alias=AliasChoices("arm", "side"))
+    model: str  # the arm's model(s), joined by " + "
     strategy: str
-    status: str  # sandbox Status value of the kept candidate
+    status: Status  # verdict of the kept candidate
     tests_passed: int = 0
     tests_total: int = 0
     best_attempt_id: str | None = None
@@ -119,10 +166,14 @@ class TaskResult(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     method: dict[str, str] = Field(default_factory=dict)  # figure name -> how it was measured
     finished_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # Why the strategy stopped: "solved", "exhausted" (its own limit: depth, n), "single", "no_tests", or
+    # "budget_tokens" / "budget_calls" / "budget_cpu_s" (the arm's budget). "" in results stored before.
+    stopped_by: str = ""
+    budget: Budget | None = None  # the budget the arm ran under, if any
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        return self.status == Status.PASSED
 
     @property
     def test_pass_ratio(self) -> float:
@@ -130,12 +181,29 @@ class TaskResult(BaseModel):
 
 
 class RunRecord(BaseModel):
-    """A run: its configuration and the machine it ran on."""
+    """A run: its arms, its configuration and the machine it ran on."""
 
     run_id: str
     started_at: str = Field(default_factory=lambda: datetime.now(UTC).isoformat())
     config: dict[str, Any] = Field(default_factory=dict)
     environment: dict[str, Any] = Field(default_factory=dict)
     task_ids: list[str] = Field(default_factory=list)
-    status: str = "running"  # running, finished, interrupted
-    load: dict[str, Any] = Field(default_factory=dict)  # model load / warm-up, per side, kept apart
+    status: str = "running"  # running, finished, interrupted, failed
+    load: dict[str, Any] = Field(default_factory=dict)  # model load / warm-up, per model, kept apart
+    arms: list[ArmSpec] = Field(default_factory=list)  # in order; the first is the default baseline
+
+    @model_validator(mode="after")
+    def _seed_arms(self) -> RunRecord:
+        """A run stored before arms existed had the seed's two: large single-shot, small adaptive."""
+        if not self.arms and ("large_model" in self.config or "small_model" in self.config):
+            cfg = self.config
+            adaptive: dict[str, Any] = {k: cfg[k] for k in ("max_depth", "branching", "beam", "parallel",
+                                                            "temperature", "seed", "max_tokens") if k in cfg}
+            single: dict[str, Any] = {k: cfg[k] for k in ("seed", "max_tokens") if k in cfg}
+            self.arms = [ArmSpec(name=LARGE, strategy="single", models=[cfg.get("large_model") or "?"], params=single),
+                         ArmSpec(name=SMALL, strategy="adaptive", models=[cfg.get("small_model") or "?"],
+                                 params=adaptive)]
+        return self
+
+    def arm(self, name: str) -> ArmSpec | None:
+        return next((arm for arm in self.arms if arm.name == name), None)

@@ -10,14 +10,14 @@ from typing import Any
 from sizeup.analysis.fmt import missing
 from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
 from sizeup.records import TaskResult
+from sizeup.verdicts import Status
 
-PASSED = "passed"
 PASS_AT_K = (1, 2, 5, 10)
 
 
 def first_pass_depth(result: TaskResult) -> int | None:
     """Shallowest depth holding a passing node; a tree-less result that passed counts as depth 0."""
-    depths = [a.depth for a in result.attempts if a.status == PASSED]
+    depths = [a.depth for a in result.attempts if a.status == Status.PASSED]
     if depths:
         return min(depths)
     return 0 if result.passed and not result.attempts else None
@@ -27,7 +27,7 @@ def node_samples(result: TaskResult) -> tuple[int, int]:
     """(nodes, passing nodes) of a task's tree, treating every node as a sample."""
     if not result.attempts:
         return (1, int(result.passed))
-    return (len(result.attempts), sum(a.status == PASSED for a in result.attempts))
+    return (len(result.attempts), sum(a.status == Status.PASSED for a in result.attempts))
 
 
 def pass_at_k_over_nodes(results: list[TaskResult]) -> dict[str, float]:

@@ -1,15 +1,17 @@
-"""Equal-budget view: would the adaptive side still have solved a task had it been stopped once it
-spent what the large side spent on that task?
+"""Equal-budget view: would an arm still have solved a task had it been stopped once it spent what the
+baseline arm spent on that task? (After the fact, on stored trees; an arm run under a budget enforced
+while it runs is the other way to compare at equal cost: see strategies/base.py.)
 
-The stored attempt tree is replayed in the order it was made: by depth, then by attempt id ("0", "0.0",
-"0.1", "0.0.0", ...). Each attempt's spend is added as it is replayed; the task counts as solved only if
-a passing attempt is reached while the running total is still within the budget.
+The stored attempt tree is replayed in the order it was made (its creation sequence; trees stored before
+that was kept are replayed by depth, then attempt id: the order the seed's strategies made them in). Each
+attempt's spend is added as it is replayed; the task counts as solved only if a passing attempt is reached
+while the running total is still within the budget.
 
 Siblings: one by one when the run generated them one at a time (config `parallel` 1, the default), so a
 capped run could have stopped at the first passing child. When children ran concurrently (`parallel` >
 1) a level is charged in full before any of its verdicts is known, so a level counts together.
 
-Budgets (what the large side spent on the task, against the adaptive side's running total):
+Budgets (what the baseline spent on the task, against the arm's running total):
 * tokens: prompt + completion tokens of each call, exactly as stored.
 * cpu_s: per-attempt model CPU is not stored (the server is measured per task), so the task's model-
   server CPU seconds are apportioned to its attempts by each call's generation wall time (gen_s): a
@@ -24,16 +26,16 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from sizeup.analysis.stats import mcnemar_exact_p, wilson_interval
-from sizeup.records import Attempt, TaskResult, tree_order
+from sizeup.records import Attempt, TaskResult, creation_order
+from sizeup.verdicts import Status
 
 BudgetKind = Literal["tokens", "cpu_s", "gen_s"]
 BUDGET_KINDS: tuple[BudgetKind, ...] = ("tokens", "cpu_s", "gen_s")
-PASSED = "passed"
 
 
 def replay_order(attempts: list[Attempt]) -> list[Attempt]:
-    """Attempts in the order the strategy made them: by depth, then by id read as numbers."""
-    return sorted(attempts, key=tree_order)
+    """Attempts in the order the strategy made them."""
+    return creation_order(attempts)
 
 
 def task_spend(result: TaskResult, kind: BudgetKind) -> float:
@@ -71,7 +73,7 @@ def _charged_steps(result: TaskResult, kind: BudgetKind, siblings_together: bool
     running, depth = 0.0, None
     for attempt, spend in attempt_spends(result, kind):
         running += spend
-        passed = attempt.status == PASSED
+        passed = attempt.status == Status.PASSED
         if siblings_together and steps and attempt.depth == depth:
             steps[-1] = (steps[-1][0] or passed, running)
         else:
@@ -91,26 +93,28 @@ def solved_within(result: TaskResult, budget: float, kind: BudgetKind, *, siblin
     return spent is not None and spent <= budget * (1 + 1e-9)
 
 
-def equal_budget(large: list[TaskResult], small: list[TaskResult], kind: BudgetKind, *,
+def equal_budget(base: list[TaskResult], arm: list[TaskResult], kind: BudgetKind, *, names: tuple[str, str],
                  siblings_together: bool = False) -> dict[str, Any]:
-    """Success of the adaptive side capped, task by task, at the large side's spend on that task,
-    paired with the large side's (uncapped) result."""
-    capped = [solved_within(s, task_spend(a, kind), kind, siblings_together=siblings_together)
-              for a, s in zip(large, small, strict=True)]
+    """Success of an arm capped, task by task, at the baseline's spend on that task, paired with the
+    baseline's (uncapped) result. Keys are named after the arms (`names` = baseline, arm): for the seed's
+    two, `small_success_rate`, `only_large_solved`, ..."""
+    b, a = names
+    capped = [solved_within(s, task_spend(x, kind), kind, siblings_together=siblings_together)
+              for x, s in zip(base, arm, strict=True)]
     n, solved = len(capped), sum(capped)
-    only_large = sum(a.passed and not c for a, c in zip(large, capped, strict=True))
-    only_small = sum(c and not a.passed for a, c in zip(large, capped, strict=True))
+    only_base = sum(x.passed and not c for x, c in zip(base, capped, strict=True))
+    only_arm = sum(c and not x.passed for x, c in zip(base, capped, strict=True))
     return {
         "kind": kind,
         "tasks": n,
-        "small_solved": solved,
-        "small_success_rate": solved / n if n else 0.0,
-        "small_success_rate_ci95": list(wilson_interval(solved, n)),
-        "large_solved": sum(a.passed for a in large),
-        "only_large_solved": only_large,
-        "only_small_solved": only_small,
-        "mcnemar_p": mcnemar_exact_p(only_large, only_small),
-        "per_task": {s.task_id: c for s, c in zip(small, capped, strict=True)},
+        f"{a}_solved": solved,
+        f"{a}_success_rate": solved / n if n else 0.0,
+        f"{a}_success_rate_ci95": list(wilson_interval(solved, n)),
+        f"{b}_solved": sum(x.passed for x in base),
+        f"only_{b}_solved": only_base,
+        f"only_{a}_solved": only_arm,
+        "mcnemar_p": mcnemar_exact_p(only_base, only_arm),
+        "per_task": {s.task_id: c for s, c in zip(arm, capped, strict=True)},
     }
 
 

@@ -1,13 +1,21 @@
-"""The comparison of the two sides of a run: quality, cost, and what branching did.
+"""The comparison of a run's arms: one baseline against each other arm, on quality, cost, and what
+branching did.
 
-Efficiency figures are "small relative to large": a positive `time_pct_faster` means the small adaptive
-side took less wall time in total than the large single-shot side; a positive `memory_pct_less` means its
-model server's peak memory was lower; `success_rate_diff` is small minus large. The `*_per_task` figures
-derive the same percentages from the median of per-task large / small ratios (`ratios`), with intervals.
+`arms` summarises every arm on the tasks all arms finished; `pairs` gives each (baseline, arm) pair's
+paired test. `pair_details` holds everything about each pair on the tasks both finished, and the first
+pair's details also sit at the top level: for the seed's two arms that is `sides.large`, `sides.small`,
+`efficiency`, `quality`, `branching`, as `sizeup compare --json` always had them.
+
+Efficiency figures are "the arm relative to the baseline": a positive `time_pct_faster` means the arm
+took less wall time in total than the baseline; a positive `memory_pct_less` means its model server's peak
+memory was lower; `success_rate_diff` is arm minus baseline. The `*_per_task` figures derive the same
+percentages from the median of per-task baseline / arm ratios (`ratios`), with intervals. Keys that name a
+side carry the arms' names (`only_large_solved`, `small_success_rate`, ...).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from statistics import median
 from typing import Any
 
@@ -17,10 +25,10 @@ from sizeup.analysis.branching import branching_stats, finite_or_none, pass_at_k
 from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, task_spend
 from sizeup.analysis.costs import FIGURES, cost_per_solved, median_with_ci, pct_less_from_ratio, ratio_summary
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
-from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.records import ArmSpec, RunRecord, TaskResult
 from sizeup.sandbox import isolation_note
 
-__all__ = ["compare", "paired", "side_summary", "wilson_interval"]
+__all__ = ["arm_names", "compare", "paired", "side_summary", "wilson_interval"]
 
 # Efficiency key -> the figure whose per-task ratio it is derived from.
 PCT_LESS = {"time_pct_faster": "wall_s", "memory_pct_less": "peak_rss_mb", "cpu_pct_less": "cpu_s",
@@ -31,13 +39,24 @@ def _pct_less(large: float, small: float) -> float | None:
     return None if large <= 0 else 100.0 * (large - small) / large
 
 
-def paired(results: list[TaskResult]) -> tuple[list[TaskResult], list[TaskResult], int]:
-    """The two sides' results on the tasks both finished, in the same task order, and how many tasks
-    only one side finished."""
-    by_side = {side: {r.task_id: r for r in results if r.side is side} for side in Side}
-    common = [t for t in by_side[Side.LARGE] if t in by_side[Side.SMALL]]
-    unpaired = len(set(by_side[Side.LARGE]) ^ set(by_side[Side.SMALL]))
-    return [by_side[Side.LARGE][t] for t in common], [by_side[Side.SMALL][t] for t in common], unpaired
+def arm_names(run: RunRecord, results: list[TaskResult]) -> list[str]:
+    """The run's arms in order, and any arm only the results name (a store edited by hand)."""
+    return list(dict.fromkeys([*(arm.name for arm in run.arms), *(r.arm for r in results)]))
+
+
+def paired(results: list[TaskResult], first: str, second: str) -> tuple[list[TaskResult], list[TaskResult], int]:
+    """Two arms' results on the tasks both finished, in the same task order, and how many tasks only one
+    of them finished."""
+    by_arm = {name: {r.task_id: r for r in results if r.arm == name} for name in (first, second)}
+    common = [t for t in by_arm[first] if t in by_arm[second]]
+    unpaired = len(set(by_arm[first]) ^ set(by_arm[second]))
+    return [by_arm[first][t] for t in common], [by_arm[second][t] for t in common], unpaired
+
+
+def common_tasks(results: list[TaskResult], names: list[str]) -> list[str]:
+    """Tasks every named arm finished, in the order they were first stored."""
+    finished = [{r.task_id for r in results if r.arm == name} for name in names]
+    return [t for t in dict.fromkeys(r.task_id for r in results) if all(t in f for f in finished)]
 
 
 def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,
@@ -55,6 +74,7 @@ def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLE
     return {
         "model": first.model if first else None,
         "strategy": first.strategy if first else None,
+        "stopped_by": dict(sorted(Counter(r.stopped_by or "not recorded" for r in results).items())),
         "tasks": n,
         "solved": solved,
         "success_rate": solved / n if n else 0.0,
@@ -121,67 +141,142 @@ def container_summary(results: list[TaskResult]) -> dict[str, Any]:
     }
 
 
-def compare(run: RunRecord, results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,
-            seed: int = DEFAULT_SEED) -> dict[str, Any]:
-    """The numbers behind `sizeup compare` and `sizeup report`, on the tasks both sides finished."""
-    large, small, unpaired = paired(results)
-    sides = {"large": side_summary(large, resamples=resamples, seed=seed),
-             "small": side_summary(small, resamples=resamples, seed=seed)}
-    pairs = list(zip(large, small, strict=True))
-    only_large = sum(a.passed and not b.passed for a, b in pairs)
-    only_small = sum(b.passed and not a.passed for a, b in pairs)
-    diff_ci = bootstrap_ci([int(b.passed) - int(a.passed) for a, b in pairs], np.mean,
+def compare(run: RunRecord, results: list[TaskResult], *, baseline: str | None = None,
+            resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+    """The numbers behind `sizeup compare` and `sizeup report`: every arm, and the baseline against each."""
+    names = arm_names(run, results)
+    if not names:
+        raise ValueError(f"run {run.run_id} has no arms and no results")
+    base = baseline or run.config.get("baseline") or names[0]
+    if base not in names:
+        raise ValueError(f"baseline {base!r} is none of run {run.run_id}'s arms ({', '.join(names)})")
+    common = common_tasks(results, names)
+    by_arm = {name: {r.task_id: r for r in results if r.arm == name} for name in names}
+    arms = [arm_summary(run.arm(name) or _spec_from_results(name, results), [by_arm[name][t] for t in common],
+                        resamples=resamples, seed=seed) for name in names]
+    details = [pair_detail(run, results, base, other, resamples=resamples, seed=seed)
+               for other in names if other != base]
+    out: dict[str, Any] = {
+        "run_id": run.run_id,
+        "baseline": base,
+        "tasks_all_arms": len(common),
+        "arms": arms,
+        "pairs": [{"baseline": base, "arm": d["arm"], "tasks": d["tasks"], "mcnemar_p": d["quality"]["mcnemar_p"],
+                   "success_diff": d["efficiency"]["success_rate_diff"],
+                   "success_diff_ci": d["quality"]["success_rate_diff_ci95"]} for d in details],
+        "pair_details": details,
+    }
+    if details:  # the first pair at the top level: the seed's two-arm keys
+        out.update({k: v for k, v in details[0].items() if k not in ("run_id",)})
+    else:  # one arm: nothing to pair it with
+        only = [by_arm[base][t] for t in common]
+        out.update({"tasks": len(only), "tasks_unpaired": 0,
+                    "sides": {base: side_summary(only, resamples=resamples, seed=seed)}})
+    out.update({"load": run.load, "sandbox": sandbox_summary(run, results),
+                "server_attribution": run.config.get("server_attribution"),
+                "statistics": {"bootstrap_resamples": resamples, "bootstrap_seed": seed, "interval": "95 %",
+                               **({"siblings_counted_together": details[0]["statistics"]["siblings_counted_together"]}
+                                  if details else {})}})
+    return out
+
+
+def _spec_from_results(name: str, results: list[TaskResult]) -> ArmSpec:
+    """An arm the run record does not describe (a store edited by hand): what its results say of it."""
+    first = next(r for r in results if r.arm == name)
+    return ArmSpec(name=name, strategy=first.strategy or "?", models=first.model.split(" + ") or ["?"])
+
+
+def arm_summary(spec: ArmSpec, results: list[TaskResult], *, resamples: int, seed: int) -> dict[str, Any]:
+    """One arm on the tasks every arm finished: the stable keys of `compare --json`'s `arms`, then every
+    figure of side_summary."""
+    side = side_summary(results, resamples=resamples, seed=seed)
+    medians = side["per_task_median"]
+    calls = [r.model_calls for r in results]
+    return {
+        "name": spec.name, "strategy": spec.strategy, "models": spec.models, "params": spec.params,
+        "budget": spec.budget.model_dump(exclude_none=True) if spec.budget else None,
+        "tasks": side["tasks"], "success_rate": side["success_rate"], "success_ci": side["success_rate_ci95"],
+        "mean_test_pass_ratio": side["mean_test_pass_ratio"],
+        "cpu_s_median": medians["cpu_s"]["median"], "cpu_s_median_ci": medians["cpu_s"]["ci95"],
+        "tokens_median": medians["tokens"]["median"], "tokens_median_ci": medians["tokens"]["ci95"],
+        "model_peak_rss_mb_median": medians["peak_rss_mb"]["median"],
+        "model_peak_rss_mb_median_ci": medians["peak_rss_mb"]["ci95"],
+        "model_calls_mean": sum(calls) / len(calls) if calls else 0.0,
+        "over_budget": sum(over_budget(r) for r in results),
+        **{k: v for k, v in side.items() if k not in ("model", "strategy")},
+    }
+
+
+def over_budget(result: TaskResult) -> bool:
+    """Whether a result spent more than its enforced budget allowed (tokens and calls are exact; a CPU
+    budget is enforced from the mean call, so it can be passed by part of one call)."""
+    budget = result.budget
+    if budget is None:
+        return False
+    return ((budget.tokens is not None and result.completion_tokens > budget.tokens)
+            or (budget.calls is not None and result.model_calls > budget.calls))
+
+
+def pair_detail(run: RunRecord, results: list[TaskResult], b: str, a: str, *, resamples: int,
+                seed: int) -> dict[str, Any]:
+    """The baseline `b` against arm `a` on the tasks both finished."""
+    base, arm, unpaired = paired(results, b, a)
+    sides = {b: side_summary(base, resamples=resamples, seed=seed),
+             a: side_summary(arm, resamples=resamples, seed=seed)}
+    pairs = list(zip(base, arm, strict=True))
+    only_base = sum(x.passed and not y.passed for x, y in pairs)
+    only_arm = sum(y.passed and not x.passed for x, y in pairs)
+    diff_ci = bootstrap_ci([int(y.passed) - int(x.passed) for x, y in pairs], np.mean,
                            resamples=resamples, seed=seed)
-    ratios = {name: ratio_summary(large, small, name, resamples=resamples, seed=seed) for name in FIGURES}
-    depths = [r.depth_reached for r in small]
+    ratios = {name: ratio_summary(base, arm, name, resamples=resamples, seed=seed) for name in FIGURES}
+    depths = [r.depth_reached for r in arm]
+    spec = run.arm(a)
+    params = spec.params if spec else {}
     # Children of one level that ran concurrently were all paid for before any verdict was known.
-    together = int(run.config.get("parallel", 1) or 1) > 1
+    together = int(params.get("parallel", 1) or 1) > 1
+    names = (b, a)
     return {
         "run_id": run.run_id,
+        "baseline": b,
+        "arm": a,
         "tasks": len(pairs),
         "tasks_unpaired": unpaired,
         "sides": sides,
         "efficiency": {
-            "direction": "small relative to large; positive = the small side used less / did better",
-            "time_pct_faster": _pct_less(sides["large"]["wall_s_total"], sides["small"]["wall_s_total"]),
-            "memory_pct_less": _pct_less(sides["large"]["model_peak_rss_mb"], sides["small"]["model_peak_rss_mb"]),
-            "cpu_pct_less": _pct_less(sides["large"]["model_cpu_s"], sides["small"]["model_cpu_s"]),
-            "tokens_pct_less": _pct_less(
-                sides["large"]["prompt_tokens"] + sides["large"]["completion_tokens"],
-                sides["small"]["prompt_tokens"] + sides["small"]["completion_tokens"]),
-            "success_rate_diff": sides["small"]["success_rate"] - sides["large"]["success_rate"],
-            "ratios": ratios,  # large / small, median over tasks, bootstrap CI
+            "direction": f"{a} relative to {b}; positive = {a} used less / did better",
+            "time_pct_faster": _pct_less(sides[b]["wall_s_total"], sides[a]["wall_s_total"]),
+            "memory_pct_less": _pct_less(sides[b]["model_peak_rss_mb"], sides[a]["model_peak_rss_mb"]),
+            "cpu_pct_less": _pct_less(sides[b]["model_cpu_s"], sides[a]["model_cpu_s"]),
+            "tokens_pct_less": _pct_less(sides[b]["prompt_tokens"] + sides[b]["completion_tokens"],
+                                         sides[a]["prompt_tokens"] + sides[a]["completion_tokens"]),
+            "success_rate_diff": sides[a]["success_rate"] - sides[b]["success_rate"],
+            "ratios": ratios,  # baseline / arm, median over tasks, bootstrap CI
             **{f"{key}_per_task": _per_task_pct(ratios[name]) for key, name in PCT_LESS.items()},
         },
         "quality": {
-            "both_solved": sum(a.passed and b.passed for a, b in pairs),
-            "only_large_solved": only_large,
-            "only_small_solved": only_small,
-            "neither_solved": sum(not a.passed and not b.passed for a, b in pairs),
-            "mean_test_pass_ratio_diff": sides["small"]["mean_test_pass_ratio"]
-            - sides["large"]["mean_test_pass_ratio"],
-            "mcnemar_p": mcnemar_exact_p(only_large, only_small),
+            "both_solved": sum(x.passed and y.passed for x, y in pairs),
+            f"only_{b}_solved": only_base,
+            f"only_{a}_solved": only_arm,
+            "neither_solved": sum(not x.passed and not y.passed for x, y in pairs),
+            "mean_test_pass_ratio_diff": sides[a]["mean_test_pass_ratio"] - sides[b]["mean_test_pass_ratio"],
+            "mcnemar_p": mcnemar_exact_p(only_base, only_arm),
             "success_rate_diff_ci95": list(diff_ci) if diff_ci else None,  # paired bootstrap over tasks
         },
         "branching": {
             "mean_depth": sum(depths) / len(depths) if depths else 0.0,
             "max_depth": max(depths, default=0),
-            "model_instances": sum(r.model_calls for r in small),
-            "solved_at_depth": {str(d): sum(1 for r in small if r.passed and r.depth_reached == d)
+            "model_instances": sum(r.model_calls for r in arm),
+            "solved_at_depth": {str(d): sum(1 for r in arm if r.passed and r.depth_reached == d)
                                 for d in sorted(set(depths))},
-            **branching_stats(small, run.config.get("max_depth")),
+            **branching_stats(arm, params.get("max_depth")),
         },
-        "equal_budget": {kind: equal_budget(large, small, kind, siblings_together=together)
+        "equal_budget": {kind: equal_budget(base, arm, kind, names=names, siblings_together=together)
                          for kind in BUDGET_KINDS},
         "budget_curves": {kind: {
-            "small": budget_curve(small, kind, siblings_together=together),
-            "large_mean_spend": sum(task_spend(r, kind) for r in large) / len(large) if large else 0.0,
+            a: budget_curve(arm, kind, siblings_together=together),
+            f"{b}_mean_spend": sum(task_spend(r, kind) for r in base) / len(base) if base else 0.0,
         } for kind in BUDGET_KINDS},
-        "statistics": {"bootstrap_resamples": resamples, "bootstrap_seed": seed, "interval": "95 %",
-                       "siblings_counted_together": together},
-        "load": run.load,
-        "sandbox": sandbox_summary(run, results),
-        "server_attribution": run.config.get("server_attribution"),
+        "statistics": {"siblings_counted_together": together},
     }
 
 

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import math
+from typing import TypeGuard
 
 
 def missing(value: float | None) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
+def present(value: float | None) -> TypeGuard[float]:
+    """A number to show: neither None nor NaN."""
+    return not missing(value)
+
+
 def pct(value: float | None) -> str:
     """A proportion as a whole percentage: 0.1 -> "10 %"."""
-    return "n/a" if missing(value) else f"{100 * value:.0f} %"
+    return f"{100 * value:.0f} %" if present(value) else "n/a"
 
 
 def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
@@ -25,7 +31,7 @@ def rate(value: float | None, ci: list[float] | None) -> str:
 
 def pp(value: float | None) -> str:
     """A difference of proportions in percentage points, signed: 0.05 -> "+5 pp"."""
-    return "n/a" if missing(value) else f"{100 * value:+.0f} pp"
+    return f"{100 * value:+.0f} pp" if present(value) else "n/a"
 
 
 def pp_ci(ci: list[float] | None) -> str:
@@ -33,7 +39,7 @@ def pp_ci(ci: list[float] | None) -> str:
 
 
 def p_value(p: float | None) -> str:
-    if missing(p):
+    if not present(p):
         return "n/a"
     if p >= 0.995:
         return "1.0"
@@ -42,7 +48,7 @@ def p_value(p: float | None) -> str:
 
 def num(value: float | None, unit: str = "", digits: int | None = None) -> str:
     """A measured figure: three significant digits below 100, whole numbers above."""
-    if missing(value):
+    if not present(value):
         return "n/a"
     if digits is None:
         digits = 0 if abs(value) >= 100 else 1 if abs(value) >= 10 else 2

@@ -14,7 +14,7 @@ from typing import Any
 
 from sizeup.analysis import fmt, tables
 from sizeup.analysis.budget import first_pass_spend
-from sizeup.analysis.compare import compare, paired
+from sizeup.analysis.compare import arm_names, common_tasks, compare
 from sizeup.analysis.costs import FIGURES
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from sizeup.records import RunRecord, TaskResult
@@ -23,24 +23,28 @@ __all__ = ["RENDERERS", "build_report", "headline", "render_csv", "render_html",
 
 # How each derived figure is computed, shown beside the run record so a reader can check the method.
 STATISTICS = {
-    "success rate": "tasks whose kept candidate passed every test / tasks both sides finished; 95 % Wilson "
-                    "score interval",
+    "success rate": "tasks whose kept candidate passed every test / tasks compared (every arm's on the tasks all "
+                    "arms finished, each pair's on the tasks both finished); 95 % Wilson score interval",
     "mean test-pass ratio": "mean over tasks of tests passed / tests; 95 % Wilson interval with n = tasks "
                             "(conservative for a score in [0, 1])",
-    "difference": "small minus large success rate; 95 % paired percentile bootstrap over tasks",
-    "McNemar": "exact two-sided binomial test on the discordant tasks (only one side solved)",
-    "ratios": "large / small per task, median over tasks, 95 % percentile bootstrap of the median; "
+    "difference": "arm minus baseline success rate; 95 % paired percentile bootstrap over tasks",
+    "McNemar": "exact two-sided binomial test on the discordant tasks (only one of the pair solved)",
+    "ratios": "baseline / arm per task, median over tasks, 95 % percentile bootstrap of the median; "
               "'% less' = 100 (1 - 1 / ratio)",
     "per-task medians": "median over tasks with a 95 % percentile bootstrap interval",
-    "cost per solved task": "total spend of a side on all tasks / tasks it solved",
-    "equal budget": "the small side's attempt tree replayed in the order it was made (depth, then attempt "
-                    "id) and cut once its running spend exceeds the large side's spend on that task; solved "
-                    "only if a passing attempt is reached within it. CPU per attempt is the task's model-server "
-                    "CPU apportioned by each call's gen_s, plus the attempt's sandbox CPU",
+    "cost per solved task": "total spend of an arm on all tasks / tasks it solved",
+    "equal budget": "an arm's attempt tree replayed in the order it was made and cut once its running spend "
+                    "exceeds the baseline's spend on that task; solved only if a passing attempt is reached "
+                    "within it. CPU per attempt is the task's model-server CPU apportioned by each call's gen_s, "
+                    "plus the attempt's sandbox CPU",
+    "enforced budget": "an arm run with a budget stops expanding before a call that could take it over: calls "
+                       "exactly, completion tokens by reserving each call's max_tokens, model-server CPU "
+                       "seconds by reserving the mean CPU of the calls so far; each result stores what stopped "
+                       "it (stopped_by)",
     "pass@k over nodes": "unbiased estimator 1 - C(n-c, k) / C(n, k) per task with every tree node a sample, "
                          "mean over tasks; NaN if a task has fewer than k nodes. Tree nodes are not independent "
                          "samples",
-    "tests": "the task's tests are both the adaptive side's feedback and the verdict (no hidden tests)",
+    "tests": "the task's tests are both the repairing arms' feedback and the verdict (no hidden tests)",
 }
 
 
@@ -57,35 +61,38 @@ def _side_row(r: TaskResult) -> dict[str, Any]:
 
 
 def _methods(results: list[TaskResult]) -> dict[str, dict[str, list[str]]]:
-    """Which way each stored figure was measured, per side, as seen on the results themselves."""
+    """Which way each stored figure was measured, per arm, as seen on the results themselves."""
     out: dict[str, dict[str, set[str]]] = {}
     for r in results:
-        side = out.setdefault(r.side.value, {})
+        arm = out.setdefault(r.arm, {})
         for name, how in {**r.method, **{f"model server {k}": v for k, v in r.server.method.items()}}.items():
-            side.setdefault(name, set()).add(str(how))
+            arm.setdefault(name, set()).add(str(how))
         usage = {a.usage_source or "not recorded" for a in r.attempts}
-        side.setdefault("token counts (per call)", set()).update(usage)
-    return {side: {k: sorted(v) for k, v in sorted(figs.items())} for side, figs in out.items()}
+        arm.setdefault("token counts (per call)", set()).update(usage)
+    return {arm: {k: sorted(v) for k, v in sorted(figs.items())} for arm, figs in out.items()}
 
 
-def _run_section(index: int, run: RunRecord, results: list[TaskResult], resamples: int,
+def _run_section(index: int, run: RunRecord, results: list[TaskResult], baseline: str | None, resamples: int,
                  seed: int) -> dict[str, Any]:
-    cmp = compare(run, results, resamples=resamples, seed=seed)
-    large, small, _ = paired(results)
-    together = cmp["statistics"]["siblings_counted_together"]
+    cmp = compare(run, results, baseline=baseline, resamples=resamples, seed=seed)
+    names = [arm["name"] for arm in cmp["arms"]]
+    by_arm = {name: {r.task_id: r for r in results if r.arm == name} for name in names}
+    first_pass = {d["arm"]: d["statistics"]["siblings_counted_together"] for d in cmp["pair_details"]}
     rows, trees = [], []
-    for i, (a, b) in enumerate(zip(large, small, strict=True)):
+    for i, task_id in enumerate(common_tasks(results, names)):
         anchor = f"run{index}-task{i}"
-        rows.append({"task_id": a.task_id, "anchor": anchor, "large": _side_row(a), "small": _side_row(b),
-                     "small_solved_at_equal": {kind: e["per_task"][b.task_id]
-                                               for kind, e in cmp["equal_budget"].items()},
-                     "small_first_pass_tokens": first_pass_spend(b, "tokens", siblings_together=together)})
-        trees.append({"task_id": a.task_id, "anchor": anchor,
-                      "sides": {side.side.value: {"model": side.model, "status": side.status,
-                                                  "best_attempt_id": side.best_attempt_id,
-                                                  "attempts": [_attempt_dict(x) for x in side.attempts]}
-                                for side in (a, b)}})
+        arms = {name: by_arm[name][task_id] for name in names}
+        equal = {d["arm"]: {kind: e["per_task"][task_id] for kind, e in d["equal_budget"].items()}
+                 for d in cmp["pair_details"] if task_id in d["equal_budget"]["tokens"]["per_task"]}
+        rows.append({"task_id": task_id, "anchor": anchor, "arms": {n: _side_row(r) for n, r in arms.items()},
+                     "solved_at_equal": equal,
+                     "first_pass_tokens": {n: first_pass_spend(arms[n], "tokens", siblings_together=together)
+                                           for n, together in first_pass.items()}})
+        trees.append({"task_id": task_id, "anchor": anchor,
+                      "sides": {n: {"model": r.model, "status": r.status, "best_attempt_id": r.best_attempt_id,
+                                    "attempts": [_attempt_dict(x) for x in r.attempts]} for n, r in arms.items()}})
     record = {"run_id": run.run_id, "started_at": run.started_at, "status": run.status, "config": run.config,
+              "arms": [arm.model_dump(exclude_none=True) for arm in run.arms],
               "environment": run.environment, "dataset_hash": run.environment.get("dataset_hash"),
               "tasks_in_run": len(run.task_ids), "load": run.load, "measured": _methods(results),
               "statistics": STATISTICS}
@@ -93,35 +100,35 @@ def _run_section(index: int, run: RunRecord, results: list[TaskResult], resample
             "record": record}
 
 
-def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], sections: list[dict[str, Any]], resamples: int,
-                 seed: int) -> dict[str, Any]:
-    """Configurations side by side on the tasks every run finished on both sides. A run whose results are
+def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], sections: list[dict[str, Any]],
+                 baseline: str | None, resamples: int, seed: int) -> dict[str, Any]:
+    """Configurations side by side on the tasks every run finished on every arm. A run whose results are
     all on common tasks keeps the comparison its own section computed (compare is deterministic)."""
     common: set[str] | None = None
-    for _, results in runs:
-        tasks = {r.task_id for r in paired(results)[0]}
+    for run, results in runs:
+        tasks = set(common_tasks(results, arm_names(run, results)))
         common = tasks if common is None else common & tasks
     common = common or set()
     rows = []
     for (run, results), section in zip(runs, sections, strict=True):
         kept = [r for r in results if r.task_id in common]
-        cmp = section["comparison"] if len(kept) == len(results) else compare(run, kept, resamples=resamples,
-                                                                              seed=seed)
+        cmp = section["comparison"] if len(kept) == len(results) else compare(
+            run, kept, baseline=baseline, resamples=resamples, seed=seed)
         rows.append({"run_id": run.run_id, "config": run.config, "comparison": cmp})
     return {"common_tasks": len(common), "rows": rows}
 
 
-def build_report(runs_and_results: Iterable[tuple[RunRecord, list[TaskResult]]], *,
+def build_report(runs_and_results: Iterable[tuple[RunRecord, list[TaskResult]]], *, baseline: str | None = None,
                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
     """All the numbers of a report over one run or several (several: also compared on common tasks)."""
     runs = list(runs_and_results)
     if not runs:
         raise ValueError("a report needs at least one run")
-    sections = [_run_section(i, run, results, resamples, seed) for i, (run, results) in enumerate(runs)]
+    sections = [_run_section(i, run, results, baseline, resamples, seed) for i, (run, results) in enumerate(runs)]
     return {
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": sections,
-        "across_runs": _across_runs(runs, sections, resamples, seed) if len(runs) > 1 else None,
+        "across_runs": _across_runs(runs, sections, baseline, resamples, seed) if len(runs) > 1 else None,
     }
 
 
@@ -164,47 +171,50 @@ def _csv_rows(section: dict[str, Any]) -> Iterable[list[Any]]:
     def row(part: str, metric: str, side: str, value: Any, ci: Any = None, task: str = "") -> list[Any]:
         value = None if fmt.missing(value) else value
         return [run_id, part, task, metric, side, value, *(ci if ci else (None, None))]
-    for side in ("large", "small"):
-        s = cmp["sides"][side]
-        yield row("quality", "success_rate", side, s["success_rate"], s["success_rate_ci95"])
-        yield row("quality", "solved", side, s["solved"])
-        yield row("quality", "tasks", side, s["tasks"])
-        yield row("quality", "mean_test_pass_ratio", side, s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"])
+    for s in cmp["arms"]:
+        name = s["name"]
+        yield row("quality", "success_rate", name, s["success_rate"], s["success_rate_ci95"])
+        yield row("quality", "solved", name, s["solved"])
+        yield row("quality", "tasks", name, s["tasks"])
+        yield row("quality", "mean_test_pass_ratio", name, s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"])
         for k, v in s["pass_at_k_nodes"].items():
-            yield row("quality", f"pass_at_{k}_nodes", side, v)
-        for name, m in s["per_task_median"].items():
-            yield row("cost", f"{name}_median_per_task", side, m["median"], m["ci95"])
-        for name in ("wall_s_total", "cpu_s_total", "tokens_total", "model_calls", "model_peak_rss_mb"):
-            yield row("cost", name, side, s[name])
-        for name, v in s["cost_per_solved"].items():
-            yield row("cost", f"{name}_per_solved_task", side, v)
-    q, eff = cmp["quality"], cmp["efficiency"]
-    yield row("quality", "success_rate_diff", "small-large", eff["success_rate_diff"], q["success_rate_diff_ci95"])
-    yield row("quality", "mcnemar_p", "small-large", q["mcnemar_p"])
-    for key in ("only_large_solved", "only_small_solved", "both_solved", "neither_solved"):
-        yield row("quality", key, "both", q[key])
-    for name, r in eff["ratios"].items():
-        yield row("ratio", f"{name}_ratio", "large/small", r["median"], r["ci95"])
-    for key, value in eff.items():
-        if key.endswith("_per_task"):
-            yield row("ratio", key, "small vs large", value["median"], value["ci95"])
-        elif key.endswith(("_faster", "_less")):  # the seed's totals-based percentages
-            yield row("ratio", key, "small vs large", value)
-    for kind, e in cmp["equal_budget"].items():
-        yield row("equal_budget", f"small_success_rate_at_large_{kind}", "small", e["small_success_rate"],
-                  e["small_success_rate_ci95"])
-        yield row("equal_budget", f"mcnemar_p_at_large_{kind}", "small-large", e["mcnemar_p"])
-    for depth, s in cmp["branching"]["success_if_stopped_at_depth"].items():
-        yield row("branching", f"success_if_stopped_at_depth_{depth}", "small", s["success_rate"],
-                  s["success_rate_ci95"])
-        yield row("branching", f"trees_reaching_depth_{depth}", "small", cmp["branching"]["depth_reached"][depth])
+            yield row("quality", f"pass_at_{k}_nodes", name, v)
+        for metric, m in s["per_task_median"].items():
+            yield row("cost", f"{metric}_median_per_task", name, m["median"], m["ci95"])
+        for metric in ("wall_s_total", "cpu_s_total", "tokens_total", "model_calls", "model_peak_rss_mb"):
+            yield row("cost", metric, name, s[metric])
+        for metric, v in s["cost_per_solved"].items():
+            yield row("cost", f"{metric}_per_solved_task", name, v)
+    for d in cmp["pair_details"]:
+        b, a = d["baseline"], d["arm"]
+        q, eff = d["quality"], d["efficiency"]
+        yield row("quality", "success_rate_diff", f"{a}-{b}", eff["success_rate_diff"], q["success_rate_diff_ci95"])
+        yield row("quality", "mcnemar_p", f"{a}-{b}", q["mcnemar_p"])
+        for key in (f"only_{b}_solved", f"only_{a}_solved", "both_solved", "neither_solved"):
+            yield row("quality", key, f"{a}-{b}", q[key])
+        for metric, r in eff["ratios"].items():
+            yield row("ratio", f"{metric}_ratio", f"{b}/{a}", r["median"], r["ci95"])
+        for key, value in eff.items():
+            if key.endswith("_per_task"):
+                yield row("ratio", key, f"{a} vs {b}", value["median"], value["ci95"])
+            elif key.endswith(("_faster", "_less")):  # the seed's totals-based percentages
+                yield row("ratio", key, f"{a} vs {b}", value)
+        for kind, e in d["equal_budget"].items():
+            yield row("equal_budget", f"{a}_success_rate_at_{b}_{kind}", a, e[f"{a}_success_rate"],
+                      e[f"{a}_success_rate_ci95"])
+            yield row("equal_budget", f"mcnemar_p_at_{b}_{kind}", f"{a}-{b}", e["mcnemar_p"])
+        for depth, s in d["branching"]["success_if_stopped_at_depth"].items():
+            yield row("branching", f"success_if_stopped_at_depth_{depth}", a, s["success_rate"],
+                      s["success_rate_ci95"])
+            yield row("branching", f"trees_reaching_depth_{depth}", a, d["branching"]["depth_reached"][depth])
     for t in section["task_rows"]:
-        for side in ("large", "small"):
+        for name, x in t["arms"].items():
             for metric in ("passed", "tests_passed", "tests_total", "depth_reached", "model_calls", "wall_s",
                            "cpu_s", "peak_rss_mb", "tokens"):
-                yield row("task", metric, side, t[side][metric], task=t["task_id"])
-        for kind, solved in t["small_solved_at_equal"].items():
-            yield row("task", f"solved_at_large_{kind}", "small", solved, task=t["task_id"])
+                yield row("task", metric, name, x[metric], task=t["task_id"])
+        for name, kinds in t["solved_at_equal"].items():
+            for kind, solved in kinds.items():
+                yield row("task", f"solved_at_baseline_{kind}", name, solved, task=t["task_id"])
 
 
 def render_csv(report: dict[str, Any]) -> str:
@@ -240,16 +250,22 @@ def render_markdown(report: dict[str, Any]) -> str:
     for section in report["runs"]:
         cmp, rec = section["comparison"], section["record"]
         parts += [f"## Run {_md_cell(section['run_id'])}", "",
-                  f"{cmp['tasks']} tasks on both sides ({cmp['tasks_unpaired']} finished by one side only).", "",
-                  "### Comparison", "", _md_table(tables.comparison_table(cmp)), "",
-                  "### Cost ratios", "", _md_table(tables.ratio_table(cmp)), "",
-                  "### Equal budget", "", _md_table(tables.equal_budget_table(cmp)), "",
-                  "### Branching", "", _md_table(tables.branching_table(cmp)), "",
-                  _md_cell(tables.branching_summary(cmp)), "",
-                  "### Tasks", "", _md_table(tables.task_table(section)), "",
+                  f"{cmp['tasks_all_arms']} tasks finished by every arm; baseline {_md_cell(cmp['baseline'])}.", "",
+                  "### Arms", "", _md_table(tables.comparison_table(cmp)), ""]
+        if cmp["pair_details"]:
+            parts += ["### Each arm against the baseline", "", _md_table(tables.pairs_table(cmp)), ""]
+        for d in cmp["pair_details"]:
+            parts += [f"### {_md_cell(d['arm'])} vs {_md_cell(d['baseline'])}", "",
+                      f"{d['tasks']} tasks finished by both ({d['tasks_unpaired']} by one of them only).", "",
+                      "#### Cost ratios", "", _md_table(tables.ratio_table(d)), "",
+                      "#### Equal budget", "", _md_table(tables.equal_budget_table(d)), "",
+                      "#### Branching", "", _md_table(tables.branching_table(d)), "",
+                      _md_cell(tables.branching_summary(d)), ""]
+        parts += ["### Tasks", "", _md_table(tables.task_table(section)), "",
                   "### Run record", "",
                   f"- dataset hash: `{_md_cell(rec['dataset_hash'])}`; status {_md_cell(rec['status'])}; "
                   f"started {_md_cell(rec['started_at'])}",
+                  f"- arms: `{_md_cell(json.dumps(rec['arms'], sort_keys=True))}`",
                   f"- config: `{_md_cell(json.dumps(rec['config'], sort_keys=True))}`",
                   f"- environment: `{_md_cell(json.dumps(rec['environment'], sort_keys=True))}`",
                   f"- model load (kept apart from task figures): `{_md_cell(json.dumps(rec['load'], sort_keys=True))}`",

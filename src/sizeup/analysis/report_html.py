@@ -43,7 +43,7 @@ figure { margin:0; } figure.wide { grid-column:1 / span 2; } figure img { width:
 .status-passed { color:var(--pass); font-weight:600; } .status-failed, .status-error, .status-timeout,
 .status-harness_error, .status-memory_exceeded { color:var(--fail); font-weight:600; }
 .task { border:1px solid var(--line); border-radius:6px; padding:12px 16px; margin:12px 0; }
-.sides { display:grid; grid-template-columns:1fr 1fr; gap:18px; }
+.sides { display:grid; grid-template-columns:repeat(auto-fit, minmax(340px, 1fr)); gap:18px; }
 ul.tree, ul.tree ul { list-style:none; padding-left:18px; margin:4px 0; border-left:2px solid var(--line); }
 ul.tree { padding-left:10px; }
 ul.tree li { margin:6px 0; }
@@ -90,14 +90,14 @@ def _kv(items: dict[str, Any]) -> str:
 
 
 def _load_table(load: dict[str, Any]) -> str:
-    """Model load per side (one row each), numbers rounded: it is kept apart from the task figures."""
-    sides = {side: v for side, v in load.items() if isinstance(v, dict)}
-    if not sides:
+    """Model load per model (one row each), numbers rounded: it is kept apart from the task figures."""
+    models = {model: v for model, v in load.items() if isinstance(v, dict)}
+    if not models:
         return _kv(load)
-    keys = sorted({k for v in sides.values() for k in v})
-    rows = [[side] + [fmt.num(v[k]) if isinstance(v.get(k), float) else str(v.get(k, "")) for k in keys]
-            for side, v in sides.items()]
-    return _table((["side", *keys], rows))
+    keys = sorted({k for v in models.values() for k in v})
+    rows = [[model] + [fmt.num(v[k]) if isinstance(v.get(k), float) else str(v.get(k, "")) for k in keys]
+            for model, v in models.items()]
+    return _table((["model", *keys], rows))
 
 
 def _node(attempt: dict[str, Any], children: dict[str | None, list[dict[str, Any]]], best: str | None) -> str:
@@ -163,40 +163,56 @@ def _plots(section: dict[str, Any], enabled: bool) -> str:
     except ImportError:  # matplotlib is the optional `report` extra
         return '<p class="note">plots need matplotlib: pip install "sizeup[report]"</p>'
     p = all_plots(section)
-    figures = [
-        ("success_vs_cost", "wide", "Success rate (95 % Wilson CI) against per-task median CPU-seconds and model "
-                                    "peak memory (95 % bootstrap CI), per side."),
-        ("time_distributions", "", "Wall time per task: box (quartiles, median) and every task as a point."),
-        ("depth_histogram", "", "Adaptive trees: deepest level reached, and the depth of the first passing node."),
-        ("budget_curves", "wide", "Adaptive side: tasks solved if every task were capped at a given spend (tree "
-                                  "replayed in order). The large side is a point at its mean spend per task."),
-    ]
+    captions = {
+        "success_vs_cost": ("wide", "Success rate (95 % Wilson CI) against per-task median CPU-seconds, tokens and "
+                                    "model peak memory (95 % bootstrap CI), one point per arm: an arm no other is "
+                                    "both above and left of is on the Pareto front."),
+        "time_distributions": ("", "Wall time per task: box (quartiles, median) and every task as a point."),
+        "budget_curves": ("wide", "Each arm: tasks solved if every task were capped at a given spend (its tree "
+                                  "replayed in the order it was made). The baseline is a point at its mean spend."),
+    }
+    figures = [(key, *captions[key]) for key in captions if key in p]
+    figures += [(key, "", f"{key.split(':', 1)[1]}: deepest level its trees reached, and the depth of the first "
+                          "passing node.") for key in p if key.startswith("depth_histogram:")]
     return '<div class="grid">' + "".join(
         f'<figure class="{css}"><img alt="{escape(key)}" src="{p[key]}"><figcaption>{escape(caption)}'
         f"</figcaption></figure>" for key, css, caption in figures) + "</div>"
 
 
+def _pair(section: dict[str, Any], d: dict[str, Any]) -> str:
+    a = f"{section['anchor']}-pair-{escape(d['arm'])}"
+    together = "together, as they ran concurrently" if d["statistics"]["siblings_counted_together"] else "one by one"
+    return f"""
+<section id="{a}"><h3>{escape(d['arm'])} against {escape(d['baseline'])}</h3>
+<p class="meta">{d['tasks']} tasks finished by both ({d['tasks_unpaired']} by one of them only)</p>
+<h4>Cost ratios, task by task</h4>{_table(tables.ratio_table(d))}
+<h4>Equal budget</h4>
+<p class="note">Each task's tree of {escape(d['arm'])} is replayed in the order it was made (siblings {together})
+and cut where its spend passes {escape(d['baseline'])}'s spend on that task.</p>{_table(tables.equal_budget_table(d))}
+<h4>Branching</h4>{_table(tables.branching_table(d))}
+<p>{escape(tables.branching_summary(d))}</p></section>"""
+
+
 def _run(section: dict[str, Any], plots: bool) -> str:
     cmp, rec, a = section["comparison"], section["record"], section["anchor"]
     links = {t["task_id"]: t["anchor"] for t in section["task_rows"]}
-    measured = "".join(f"<div><h4>{escape(side)}</h4>{_kv(figs)}</div>" for side, figs in rec["measured"].items())
+    measured = "".join(f"<div><h4>{escape(arm)}</h4>{_kv(figs)}</div>" for arm, figs in rec["measured"].items())
+    pairs = (f"<h3>Each arm against the baseline</h3>{_table(tables.pairs_table(cmp))}"
+             if cmp["pair_details"] else "")
     return f"""
 <section id="{a}"><h2>Run {escape(section['run_id'])}</h2>
-<p class="meta">{cmp['tasks']} tasks on both sides ({cmp['tasks_unpaired']} finished by one side only) ·
+<p class="meta">{cmp['tasks_all_arms']} tasks finished by every arm · baseline {escape(cmp['baseline'])} ·
 dataset {escape(str(rec['dataset_hash']))} · {escape(str(rec['status']))} · started {escape(str(rec['started_at']))}</p>
-<section id="{a}-comparison"><h3>Comparison</h3>{_table(tables.comparison_table(cmp))}
-<h3>Cost ratios, task by task</h3>{_table(tables.ratio_table(cmp))}</section>
+<section id="{a}-comparison"><h3>Arms</h3>{_table(tables.comparison_table(cmp))}{pairs}</section>
 <section id="{a}-plots"><h3>Plots</h3>{_plots(section, plots)}</section>
-<section id="{a}-equal-budget"><h3>Equal budget</h3>
-<p class="note">Each task's adaptive tree is replayed in the order it was made (depth, then attempt id; siblings
-{"together, as they ran concurrently" if cmp['statistics']['siblings_counted_together'] else "one by one"}) and cut
-where its spend passes the large side's spend on that task.</p>{_table(tables.equal_budget_table(cmp))}</section>
-<section id="{a}-branching"><h3>Branching</h3>{_table(tables.branching_table(cmp))}
-<p>{escape(tables.branching_summary(cmp))}</p></section>
+<section id="{a}-pairs">{"".join(_pair(section, d) for d in cmp["pair_details"])}</section>
 <section id="{a}-tasks"><h3>Tasks</h3><p class="note">Click a task for its attempt trees.</p>
 {_table(tables.task_table(section), links)}</section>
 <section id="{a}-record"><h3>Run record</h3>
 {_kv({"run id": rec['run_id'], "dataset hash": rec['dataset_hash'], "tasks in run": rec['tasks_in_run']})}
+<h4>arms</h4>{_table((["name", "strategy", "models", "params", "budget"], [
+        [arm["name"], arm["strategy"], " + ".join(arm["models"]), json.dumps(arm.get("params", {}), sort_keys=True),
+         json.dumps(arm.get("budget") or {}, sort_keys=True)] for arm in rec["arms"]]))}
 <div class="grid"><div><h4>config</h4>{_kv(rec['config'])}</div>
 <div><h4>environment (versions, machine)</h4>{_kv(rec['environment'])}</div></div>
 <h4>model load and warm-up (kept apart from the task figures)</h4>{_load_table(rec['load'])}
@@ -229,8 +245,8 @@ def render(report: dict[str, Any], *, plots: bool = True) -> str:
         a = s["anchor"]
         prefix = f"<b>{escape(s['run_id'])}:</b> " if len(runs) > 1 else ""
         nav.append(prefix + " ".join(f'<a href="#{a}-{key}">{label}</a>' for key, label in (
-            ("comparison", "comparison"), ("plots", "plots"), ("equal-budget", "equal budget"),
-            ("branching", "branching"), ("tasks", "tasks"), ("record", "run record"), ("trees", "attempt trees"))))
+            ("comparison", "arms"), ("plots", "plots"), ("pairs", "pairs: ratios, equal budget, branching"),
+            ("tasks", "tasks"), ("record", "run record"), ("trees", "attempt trees"))))
     nav[-1] += ' <a href="#methods">methods</a>'
     if len(runs) == 1:  # one run: one line of links
         nav = [" ".join(nav)]

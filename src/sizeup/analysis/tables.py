@@ -15,29 +15,61 @@ BUDGET_LABELS = {"tokens": "tokens", "cpu_s": "CPU-seconds", "gen_s": "model wal
 
 
 def side_name(side: dict[str, Any], which: str) -> str:
-    strategy = side.get("strategy") or ("single" if which == "large" else "adaptive")
-    return f"{which} {strategy} ({side.get('model') or '?'})"
+    return f"{which} {side.get('strategy') or '?'} ({side.get('model') or '?'})"
+
+
+def arm_label(arm: dict[str, Any]) -> str:
+    """"small adaptive (smollm2:135m)": an arm's name, strategy and models, from its summary."""
+    models = arm.get("models") or [str(arm.get("model"))]
+    return f"{arm['name']} {arm.get('strategy') or '?'} ({' + '.join(models)})"
+
+
+def _title(name: str) -> str:
+    return name[:1].upper() + name[1:]
+
+
+def pair_names(cmp: dict[str, Any]) -> tuple[str, str]:
+    """(baseline, arm) of a pair's details (the top level of a comparison holds its first pair)."""
+    return cmp["baseline"], cmp["arm"]
 
 
 def headline_lines(cmp: dict[str, Any]) -> list[str]:
-    """The verdict in words, with intervals: quality, cost, and who wins at equal cost."""
-    large, small, q, eff = cmp["sides"]["large"], cmp["sides"]["small"], cmp["quality"], cmp["efficiency"]
-    if not cmp["tasks"]:
-        return [f"No task of run {cmp['run_id']} was finished by both sides: nothing to compare yet."]
+    """The verdict in words, with intervals: every arm, then each arm against the baseline on quality, cost,
+    and at equal cost."""
+    details = cmp.get("pair_details") or []
+    if not details:
+        return [f"Run {cmp['run_id']} has one arm ({cmp['baseline']}): nothing to compare it with."]
+    lines = []
+    if len(cmp["arms"]) > 2:
+        lines.append(f"On the {cmp['tasks_all_arms']} tasks every arm finished: " + "; ".join(
+            f"{arm_label(arm)} {fmt.rate(arm['success_rate'], arm['success_ci'])}" for arm in cmp["arms"]) + ".")
+    for d in details:
+        lines += _pair_lines(d)
+    sandbox = cmp.get("sandbox")
+    if sandbox:  # absent in comparisons saved before it existed
+        lines.append(f"Sandbox: {sandbox['note']}.")
+    return lines
+
+
+def _pair_lines(d: dict[str, Any]) -> list[str]:
+    b, a = pair_names(d)
+    base, arm, q, eff = d["sides"][b], d["sides"][a], d["quality"], d["efficiency"]
+    if not d["tasks"]:
+        return [f"No task of run {d['run_id']} was finished by both {b} and {a}: nothing to compare yet."]
     p = q["mcnemar_p"]
     if p < 0.05:
-        leader = "small" if eff["success_rate_diff"] > 0 else "large"
-        verdict = f"significant, the {leader} side is ahead"
+        leader = a if eff["success_rate_diff"] > 0 else b
+        verdict = f"significant, {leader} is ahead"
     else:
         verdict = "not significant"
     lines = [
-        f"Small {small.get('strategy') or 'adaptive'} ({small.get('model')}) solved "
-        f"{fmt.rate(small['success_rate'], small['success_rate_ci95'])} of {cmp['tasks']} tasks vs large "
-        f"{large.get('strategy') or 'single'} ({large.get('model')}) "
-        f"{fmt.rate(large['success_rate'], large['success_rate_ci95'])}; difference "
+        f"{_title(a)} {arm.get('strategy')} ({arm.get('model')}) solved "
+        f"{fmt.rate(arm['success_rate'], arm['success_rate_ci95'])} of {d['tasks']} tasks vs {b} "
+        f"{base.get('strategy')} ({base.get('model')}) "
+        f"{fmt.rate(base['success_rate'], base['success_rate_ci95'])}; difference "
         f"{fmt.pp(eff['success_rate_diff'])} {fmt.pp_ci(q['success_rate_diff_ci95'])}, {verdict} "
-        f"(exact McNemar p = {fmt.p_value(p)}; only small solved {q['only_small_solved']}, "
-        f"only large {q['only_large_solved']})."]
+        f"(exact McNemar p = {fmt.p_value(p)}; only {a} solved {q[f'only_{a}_solved']}, "
+        f"only {b} {q[f'only_{b}_solved']})."]
     r = eff["ratios"]
     parts = [f"{FIGURE_LABELS[name][0]} {fmt.ratio(r[name]['median'], r[name]['ci95'])}"
              for name in ("wall_s", "cpu_s", "peak_rss_mb", "tokens") if not fmt.missing(r[name]["median"])]
@@ -45,25 +77,23 @@ def headline_lines(cmp: dict[str, Any]) -> list[str]:
                                                               ("memory_pct_less_per_task", "memory"))]
     words = [w for w in words if w != "n/a"]
     if parts:
-        lines.append(f"Cost per task, large/small (median, 95 % CI): {', '.join(parts)}"
-                     + (f"; so the small side took {' and '.join(words)}." if words else "."))
-    eb = cmp["equal_budget"]
-    lines.append(f"At equal cost (the small side capped per task at what the large side spent) the small side "
-                 f"solved {fmt.rate(eb['tokens']['small_success_rate'], eb['tokens']['small_success_rate_ci95'])} "
-                 f"on tokens and {fmt.rate(eb['cpu_s']['small_success_rate'], eb['cpu_s']['small_success_rate_ci95'])}"
-                 f" on CPU-seconds, against the large side's {fmt.pct(large['success_rate'])}.")
-    sandbox = cmp.get("sandbox")
-    if sandbox:  # absent in comparisons saved before it existed
-        lines.append(f"Sandbox: {sandbox['note']}.")
+        lines.append(f"Cost per task, {b}/{a} (median, 95 % CI): {', '.join(parts)}"
+                     + (f"; so {a} took {' and '.join(words)}." if words else "."))
+    eb = d["equal_budget"]
+    lines.append(f"At equal cost ({a} capped per task at what {b} spent) {a} solved "
+                 f"{fmt.rate(eb['tokens'][f'{a}_success_rate'], eb['tokens'][f'{a}_success_rate_ci95'])} on tokens "
+                 f"and {fmt.rate(eb['cpu_s'][f'{a}_success_rate'], eb['cpu_s'][f'{a}_success_rate_ci95'])}"
+                 f" on CPU-seconds, against {b}'s {fmt.pct(base['success_rate'])}.")
     return lines
 
 
 def comparison_table(cmp: dict[str, Any]) -> Table:
-    large, small = cmp["sides"]["large"], cmp["sides"]["small"]
-    header = ["", side_name(large, "large"), side_name(small, "small")]
+    """One column per arm (on the tasks every arm finished)."""
+    arms = cmp.get("arms") or [{"name": name, **side} for name, side in cmp["sides"].items()]
+    header = [""] + [arm_label(arm) for arm in arms]
 
     def row(label: str, render) -> list[str]:
-        return [label, render(large), render(small)]
+        return [label, *(render(arm) for arm in arms)]
 
     def median_row(name: str) -> list[str]:
         label, unit = FIGURE_LABELS[name]
@@ -90,8 +120,13 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         per_solved("cpu_s", "s"), per_solved("tokens", ""), per_solved("wall_s", "s"), per_solved("energy_j", "J"),
         row("time to first token, median", lambda s: fmt.num(s["ttft_s_median"], "s")),
         row("sandbox executions", lambda s: fmt.num(s["sandbox_executions"], digits=0)),
+        row("stopped by", lambda s: ", ".join(f"{k} {v}" for k, v in s.get("stopped_by", {}).items())),
     ]
-    if any("containers_started" in cmp["sides"][which] for which in ("large", "small")):
+    if any(arm.get("budget") for arm in arms):
+        rows.append(row("budget per task (enforced)", lambda s: ", ".join(
+            f"{k} {v:g}" for k, v in (s.get("budget") or {}).items()) or "none"))
+        rows.append(row("tasks over budget", lambda s: str(s.get("over_budget", 0))))
+    if any("containers_started" in arm for arm in arms):
         rows += [
             row("containers per task, mean", lambda s: fmt.num(s.get("containers_per_task_mean"), digits=2)),
             row("containers in the run (distinct)", lambda s: fmt.num(s.get("containers_in_run"), digits=0)),
@@ -100,6 +135,20 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
             row("container peak memory (cgroup)", lambda s: fmt.num(s.get("container_peak_mb"), "MB")),
             row("container memory (engine stats)", lambda s: fmt.num(s.get("container_memory_mb"), "MB")),
         ]
+    return header, rows
+
+
+def pairs_table(cmp: dict[str, Any]) -> Table:
+    """Each arm against the baseline: the paired difference in success and its exact test."""
+    header = ["arm", "vs baseline", "tasks", "success difference [95 % CI]", "only arm / only baseline",
+              "exact McNemar p"]
+    rows = []
+    for d in cmp.get("pair_details") or []:
+        b, a = pair_names(d)
+        q = d["quality"]
+        rows.append([a, b, str(d["tasks"]), f"{fmt.pp(d['efficiency']['success_rate_diff'])} "
+                     f"{fmt.pp_ci(q['success_rate_diff_ci95'])}".strip(),
+                     f"{q[f'only_{a}_solved']} / {q[f'only_{b}_solved']}", fmt.p_value(q["mcnemar_p"])])
     return header, rows
 
 
@@ -117,12 +166,13 @@ def _less_or_more(derived: dict[str, Any], word: str) -> str:
 
 
 def ratio_table(cmp: dict[str, Any]) -> Table:
+    b, a = pair_names(cmp)
     eff = cmp["efficiency"]
     derived = {"wall_s": ("time_pct_faster_per_task", "time"), "cpu_s": ("cpu_pct_less_per_task", "CPU"),
                "peak_rss_mb": ("memory_pct_less_per_task", "memory"), "tokens": ("tokens_pct_less_per_task", "tokens"),
                "gpu_mem_mb": ("gpu_memory_pct_less_per_task", "GPU memory"),
                "energy_j": ("energy_pct_less_per_task", "energy")}
-    header = ["figure", "large / small, median [95 % CI]", "tasks", "so the small side used [95 % CI]"]
+    header = ["figure", f"{b} / {a}, median [95 % CI]", "tasks", f"so {a} used [95 % CI]"]
     rows = []
     for name, (label, _unit) in FIGURE_LABELS.items():
         r = eff["ratios"][name]
@@ -132,17 +182,18 @@ def ratio_table(cmp: dict[str, Any]) -> Table:
 
 
 def equal_budget_table(cmp: dict[str, Any]) -> Table:
-    header = ["budget per task = large side's spend in", "small solved [95 % CI]", "large solved",
-              "only small / only large", "exact McNemar p"]
-    rows = [[BUDGET_LABELS[kind], f"{e['small_solved']} / {e['tasks']} = "
-             f"{fmt.rate(e['small_success_rate'], e['small_success_rate_ci95'])}",
-             f"{e['large_solved']} / {e['tasks']}", f"{e['only_small_solved']} / {e['only_large_solved']}",
+    b, a = pair_names(cmp)
+    header = [f"budget per task = {b}'s spend in", f"{a} solved [95 % CI]", f"{b} solved",
+              f"only {a} / only {b}", "exact McNemar p"]
+    rows = [[BUDGET_LABELS[kind], f"{e[f'{a}_solved']} / {e['tasks']} = "
+             f"{fmt.rate(e[f'{a}_success_rate'], e[f'{a}_success_rate_ci95'])}",
+             f"{e[f'{b}_solved']} / {e['tasks']}", f"{e[f'only_{a}_solved']} / {e[f'only_{b}_solved']}",
              fmt.p_value(e["mcnemar_p"])] for kind, e in cmp["equal_budget"].items()]
-    small = cmp["sides"]["small"]
-    rows.append(["no cap (as run)", f"{small['solved']} / {small['tasks']} = "
-                 f"{fmt.rate(small['success_rate'], small['success_rate_ci95'])}",
-                 f"{cmp['sides']['large']['solved']} / {cmp['tasks']}",
-                 f"{cmp['quality']['only_small_solved']} / {cmp['quality']['only_large_solved']}",
+    arm = cmp["sides"][a]
+    rows.append(["no cap (as run)", f"{arm['solved']} / {arm['tasks']} = "
+                 f"{fmt.rate(arm['success_rate'], arm['success_rate_ci95'])}",
+                 f"{cmp['sides'][b]['solved']} / {cmp['tasks']}",
+                 f"{cmp['quality'][f'only_{a}_solved']} / {cmp['quality'][f'only_{b}_solved']}",
                  fmt.p_value(cmp["quality"]["mcnemar_p"])])
     return header, rows
 
@@ -162,41 +213,55 @@ def branching_summary(cmp: dict[str, Any]) -> str:
     calls = br["calls_per_task"]
     pass_k = ", ".join(f"pass@{k} {fmt.pct(v)}" for k, v in br["pass_at_k_nodes"].items())
     dist = ", ".join(f"{n} calls: {count} tasks" for n, count in calls["distribution"].items())
-    return (f"Model instances (calls) per task: mean {calls['mean']:.2f}, median {calls['median']}, max "
+    who = f"{cmp['arm']}: m" if "arm" in cmp else "M"
+    return (f"{who}odel instances (calls) per task: mean {calls['mean']:.2f}, median {calls['median']}, max "
             f"{calls['max']} ({dist}). {br['nodes']} tree nodes, {br['passing_nodes']} passing; over nodes "
             f"{pass_k} (NaN where a tree has fewer nodes than k).")
 
 
 def runs_table(across: dict[str, Any]) -> Table:
-    header = ["run", "large / small model", "depth × branching × beam", "tasks", "large solved", "small solved",
-              "difference", "McNemar p", "small at equal tokens", "time large/small", "memory large/small"]
+    header = ["run", "arms (strategy, models)", "tasks", "success per arm", "first pair: difference",
+              "McNemar p", "arm at baseline's tokens", "time baseline/arm", "memory baseline/arm"]
     rows = []
     for r in across["rows"]:
         c = r["comparison"]
-        large, small, eff = c["sides"]["large"], c["sides"]["small"], c["efficiency"]
-        cfg = r["config"]
-        eb = c["equal_budget"]["tokens"]
-        rows.append([r["run_id"], f"{large['model']} / {small['model']}",
-                     f"{cfg.get('max_depth', '?')} × {cfg.get('branching', '?')} × {cfg.get('beam', '?')}",
-                     str(c["tasks"]), fmt.rate(large["success_rate"], large["success_rate_ci95"]),
-                     fmt.rate(small["success_rate"], small["success_rate_ci95"]),
-                     f"{fmt.pp(eff['success_rate_diff'])} {fmt.pp_ci(c['quality']['success_rate_diff_ci95'])}",
+        arms = "; ".join(" ".join([arm_label(arm), *(f"{k}={v}" for k, v in sorted(arm["params"].items()))])
+                         for arm in c["arms"])
+        rates = "; ".join(f"{arm['name']} {fmt.rate(arm['success_rate'], arm['success_ci'])}" for arm in c["arms"])
+        if not c.get("pair_details"):
+            rows.append([r["run_id"], arms, str(c["tasks_all_arms"]), rates, "", "", "", "", ""])
+            continue
+        b, a = pair_names(c)
+        eff, eb = c["efficiency"], c["equal_budget"]["tokens"]
+        rows.append([r["run_id"], arms, str(c["tasks_all_arms"]), rates,
+                     f"{a} − {b}: {fmt.pp(eff['success_rate_diff'])} "
+                     f"{fmt.pp_ci(c['quality']['success_rate_diff_ci95'])}",
                      fmt.p_value(c["quality"]["mcnemar_p"]),
-                     fmt.rate(eb["small_success_rate"], eb["small_success_rate_ci95"]),
+                     fmt.rate(eb[f"{a}_success_rate"], eb[f"{a}_success_rate_ci95"]),
                      fmt.ratio(eff["ratios"]["wall_s"]["median"], eff["ratios"]["wall_s"]["ci95"]),
                      fmt.ratio(eff["ratios"]["peak_rss_mb"]["median"], eff["ratios"]["peak_rss_mb"]["ci95"])])
     return header, rows
 
 
 def task_table(section: dict[str, Any]) -> Table:
-    header = ["task", "large verdict", "large tests", "large wall", "large tokens", "small verdict", "small tests",
-              "depth", "calls", "small wall", "small tokens", "small at equal tokens", "small at equal CPU"]
+    """One row per task every arm finished: each arm's verdict, tests, calls, wall time and tokens, and
+    whether each non-baseline arm still solved it within the baseline's tokens and CPU."""
+    names = [arm["name"] for arm in section["comparison"]["arms"]]
+    others = [d["arm"] for d in section["comparison"].get("pair_details") or []]
+    header = ["task"]
+    for name in names:
+        header += [f"{name} verdict", f"{name} tests", f"{name} calls", f"{name} wall", f"{name} tokens"]
+    for name in others:
+        header += [f"{name} at equal tokens", f"{name} at equal CPU"]
     rows = []
     for t in section["task_rows"]:
-        a, b = t["large"], t["small"]
-        rows.append([t["task_id"], a["status"], f"{a['tests_passed']}/{a['tests_total']}", fmt.num(a["wall_s"], "s"),
-                     str(a["tokens"]), b["status"], f"{b['tests_passed']}/{b['tests_total']}", str(b["depth_reached"]),
-                     str(b["model_calls"]), fmt.num(b["wall_s"], "s"), str(b["tokens"]),
-                     "solved" if t["small_solved_at_equal"]["tokens"] else "-",
-                     "solved" if t["small_solved_at_equal"]["cpu_s"] else "-"])
+        row = [t["task_id"]]
+        for name in names:
+            x = t["arms"][name]
+            row += [x["status"], f"{x['tests_passed']}/{x['tests_total']}", str(x["model_calls"]),
+                    fmt.num(x["wall_s"], "s"), str(x["tokens"])]
+        for name in others:
+            equal = t["solved_at_equal"].get(name, {})
+            row += ["solved" if equal.get("tokens") else "-", "solved" if equal.get("cpu_s") else "-"]
+        rows.append(row)
     return header, rows

@@ -13,8 +13,10 @@ from dotenv import load_dotenv
 from rich.console import Console
 
 from sizeup.cli import views
+from sizeup.cli.plan import flag_budget, flag_params, load_plan, parse_arm_option, seed_arms
 from sizeup.cli.runner import RunConfig, Runner, dumps
-from sizeup.models import ModelError
+from sizeup.models import DEFAULT_MODELS, ModelError
+from sizeup.records import ArmSpec
 from sizeup.store import StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
@@ -52,19 +54,31 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
                      help="large single-shot model (default gemma3:270m, or deepseek-r1:7b with --url)")
     mod.add_argument("--small-model", help="small adaptive model (default smollm2:135m, or qwen:0.5b with --url)")
     mod.add_argument("--pull", action="store_true", help="Ollama: pull a missing model")
-    mod.add_argument("--max-tokens", type=int, default=384, help="completion tokens per model call")
+    mod.add_argument("--max-tokens", type=int, help="completion tokens per model call (default 384)")
     mod.add_argument("--n-ctx", type=int, help="context length (embedded default 2048; Ollama: num_ctx)")
     mod.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env variable holding the key")
     mod.add_argument("--server-pid", type=int, help="pid of a local model server to measure (Ollama, vLLM, ...)")
     mod.add_argument("--threads", type=int, help="CPU threads per model (embedded: its server's threads; Ollama: "
                      "num_thread, and a change reloads the model's runner)")
-    br = parser.add_argument_group("adaptive branching")
-    br.add_argument("--max-depth", type=int, default=2, help="repair rounds after the first attempt")
-    br.add_argument("--branching", type=int, default=2, help="children per expanded candidate")
-    br.add_argument("--beam", type=int, default=1, help="failing candidates expanded per level")
-    br.add_argument("--parallel", type=int, default=1, help="concurrent model calls on the small side")
-    br.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of repairs")
-    br.add_argument("--seed", type=int, default=0)
+    arms = parser.add_argument_group(
+        "arms", "Without --plan or --arm: the seed's two arms, large (single, --large-model) and small "
+        "(adaptive, --small-model). Strategy flags below are defaults for every arm whose strategy has them.")
+    arms.add_argument("--plan", metavar="FILE", help="a TOML plan naming the arms (see examples/plan.toml)")
+    arms.add_argument("--arm", action="append", default=[], metavar="'name=N strategy=S models=M[,M] k=v ...'",
+                      help="one arm (repeatable); strategies: single, adaptive, best-of-n")
+    arms.add_argument("--baseline", help="the arm the others are compared with (default: the first)")
+    br = parser.add_argument_group("strategy parameters (defaults in parentheses are the strategies' own)")
+    br.add_argument("--max-depth", type=int, help="adaptive: repair rounds after the first attempt (2)")
+    br.add_argument("--branching", type=int, help="adaptive: children per expanded candidate (2)")
+    br.add_argument("--beam", type=int, help="adaptive: failing candidates expanded per level (1)")
+    br.add_argument("--samples", type=int, help="best-of-n: samples per task at most (8)")
+    br.add_argument("--parallel", type=int, help="adaptive, best-of-n: model calls sent at once (1)")
+    br.add_argument("--temperature", type=float, help="sampling temperature of repairs and samples (0.8)")
+    br.add_argument("--seed", type=int, help="seed of the first call (0)")
+    bud = parser.add_argument_group("budgets per task, enforced while an arm runs (arms that make more than one call)")
+    bud.add_argument("--budget-tokens", type=int, help="completion tokens")
+    bud.add_argument("--budget-calls", type=int, help="model calls")
+    bud.add_argument("--budget-cpu", type=float, help="CPU seconds of the arm's model servers")
     sb = parser.add_argument_group("sandbox")
     sb.add_argument("--sandbox", default="auto", choices=SANDBOXES,
                     help="auto (isolated where bubblewrap works, else process), isolated, process, docker")
@@ -88,21 +102,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--no-clear", action="store_true", help="keep existing tasks, upsert by task id")
     _db(imp)
     _run_options(subs.add_parser("run", help="run tasks on both sides and store the results"))
-    cmp = subs.add_parser("compare", help="compare the two sides of a run (default: the latest)")
+    cmp = subs.add_parser("compare", help="compare the arms of a run (default: the latest)")
     cmp.add_argument("run_id", nargs="?")
     cmp.add_argument("--json", action="store_true")
+    cmp.add_argument("--baseline", help="the arm the others are compared with (default: the run's)")
     _db(cmp)
     rep = subs.add_parser("report", help="write a report of one run, or compare several (HTML, md, json, csv)")
     rep.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: the latest run")
     rep.add_argument("--format", default="html", choices=("html", "md", "json", "csv"))
     rep.add_argument("-o", "--output", required=True, help="file to write (written whole or not at all)")
+    rep.add_argument("--baseline", help="the arm the others are compared with (default: each run's)")
     _db(rep)
     exp = subs.add_parser("export", help="a run's per-task rows (jsonl/csv), or EvalPlus samples")
     exp.add_argument("run_id")
     exp.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     exp.add_argument("-o", "--output", required=True)
     exp.add_argument("--samples", metavar="FILE", help="also write {task_id, solution} JSONL for EvalPlus")
-    exp.add_argument("--side", default="small", choices=("small", "large"), help="whose solutions --samples has")
+    exp.add_argument("--arm", "--side", dest="arm", default="small", help="whose solutions --samples has (an arm)")
     _db(exp)
     cpy = subs.add_parser("copy", help="copy tasks and runs from one store to another")
     cpy.add_argument("--from", dest="source", required=True, help="store URL to read")
@@ -179,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             args.humaneval_package, args.format = False, "auto"
             return cmd_import(args, console)
         return cmd_run(args, console)
-    except (TaskFormatError, StoreError, ModelError, ValueError) as err:
+    except (TaskFormatError, StoreError, ModelError, ValueError) as err:  # PlanError is a ValueError
         print(f"sizeup: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -226,15 +242,34 @@ def select_tasks(args: argparse.Namespace, store) -> list:
     return tasks
 
 
+def run_arms(args: argparse.Namespace, provider: str) -> tuple[list[ArmSpec], str | None]:
+    """The run's arms and baseline: from --plan and --arm, else the seed's two from the flags."""
+    params, budget = flag_params(args), flag_budget(args)
+    if args.plan or args.arm:
+        if args.large_model or args.small_model:
+            raise ValueError("--large-model/--small-model do not combine with --plan/--arm: name the models "
+                             "in the arms")
+        arms, baseline = load_plan(args.plan, params, budget) if args.plan else ([], None)
+        arms += [parse_arm_option(text, params, budget) for text in args.arm]
+        names = [arm.name for arm in arms]
+        if len(set(names)) != len(names):
+            raise ValueError(f"arm names must differ: {', '.join(names)}")
+    else:
+        large, small = DEFAULT_MODELS["embedded" if provider == "embedded" else "ollama"]
+        arms, baseline = seed_arms(args.large_model or large, args.small_model or small, params, budget), None
+    baseline = args.baseline or baseline
+    if baseline is not None and baseline not in {arm.name for arm in arms}:
+        raise ValueError(f"--baseline {baseline}: no such arm ({', '.join(arm.name for arm in arms)})")
+    return arms, baseline
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     provider = args.provider or ("ollama" if args.url else "embedded")
-    config = RunConfig(provider=provider, url=args.url, large_model=args.large_model,
-                       small_model=args.small_model, max_depth=args.max_depth, branching=args.branching,
-                       beam=args.beam, parallel=args.parallel, max_tokens=args.max_tokens,
-                       temperature=args.temperature, seed=args.seed, timeout_s=args.timeout,
-                       memory_mb=args.memory, sandbox=args.sandbox, pull=args.pull, n_ctx=args.n_ctx,
-                       n_threads=args.threads, api_key_env=args.api_key_env, server_pid=args.server_pid,
-                       image=args.image)
+    arms, baseline = run_arms(args, provider)
+    config = RunConfig(provider=provider, url=args.url, timeout_s=args.timeout, memory_mb=args.memory,
+                       sandbox=args.sandbox, pull=args.pull, n_ctx=args.n_ctx, n_threads=args.threads,
+                       api_key_env=args.api_key_env, server_pid=args.server_pid, image=args.image,
+                       baseline=baseline)
     with open_store(args.db) as store:
         run = None
         if args.resume:
@@ -247,7 +282,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if not tasks:
             raise ValueError("no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
                              "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)")
-        run_id = Runner(store, config, console).run(tasks, resume=run)
+        run_id = Runner(store, config, arms, console).run(tasks, resume=run)
         views.print_comparison(console, store, run_id)
     if args.json:
         print(json.dumps({"run_id": run_id}))
@@ -256,7 +291,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     with open_store(args.db) as store:
-        data = views.comparison(store, args.run_id)
+        data = views.comparison(store, args.run_id, baseline=args.baseline)
         if args.json:
             print(dumps(data))
         else:
@@ -269,13 +304,14 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     from sizeup.store.transfer import atomic_text_file
 
     with open_store(args.db) as store:
-        runs = [store.get_run(run_id) for run_id in args.run_ids] if args.run_ids else store.list_runs()[:1]
-        if not runs:
+        found = [store.get_run(run_id) for run_id in args.run_ids] if args.run_ids else store.list_runs()[:1]
+        if not found:
             raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
-        missing = [run_id for run_id, run in zip(args.run_ids, runs, strict=False) if run is None]
+        missing = [run_id for run_id, run in zip(args.run_ids, found, strict=False) if run is None]
         if missing:
             raise ValueError(f"no run(s) {', '.join(missing)} in {store.url}")
-        report = build_report([(run, store.results(run.run_id)) for run in runs])
+        runs = [run for run in found if run is not None]
+        report = build_report([(run, store.results(run.run_id)) for run in runs], baseline=args.baseline)
     with atomic_text_file(args.output) as out:  # a crash leaves the old file or the new one, never half
         out.write(RENDERERS[args.format](report))
     console.print(f"wrote {args.output} ({args.format}, {len(runs)} run(s))")
@@ -344,8 +380,8 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
         rows = export_run(store, args.run_id, args.format, Path(args.output))
         console.print(f"wrote {rows} rows to {args.output}")
         if args.samples:
-            count = export_samples(store, args.run_id, Path(args.samples), args.side)
-            console.print(f"wrote {count} {args.side}-side samples to {args.samples} (EvalPlus format)")
+            count = export_samples(store, args.run_id, Path(args.samples), args.arm)
+            console.print(f"wrote {count} samples of arm {args.arm} to {args.samples} (EvalPlus format)")
     return 0
 
 

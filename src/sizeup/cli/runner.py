@@ -1,8 +1,8 @@
-"""Runs the selected tasks on both sides and stores each result as soon as it is finished.
+"""Runs the selected tasks on every arm and stores each result as soon as it is finished.
 
-A crash loses at most the task in flight: `--resume RUN_ID` skips every (task, side) already stored.
-The two sides of a task run one after the other, never at once, so each model server's CPU and
-memory can be attributed to it alone.
+A crash loses at most the task in flight: `--resume RUN_ID` skips every (task, arm) already stored.
+The arms of a task run one after the other, never at once, so each model server's CPU and memory during an
+arm's window can be attributed to that arm alone.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import platform
 import secrets
 import sys
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
@@ -29,30 +30,23 @@ from rich.progress import (
 )
 
 from sizeup import __version__
-from sizeup.models import DEFAULT_MODELS, ModelClient, ModelError, make_client
+from sizeup.models import ModelClient, ModelError, make_client
 from sizeup.models.types import COMPLETION_ONLY
-from sizeup.monitor import Monitor
-from sizeup.records import Attempt, Measured, ResourceSummary, RunRecord, Side, TaskResult
+from sizeup.monitor import Monitor, process
+from sizeup.records import ArmSpec, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
 from sizeup.sandbox import Limits, Sandbox, isolation_note, make_sandbox
 from sizeup.sandbox.timeouts import calibrate
 from sizeup.store import Store
-from sizeup.strategies import AdaptiveBranching, SingleShot, Strategy
+from sizeup.strategies import Strategy, parse_params, strategy_class
 from sizeup.tasks import Task
 
 
 @dataclass
 class RunConfig:
+    """Settings of a run that are not an arm's: where models are served, how candidates are run."""
+
     provider: str = "embedded"
     url: str | None = None
-    large_model: str | None = None
-    small_model: str | None = None
-    max_depth: int = 2
-    branching: int = 2
-    beam: int = 1
-    parallel: int = 1
-    max_tokens: int = 384
-    temperature: float = 0.8
-    seed: int = 0
     timeout_s: float = 10.0
     memory_mb: int = 1024
     sandbox: str = "auto"
@@ -62,11 +56,7 @@ class RunConfig:
     n_threads: int | None = None
     api_key_env: str = "OPENAI_API_KEY"
     server_pid: int | None = None
-
-    def resolved(self) -> RunConfig:
-        large, small = DEFAULT_MODELS["embedded" if self.provider == "embedded" else "ollama"]
-        return RunConfig(**{**asdict(self), "large_model": self.large_model or large,
-                            "small_model": self.small_model or small})
+    baseline: str | None = None  # the arm the others are compared with (None: the first)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
@@ -102,14 +92,18 @@ SERVER_CONCURRENCY = {
 
 
 class Runner:
-    def __init__(self, store: Store, config: RunConfig, console: Console | None = None):
-        self.store, self.config = store, config.resolved()
+    def __init__(self, store: Store, config: RunConfig, arms: list[ArmSpec] | None = None,
+                 console: Console | None = None):
+        self.store, self.config, self.arms = store, config, list(arms or [])
         self.console = console or Console(stderr=True)
 
     def run(self, tasks: list[Task], resume: RunRecord | None = None) -> str:
-        """Run (or, given the stored run, resume) every side of every task not yet stored."""
+        """Run (or, given the stored run, resume) every arm of every task not yet stored."""
         if resume is not None:
             self.config = RunConfig.from_dict(resume.config)  # a resumed run keeps its own settings
+            self.arms = list(resume.arms)
+        if not self.arms:
+            raise ValueError("a run needs at least one arm")
         # The sandbox first: a backend that cannot run here (--sandbox isolated without bubblewrap) stops
         # with one line before anything is stored or any model server started.
         with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
@@ -119,7 +113,7 @@ class Runner:
     def _run(self, tasks: list[Task], resume: RunRecord | None, sandbox: Sandbox) -> str:
         run = self._open_run(tasks, resume)
         done = self.store.finished(run.run_id)
-        todo = [t for t in tasks if any((t.task_id, side) not in done for side in Side)]
+        todo = [t for t in tasks if any((t.task_id, arm.name) not in done for arm in self.arms)]
         if not todo:
             self.console.print(f"run {run.run_id}: nothing left to do")
             return run.run_id
@@ -127,7 +121,7 @@ class Runner:
         run.config["sandbox_isolation"] = isolation_note(sandbox.name)
         # Pools (isolated workers, docker containers) start once; their cost is kept apart.
         run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
-        clients: dict[Side, ModelClient] = {}
+        clients: dict[str, ModelClient] = {}
         try:
             clients = self._start_models(run)
             self.store.save_run(run)
@@ -142,7 +136,7 @@ class Runner:
             raise
         finally:
             self.store.save_run(run)
-            for client in {id(c): c for c in clients.values()}.values():
+            for client in clients.values():
                 client.close()
         return run.run_id
 
@@ -157,52 +151,50 @@ class Runner:
             return run
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
         run = RunRecord(run_id=run_id, config=asdict(self.config), environment=environment(),
-                        task_ids=[t.task_id for t in tasks])
+                        task_ids=[t.task_id for t in tasks], arms=self.arms)
         run.environment["dataset_hash"] = dataset_hash(tasks)
         self.store.save_run(run)
         return run
 
-    def _start_models(self, run: RunRecord) -> dict[Side, ModelClient]:
+    def _start_models(self, run: RunRecord) -> dict[str, ModelClient]:
+        """One client per distinct model, shared by the arms that use it, loaded and warmed up once."""
         cfg = self.config
-        clients: dict[Side, ModelClient] = {}
+        clients: dict[str, ModelClient] = {}
         run.config["server_concurrency"] = SERVER_CONCURRENCY.get(cfg.provider, "set by the server")
         if cfg.provider == "ollama" and cfg.n_threads:
             self.console.print(f"note: Ollama num_thread {cfg.n_threads}: a model resident with another thread "
                                "count is reloaded (new runner) by the warm-up, and that load is recorded",
                                markup=False)
-        if cfg.parallel > 1 and cfg.provider in SERVER_CONCURRENCY:
-            self.console.print(f"[yellow]note: --parallel {cfg.parallel} sends branches at once, but "
+        parallel = max(int(arm.params.get("parallel", 1)) for arm in self.arms)
+        if parallel > 1 and cfg.provider in SERVER_CONCURRENCY:
+            self.console.print(f"[yellow]note: parallel {parallel} sends calls at once, but "
                                f"{SERVER_CONCURRENCY[cfg.provider]}")
-        for side, model in ((Side.LARGE, cfg.large_model), (Side.SMALL, cfg.small_model)):
-            same = next((c for c in clients.values() if c.model == model), None)
-            if same is not None:
-                clients[side] = same
-                continue
-            with self.console.status(f"starting {side.value} model {model} ({cfg.provider})"):
-                clients[side] = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull, n_ctx=cfg.n_ctx,
-                                            n_threads=cfg.n_threads, api_key_env=cfg.api_key_env,
-                                            server_pid=cfg.server_pid)
-            load = {"model": model, "provider": cfg.provider, **clients[side].load_info(),
-                    "processes": clients[side].attribution()}
-            if side.value in run.load:  # a resumed run: keep the first start, list the restarts
-                run.load.setdefault("restarts", []).append({"side": side.value, **load})
+        for model in dict.fromkeys(m for arm in self.arms for m in arm.models):
+            with self.console.status(f"starting model {model} ({cfg.provider})"):
+                client = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull, n_ctx=cfg.n_ctx,
+                                     n_threads=cfg.n_threads, api_key_env=cfg.api_key_env, server_pid=cfg.server_pid)
+                clients[model] = client
+                load = {"provider": cfg.provider, **client.load_info(), "processes": client.attribution(),
+                        "prompt_style": client.style.value}
+            if model in run.load:  # a resumed run: keep the first start, list the restarts
+                run.load.setdefault("restarts", []).append({"model": model, **load})
             else:
-                run.load[side.value] = load
-        run.config["server_attribution"] = server_attribution(clients)
-        if run.config["server_attribution"] != "per_side":
+                run.load[model] = load
+        for arm in self.arms:
+            if arm.budget is not None and arm.budget.cpu_s is not None and not arm_pids(arm, clients):
+                raise ValueError(f"arm {arm.name}: a CPU budget needs a local model server to measure; "
+                                 f"{clients[arm.models[0]].attribution()}")
+        run.config["server_attribution"] = server_attribution(self.arms, clients)
+        if run.config["server_attribution"] != "per_arm":
             self.console.print(f"[yellow]note: {run.config['server_attribution']}")
         return clients
 
-    def _strategy(self, side: Side, client: ModelClient, sandbox: Sandbox, limits: Limits) -> Strategy:
-        cfg = self.config
-        common = {"limits": limits, "max_tokens": cfg.max_tokens}
-        if side is Side.LARGE:
-            return SingleShot(client, sandbox, seed=cfg.seed, **common)
-        return AdaptiveBranching(client, sandbox, max_depth=cfg.max_depth, branching=cfg.branching,
-                                 beam=cfg.beam, parallel=cfg.parallel, temperature=cfg.temperature,
-                                 seed=cfg.seed, **common)
+    def strategy(self, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox, limits: Limits) -> Strategy:
+        cls = strategy_class(arm.strategy)
+        return cls([clients[m] for m in arm.models], sandbox, parse_params(arm.strategy, arm.params),
+                   limits=limits, budget=arm.budget, cpu_meter=cpu_meter(arm, clients))
 
-    def _loop(self, run: RunRecord, todo: list[Task], done: set, clients: dict[Side, ModelClient],
+    def _loop(self, run: RunRecord, todo: list[Task], done: set, clients: dict[str, ModelClient],
               sandbox: Sandbox) -> None:
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
@@ -212,34 +204,37 @@ class Runner:
             for task in todo:
                 # EvalPlus-style: a task whose reference is slow gets proportionally more time.
                 limits = calibrate(task, sandbox, base)
-                for side in Side:
-                    if (task.task_id, side) in done:
+                for arm in self.arms:
+                    if (task.task_id, arm.name) in done:
                         continue
-                    progress.update(bar, description=f"{task.task_id} [{side.value}]")
-                    result = self.solve(run.run_id, task, side, clients[side], sandbox, limits)
+                    progress.update(bar, description=f"{task.task_id} [{arm.name}]")
+                    result = self.solve(run.run_id, task, arm, clients, sandbox, limits)
                     self.store.save_result(result)
                 progress.advance(bar)
 
-    def solve(self, run_id: str, task: Task, side: Side, client: ModelClient, sandbox: Sandbox,
+    def solve(self, run_id: str, task: Task, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox,
               limits: Limits) -> TaskResult:
-        strategy = self._strategy(side, client, sandbox, limits)
-        # A server shared by several models (`ollama serve`) is measured apart from the model's own process,
-        # without its children (the models' runners): its figures belong to no side.
-        shared = client.shared_server_pids()
+        strategy = self.strategy(arm, clients, sandbox, limits)
+        arm_clients = [clients[m] for m in arm.models]
+        # A server shared by several models (`ollama serve`) is measured apart from the models' own processes,
+        # without its children (the models' runners): its figures belong to no arm.
+        shared = sorted({pid for c in arm_clients for pid in c.shared_server_pids()})
         watch_shared = Monitor(shared, hz=5, descendants=False, gpu=False, cpu_energy=False) if shared else None
-        with Monitor(client.server_pids) as monitor, watch_shared or nullcontext():
+        with Monitor(lambda: arm_pids(arm, clients)) as monitor, watch_shared or nullcontext():
             outcome = strategy.solve(task)
         attempts, best = outcome.attempts, outcome.best
         failed_calls = [a.error for a in attempts if a.error]
         if failed_calls:
-            # A result with a failed model call would measure the harness, not the side: stop the run
+            # A result with a failed model call would measure the harness, not the arm: stop the run
             # without storing this task, so that --resume redoes it once the server is back.
-            raise ModelError(f"{side.value} model {client.model}: {failed_calls[0]} "
+            raise ModelError(f"arm {arm.name} ({' + '.join(arm.models)}): {failed_calls[0]} "
                              f"(stopped; continue with: sizeup run --resume {run_id})")
+        processes = "; ".join(dict.fromkeys(c.attribution() for c in arm_clients))
         return TaskResult(
-            run_id=run_id, task_id=task.task_id, side=side, model=client.model, strategy=strategy.name,
+            run_id=run_id, task_id=task.task_id, arm=arm.name, model=" + ".join(arm.models), strategy=arm.strategy,
             status=best.status, tests_passed=best.tests_passed, tests_total=best.tests_total,
             best_attempt_id=best.attempt_id, depth_reached=outcome.depth_reached, model_calls=len(attempts),
+            stopped_by=outcome.stopped_by, budget=arm.budget,
             wall_s=monitor.summary.wall_s, prompt_tokens=sum(a.prompt_tokens for a in attempts),
             completion_tokens=sum(a.completion_tokens for a in attempts),
             ttft_s=attempts[0].ttft_s, gen_s=sum(a.gen_s for a in attempts),
@@ -250,23 +245,43 @@ class Runner:
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
             sandbox_containers=len({a.container_id for a in attempts if a.container_id}),
             sandbox_figures=sandbox_figures(attempts), decode_tokens_per_s=decode_rate(attempts),
-            method={**figure_methods(attempts, monitor.summary), "model_processes": client.attribution(),
+            method={**figure_methods(attempts, monitor.summary), "model_processes": processes,
                     "sandbox_backend": sandbox.name,
                     "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
                                       f"{limits.memory_mb} MB"})
 
 
-def server_attribution(clients: dict[Side, ModelClient]) -> str:
-    """Whether each side's server figures are its own. Sides run one after the other, so the CPU of a server
-    serving both models is still the side's own; its memory holds both models and is not attributable."""
-    roots = {side: set(client.server_pids()) for side, client in clients.items()}
-    large, small = roots.get(Side.LARGE, set()), roots.get(Side.SMALL, set())
-    if not large and not small:
+def arm_pids(arm: ArmSpec, clients: dict[str, ModelClient]) -> list[int]:
+    """The processes charged to an arm: every one of its models' own server processes."""
+    return sorted({pid for model in arm.models for pid in clients[model].server_pids()})
+
+
+def cpu_meter(arm: ArmSpec, clients: dict[str, ModelClient]) -> Callable[[], float] | None:
+    """CPU seconds the arm's model servers (with their children) have used so far, from the kernel: what a
+    CPU budget is checked against between calls. None where nothing local is known."""
+    if arm.budget is None or arm.budget.cpu_s is None:
+        return None
+
+    def used() -> float:
+        readings = (process.read_stat(pid) for pid in process.tree(arm_pids(arm, clients)))
+        return sum(r.cpu_s for r in readings if r is not None)
+    return used
+
+
+def server_attribution(arms: list[ArmSpec], clients: dict[str, ModelClient]) -> str:
+    """Whether each arm's server figures are its own. Arms run one after the other, so the CPU of a server
+    serving several arms' models is still each arm's own; its memory holds every model it serves and is
+    not attributable to one arm."""
+    pids = {arm.name: set(arm_pids(arm, clients)) for arm in arms}
+    if not any(pids.values()):
         return "not_measurable: no local server process (a remote server's host figures are out of reach)"
-    if large & small and clients[Side.LARGE].model != clients[Side.SMALL].model:
-        return ("shared: one server process serves both models; CPU per side is the side's own (they never "
-                "run at once), peak memory holds both models and is not attributable to either")
-    return "per_side"
+    for i, first in enumerate(arms):
+        for second in arms[i + 1:]:
+            if set(first.models) != set(second.models) and pids[first.name] & pids[second.name]:
+                return (f"shared: one server process serves arms {first.name} and {second.name} with different "
+                        "models; CPU per arm is the arm's own (arms never run at once), peak memory holds every "
+                        "model it serves and is not attributable to one arm")
+    return "per_arm"
 
 
 def sandbox_figures(attempts: list[Attempt]) -> dict[str, float]:
@@ -282,10 +297,10 @@ def sandbox_figures(attempts: list[Attempt]) -> dict[str, float]:
 
 def decode_rate(attempts: list[Attempt]) -> float | None:
     """Completion tokens per second of decoding (after the first token), over a task's calls."""
-    timed = [a for a in attempts if a.decode_s and a.completion_tokens > 1]
-    seconds = sum(a.decode_s for a in timed)
+    timed = [(a.decode_s, a.completion_tokens) for a in attempts if a.decode_s and a.completion_tokens > 1]
+    seconds = sum(decode for decode, _ in timed)
     # The first token arrives at TTFT; the decode phase produces the other n - 1.
-    return sum(a.completion_tokens - 1 for a in timed) / seconds if seconds > 0 else None
+    return sum(tokens - 1 for _, tokens in timed) / seconds if seconds > 0 else None
 
 
 def figure_methods(attempts: list[Attempt], server: ResourceSummary) -> dict[str, str]:

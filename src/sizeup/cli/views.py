@@ -16,14 +16,14 @@ from sizeup.sandbox import Execution
 from sizeup.store import Store
 
 
-def comparison(store: Store, run_id: str | None) -> dict[str, Any]:
+def comparison(store: Store, run_id: str | None, baseline: str | None = None) -> dict[str, Any]:
     # Every run is read (and parsed) only when no id names one, or to say why the named one is not there.
     run = store.get_run(run_id) if run_id else next(iter(store.list_runs()), None)
     if run is None:
         if run_id and store.list_runs():
             raise ValueError(f"no run '{run_id}' in {store.url}")
         raise ValueError(f"no runs in {store.url}: start one with `sizeup run`")
-    return compare(run, store.results(run.run_id))
+    return compare(run, store.results(run.run_id), baseline=baseline)
 
 
 def print_comparison(console: Console, store: Store, run_id: str) -> None:
@@ -33,14 +33,17 @@ def print_comparison(console: Console, store: Store, run_id: str) -> None:
 def render_comparison(console: Console, data: dict[str, Any]) -> None:
     """The headline and the comparison table: the same functions as `sizeup report`."""
     header, rows = comparison_table(data)
-    table = Table(title=f"run {data['run_id']} — {data['tasks']} tasks on both sides")
+    table = Table(title=f"run {data['run_id']} — {data['tasks_all_arms']} tasks finished by every arm, "
+                        f"baseline {data['baseline']}")
     for index, title in enumerate(header):
         table.add_column(Text(title), justify="left" if index == 0 else "right")
     for row in rows:
         table.add_row(*(Text(cell) for cell in row))  # Text: "[3–30]" is not rich markup
     console.print(table)
     console.print(headline(data), markup=False)
-    console.print(branching_summary(data), markup=False)
+    for pair in data["pair_details"]:
+        if pair["branching"]["max_depth"] > 0 or pair["branching"]["calls_per_task"]["max"] > 1:
+            console.print(branching_summary(pair), markup=False)
 
 
 def render_tasks(console: Console, tasks: list) -> None:

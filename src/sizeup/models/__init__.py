@@ -1,8 +1,14 @@
-"""Model clients: the embedded llama.cpp default, Ollama, and any OpenAI-compatible server."""
+"""Model clients: the embedded llama.cpp default, Ollama, and any OpenAI-compatible server, by provider name.
+
+Providers are a registry: `register_provider("name")` on a factory that takes the model name and the
+keyword settings of `ProviderSettings`; the built-in ones are imported only when used."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
 from sizeup.models.types import (
     Completion,
@@ -15,7 +21,7 @@ from sizeup.models.types import (
 )
 
 __all__ = ["Completion", "GenerationParams", "ModelClient", "ModelError", "Prompt", "PromptStyle", "Usage",
-           "make_client", "DEFAULT_MODELS"]
+           "DEFAULT_MODELS", "PROVIDERS", "ProviderSettings", "make_client", "register_provider"]
 
 # Defaults per provider: (large, small). With --url and no model flags the seed's Ollama pair applies.
 DEFAULT_MODELS = {
@@ -24,26 +30,61 @@ DEFAULT_MODELS = {
 }
 
 
-def make_client(provider: str, model: str, *, url: str | None = None, style: PromptStyle | None = None,
-                pull: bool = False, api_key_env: str = "OPENAI_API_KEY", n_ctx: int | None = None,
-                n_threads: int | None = None, server_pid: int | None = None) -> ModelClient:
-    """Build the client for one model; the only place that knows every provider."""
-    if provider == "embedded":
-        from sizeup.models.embedded import EmbeddedClient
+@dataclass(frozen=True)
+class ProviderSettings:
+    """What the command line says about where and how models are served; each provider takes what it needs."""
 
-        sized = {"n_ctx": n_ctx} if n_ctx else {}  # else the client's own default
-        return EmbeddedClient(model, n_threads=n_threads, style=style, **sized)
-    if provider == "ollama":
-        from sizeup.models.ollama import DEFAULT_URL, OllamaClient
+    url: str | None = None
+    style: PromptStyle | None = None  # None: the provider decides (bundled table, the model's template, chat)
+    pull: bool = False
+    api_key_env: str = "OPENAI_API_KEY"
+    n_ctx: int | None = None
+    n_threads: int | None = None
+    server_pid: int | None = None
 
-        # style None: from the model's template (a bare `{{ .Prompt }}` is a base model: completion-style).
-        return OllamaClient(model, url or DEFAULT_URL, style=style, pull=pull, num_ctx=n_ctx, num_thread=n_threads,
-                            server_pid=server_pid)
-    if provider == "openai":
-        from sizeup.models.openai_compat import OpenAICompatClient
 
-        if not url:
-            raise ModelError("--provider openai needs --url, e.g. http://127.0.0.1:8000/v1")
-        return OpenAICompatClient(model, url, style=style or PromptStyle.CHAT,
-                                  api_key=os.environ.get(api_key_env, "sk-no-key-needed"), server_pid=server_pid)
-    raise ModelError(f"unknown provider '{provider}': use embedded, ollama or openai")
+ProviderFactory = Callable[[str, ProviderSettings], ModelClient]
+PROVIDERS: dict[str, ProviderFactory] = {}
+
+
+def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]:
+    def add(factory: ProviderFactory) -> ProviderFactory:
+        PROVIDERS[name] = factory
+        return factory
+    return add
+
+
+def make_client(provider: str, model: str, **settings: Any) -> ModelClient:
+    """The client for one model of one provider."""
+    try:
+        factory = PROVIDERS[provider]
+    except KeyError:
+        raise ModelError(f"unknown provider '{provider}': use {', '.join(sorted(PROVIDERS))}") from None
+    return factory(model, ProviderSettings(**settings))
+
+
+@register_provider("embedded")
+def _embedded(model: str, s: ProviderSettings) -> ModelClient:
+    from sizeup.models.embedded import EmbeddedClient
+
+    sized = {"n_ctx": s.n_ctx} if s.n_ctx else {}  # else the client's own default
+    return EmbeddedClient(model, n_threads=s.n_threads, style=s.style, **sized)
+
+
+@register_provider("ollama")
+def _ollama(model: str, s: ProviderSettings) -> ModelClient:
+    from sizeup.models.ollama import DEFAULT_URL, OllamaClient
+
+    # style None: from the model's template (a bare `{{ .Prompt }}` is a base model: completion-style).
+    return OllamaClient(model, s.url or DEFAULT_URL, style=s.style, pull=s.pull, num_ctx=s.n_ctx,
+                        num_thread=s.n_threads, server_pid=s.server_pid)
+
+
+@register_provider("openai")
+def _openai(model: str, s: ProviderSettings) -> ModelClient:
+    from sizeup.models.openai_compat import OpenAICompatClient
+
+    if not s.url:
+        raise ModelError("--provider openai needs --url, e.g. http://127.0.0.1:8000/v1")
+    return OpenAICompatClient(model, s.url, style=s.style or PromptStyle.CHAT,
+                              api_key=os.environ.get(s.api_key_env, "sk-no-key-needed"), server_pid=s.server_pid)

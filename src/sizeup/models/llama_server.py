@@ -33,6 +33,7 @@ import json
 import socket
 import time
 import uuid
+from typing import Any
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -65,7 +66,8 @@ class TokenCounter:
         self._llama = llama
         self._generate = llama.generate
         self.prompt_tokens = self.completion_tokens = 0
-        llama.generate = self._counting_generate  # an instance attribute: create_completion calls self.generate
+        # An instance attribute: create_completion calls self.generate.
+        llama.generate = self._counting_generate  # type: ignore[method-assign, assignment]
 
     def reset(self) -> None:
         self.prompt_tokens = self.completion_tokens = 0
@@ -159,7 +161,7 @@ class Handler(BaseHTTPRequestHandler):
         counter.reset()
         create = llama.create_chat_completion if chat else llama.create_completion
         try:
-            result = create(stream=stream, **kwargs)
+            result: Any = create(stream=stream, **kwargs)  # a response dict, or an iterator of chunk dicts
             # A stream checks the prompt's length only when its first chunk is asked for: before the headers.
             first = next(result, None) if stream else None
         except ValueError as err:  # a prompt longer than the context, a bad message list

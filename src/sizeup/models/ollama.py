@@ -205,7 +205,6 @@ class OllamaClient(ModelClient):
             info["load_s"] = server_load_s  # Ollama's own load_duration of the call that loaded it
         if self.num_thread is not None:
             info["num_thread"] = self.num_thread
-        info["prompt_style"] = self.style.value
         if entry is not None:
             info["loaded_size_mb"] = int(entry.size or 0) / 1e6
             info["size_vram_mb"] = int(entry.size_vram or 0) / 1e6
@@ -243,6 +242,7 @@ class OllamaClient(ModelClient):
 
     def _generate_once(self, prompt: Prompt, params: GenerationParams, style: PromptStyle) -> Completion:
         started = time.perf_counter()
+        chunks: Iterator[Any]
         with _ollama_errors(self.url, self.model):
             if style is PromptStyle.COMPLETION:
                 # raw=True: the completion text is sent as is, without the model's chat template.

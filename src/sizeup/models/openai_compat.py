@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import openai
 import psutil
@@ -48,8 +49,9 @@ class OpenAICompatClient(ModelClient):
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         # include_usage: vLLM and llama.cpp's llama-server then end the stream with the token counts.
-        common = {"model": self.model, "max_tokens": params.max_tokens,
-                  "temperature": params.temperature, "stream": True, "stream_options": {"include_usage": True}}
+        common: dict[str, Any] = {"model": self.model, "max_tokens": params.max_tokens,
+                                  "temperature": params.temperature, "stream": True,
+                                  "stream_options": {"include_usage": True}}
         if params.seed is not None:
             common["seed"] = params.seed
         if params.top_p is not None:
@@ -60,8 +62,8 @@ class OpenAICompatClient(ModelClient):
                 request = self._client.completions.with_streaming_response.create(
                     prompt=prompt.completion, stop=list(prompt.stop) or None, **common)
             else:
-                request = self._client.chat.completions.with_streaming_response.create(
-                    messages=prompt.messages(), **common)
+                common["messages"] = prompt.messages()  # role/content dicts: what the SDK's TypedDicts describe
+                request = self._client.chat.completions.with_streaming_response.create(**common)
             with request as response:
                 return self._collect(_sse_chunks(response.iter_lines(), self.base_url), prompt, started)
         except openai.APIConnectionError as err:

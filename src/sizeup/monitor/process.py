@@ -81,7 +81,7 @@ def cmdline(pid: int) -> list[str]:
 def tree(roots: Iterable[int]) -> dict[int, int | None]:
     """Every process under the roots, the roots included: pid -> parent pid (None for a root)."""
     parents: dict[int, int | None] = {}
-    todo = [(root, None) for root in roots]
+    todo: list[tuple[int, int | None]] = [(root, None) for root in roots]
     while todo:
         pid, parent = todo.pop()
         if pid in parents:

@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sizeup.sandbox.process import DEFAULT_LIMITS, judge
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
+from sizeup.sandbox.verdict import DEFAULT_LIMITS, judge
 
 DEFAULT_IMAGE = "python:3.11-slim"
 LABEL = "sizeup.sandbox"  # on every container we start: `cleanup` finds leftovers by it

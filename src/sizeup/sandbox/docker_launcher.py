@@ -92,9 +92,9 @@ def _cmdline(pid: int) -> str:
     return _read(f"/proc/{pid}/cmdline").replace("\0", " ").strip()[:200]
 
 
-def _entries() -> set:
+def _entries() -> set[str]:
     """Every entry directly under the writable places, to compare before and after the run."""
-    found = set()
+    found: set[str] = set()
     for top in WRITABLE:
         try:
             found.update(os.path.join(top, name) for name in os.listdir(top))

@@ -37,8 +37,9 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from sizeup.sandbox.process import DEFAULT_LIMITS, RESULT_CAP, judge, rlimits
+from sizeup.sandbox.driver import RESULT_CAP
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
+from sizeup.sandbox.verdict import DEFAULT_LIMITS, judge, rlimits
 
 HERE = Path(__file__).parent
 INSIDE = "/sizeup"  # where driver.py and worker.py appear in the sandbox, read-only
@@ -153,6 +154,9 @@ class _Worker:
         # Its own session: Ctrl-C in the terminal reaches only us, and we stop the workers.
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=BWRAP_ENV,
                                      stderr=subprocess.PIPE, start_new_session=True)
+        stdin, stdout, stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
+        assert stdin is not None and stdout is not None and stderr is not None  # all three are pipes
+        self._stdin, self._stdout, self._stderr = stdin, stdout, stderr
         self._buffer = bytearray()
 
     def call(self, job: dict, deadline: float) -> dict:
@@ -160,13 +164,13 @@ class _Worker:
         data = memoryview(struct.pack(">I", len(body)) + body)
         try:
             while data:
-                data = data[os.write(self.proc.stdin.fileno(), data):]
+                data = data[os.write(self._stdin.fileno(), data):]
         except OSError as exc:
             raise WorkerLost(f"could not send the job: {exc}") from None
         return self.receive(deadline)
 
     def receive(self, deadline: float) -> dict:
-        fd = self.proc.stdout.fileno()
+        fd = self._stdout.fileno()
         while True:
             if len(self._buffer) >= 4:
                 size = struct.unpack(">I", self._buffer[:4])[0]
@@ -205,8 +209,8 @@ class _Worker:
         """Kill and reap. Returns what the worker wrote on stderr (a traceback, if it crashed)."""
         self.kill()
         self.proc.wait()
-        stderr = "" if self.proc.stderr.closed else self.proc.stderr.read().decode(errors="replace")
-        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+        stderr = "" if self._stderr.closed else self._stderr.read().decode(errors="replace")
+        for stream in (self._stdin, self._stdout, self._stderr):
             stream.close()
         return stderr
 

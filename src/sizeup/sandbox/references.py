@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sizeup.sandbox.process import DEFAULT_LIMITS
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome
+from sizeup.sandbox.verdict import DEFAULT_LIMITS
 
 if TYPE_CHECKING:
     from sizeup.tasks.types import Task
@@ -50,7 +50,7 @@ def check_references(tasks: Iterable[Task], sandbox: Sandbox, limits: Limits = D
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         executions = list(pool.map(check, runnable))
-    failures = [(task.task_id, ex.status, _reason(ex))
+    failures: list[tuple[str, Status, str]] = [(task.task_id, ex.status, _reason(ex))
                 for task, ex in zip(runnable, executions, strict=True) if ex.status is not Status.PASSED]
     return ReferenceReport(total=len(runnable), passed=len(runnable) - len(failures), failures=failures,
                            seconds=time.perf_counter() - start, backend=sandbox.name,

@@ -1,32 +1,13 @@
-"""What a sandbox takes and what it returns. Backends swap; these records do not."""
+"""What a sandbox takes and what it returns. Backends swap; these records do not. The verdicts themselves
+(Status, TestOutcome) live in sizeup.verdicts: records and analysis read them without the sandbox."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 
-
-class Status(StrEnum):
-    """Verdict of one execution. HARNESS_ERROR means sizeup failed, not the program."""
-
-    PASSED = "passed"  # every test passed and the harness's end marker arrived
-    FAILED = "failed"  # the program ran, at least one test failed
-    ERROR = "error"  # the program did not load (syntax error, exception at top level, crash)
-    TIMEOUT = "timeout"
-    MEMORY_EXCEEDED = "memory_exceeded"
-    HARNESS_ERROR = "harness_error"
-    UNVERIFIED = "unverified"  # ran without error, but there were no tests to judge it
-
-
-class TestOutcome(StrEnum):
-    __test__ = False  # not a pytest class
-    PASSED = "passed"
-    FAILED = "failed"  # AssertionError
-    ERROR = "error"  # any other exception, including SystemExit raised inside the test
-    TIMEOUT = "timeout"
-    NOT_RUN = "not_run"  # the run ended (killed, crashed, exited) before this test finished
+from sizeup.verdicts import Status, TestOutcome
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
 
-from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.records import RunRecord, TaskResult
 from sizeup.tasks.types import Task
 
 
@@ -53,16 +53,17 @@ class Store(ABC):
     # -- results -------------------------------------------------------------------------------
     @abstractmethod
     def save_result(self, result: TaskResult) -> None:
-        """Write one side's result on one task with its attempts, atomically and idempotently:
-        writing the same (run_id, task_id, side) again replaces it, never duplicates."""
+        """Write one arm's result on one task with its attempts, atomically and idempotently:
+        writing the same (run_id, task_id, arm) again replaces it, never duplicates."""
 
     @abstractmethod
-    def results(self, run_id: str, side: Side | None = None) -> list[TaskResult]:
-        """All results of a run (with attempts), in the order they were saved."""
+    def results(self, run_id: str, arm: str | None = None) -> list[TaskResult]:
+        """All results of a run (or of one arm), in the order they were saved, each with its attempts in the
+        order they were made."""
 
     @abstractmethod
-    def finished(self, run_id: str) -> set[tuple[str, Side]]:
-        """(task_id, side) pairs already stored for a run; --resume skips them."""
+    def finished(self, run_id: str) -> set[tuple[str, str]]:
+        """(task_id, arm) pairs already stored for a run; --resume skips them."""
 
     def close(self) -> None:  # noqa: B027
         pass

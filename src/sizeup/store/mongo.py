@@ -55,7 +55,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from sizeup.records import Attempt, RunRecord, Side, TaskResult, tree_order
+from sizeup.records import Attempt, RunRecord, TaskResult, creation_order
 from sizeup.store.base import Store, StoreError, redacted_url
 from sizeup.tasks.types import Task
 
@@ -321,8 +321,8 @@ class MongoStore(Store):
 
     # -- results -------------------------------------------------------------------------------
     def save_result(self, result: TaskResult) -> None:
-        key = {"run_id": result.run_id, "task_id": result.task_id, "side": result.side.value}
-        key_id = json.dumps([result.run_id, result.task_id, result.side.value])  # unambiguous: ids hold '/'
+        key = {"run_id": result.run_id, "task_id": result.task_id, "side": result.arm}
+        key_id = json.dumps([result.run_id, result.task_id, result.arm])  # unambiguous: ids hold '/'
         write_id = _clock.next()
         attempts = [{**key, "write_id": write_id, "attempt_id": a.attempt_id, "parent_id": a.parent_id,
                      "depth": a.depth, "ord": i, "status": a.status, "data": a.model_dump_json()}
@@ -382,10 +382,10 @@ class MongoStore(Store):
         except PyMongoError:
             pass  # never committed, so never read; still listed as pending, so the next save removes them
 
-    def results(self, run_id: str, side: Side | None = None) -> list[TaskResult]:
+    def results(self, run_id: str, arm: str | None = None) -> list[TaskResult]:
         query: dict[str, Any] = {"run_id": run_id}
-        if side is not None:
-            query["side"] = Side(side).value
+        if arm is not None:
+            query["side"] = arm
         with self._errors("read results"):
             # Results and attempts are two reads; a save committing between them could leave a result
             # without its tree. attempt_count tells, and a re-read gets the settled state.
@@ -412,11 +412,11 @@ class MongoStore(Store):
             if len(tree) != version["attempt_count"]:
                 return None
             result = TaskResult.model_validate_json(version["data"])
-            result.attempts = sorted(tree, key=tree_order)
+            result.attempts = creation_order(tree)
             out.append(result)
         return out
 
-    def finished(self, run_id: str) -> set[tuple[str, Side]]:
+    def finished(self, run_id: str) -> set[tuple[str, str]]:
         with self._errors("read results"):
             rows = list(self._db.results.find({"run_id": run_id}, {"_id": 0, "task_id": 1, "side": 1, "write_id": 1}))
-        return {(row["task_id"], Side(row["side"])) for row in rows if row["write_id"]}
+        return {(row["task_id"], row["side"]) for row in rows if row["write_id"]}

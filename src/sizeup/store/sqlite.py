@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sizeup.records import Attempt, RunRecord, Side, TaskResult, tree_order
+from sizeup.records import Attempt, RunRecord, TaskResult, creation_order
 from sizeup.store.base import Store, StoreError
 from sizeup.tasks.types import Task
 
@@ -158,7 +158,8 @@ class SQLiteStore(Store):
 
     def list_tasks(self, *, task_ids: Iterable[str] | None = None, source: str | None = None,
                    limit: int | None = None) -> list[Task]:
-        where, params = [], []
+        where: list[str] = []
+        params: list[str | int] = []
         if task_ids is not None:
             # json_each instead of "IN (?, ?, ...)": no limit on how many ids a caller passes.
             where.append("task_id IN (SELECT value FROM json_each(?))")
@@ -196,7 +197,7 @@ class SQLiteStore(Store):
             self._write_result(conn, result)
 
     def _write_result(self, conn: sqlite3.Connection, result: TaskResult) -> None:
-        key = (result.run_id, result.task_id, result.side.value)
+        key = (result.run_id, result.task_id, result.arm)
         # A replaced result keeps its original place in the save order.
         conn.execute(
             "INSERT INTO results (run_id, task_id, side, seq, status, model, strategy, data) "
@@ -212,10 +213,9 @@ class SQLiteStore(Store):
             [(*key, a.attempt_id, a.parent_id, a.depth, i, a.model_dump_json())
              for i, a in enumerate(result.attempts)])
 
-    def results(self, run_id: str, side: Side | None = None) -> list[TaskResult]:
-        side_filter, params = "", (run_id,)
-        if side is not None:
-            side_filter, params = " AND side = ?", (run_id, Side(side).value)
+    def results(self, run_id: str, arm: str | None = None) -> list[TaskResult]:
+        # The arm's column is called side, as in the stores made before arms.
+        side_filter, params = ("", (run_id,)) if arm is None else (" AND side = ?", (run_id, arm))
         with self._reading("read results") as conn:
             rows = conn.execute("SELECT task_id, side, data FROM results WHERE run_id = ?"
                                 + side_filter + " ORDER BY seq", params).fetchall()
@@ -227,10 +227,10 @@ class SQLiteStore(Store):
         out = []
         for task_id, side_value, data in rows:
             result = TaskResult.model_validate_json(data)
-            result.attempts = sorted(trees.get((task_id, side_value), []), key=tree_order)
+            result.attempts = creation_order(trees.get((task_id, side_value), []))
             out.append(result)
         return out
 
-    def finished(self, run_id: str) -> set[tuple[str, Side]]:
+    def finished(self, run_id: str) -> set[tuple[str, str]]:
         rows = self._query("read results", "SELECT task_id, side FROM results WHERE run_id = ?", (run_id,))
-        return {(task_id, Side(side)) for task_id, side in rows}
+        return {(task_id, arm) for task_id, arm in rows}

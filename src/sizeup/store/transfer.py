@@ -17,15 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from sizeup.records import RunRecord, Side, TaskResult
+from sizeup.records import SMALL, RunRecord, TaskResult
 from sizeup.store.base import Store, StoreError
 
 ExportFormat = Literal["jsonl", "csv"]
 
-# One row per task and side. Model figures are the model server's processes (ResourceSummary);
-# sandbox figures are the candidate executions.
+# One row per task and arm. Model figures are the model server's processes (ResourceSummary);
+# sandbox figures are the candidate executions. `side` repeats `arm`, for scripts written before arms.
 EXPORT_FIELDS = (
-    "run_id", "task_id", "side", "model", "strategy", "status", "tests_passed", "tests_total",
+    "run_id", "task_id", "arm", "side", "model", "strategy", "stopped_by", "status", "tests_passed", "tests_total",
     "best_attempt_id", "depth_reached", "model_calls", "wall_s", "prompt_tokens", "completion_tokens",
     "ttft_s", "gen_s", "decode_tokens_per_s", "model_cpu_s", "model_peak_rss_mb", "model_mean_cpu_pct",
     "sandbox_executions", "sandbox_cpu_s", "sandbox_peak_rss_mb", "sandbox_wall_s", "finished_at",
@@ -35,6 +35,7 @@ EXPORT_FIELDS = (
 def result_row(result: TaskResult) -> dict[str, Any]:
     """The exported figures of one result, in EXPORT_FIELDS order."""
     row = result.model_dump(include=set(EXPORT_FIELDS), mode="json")
+    row["side"] = result.arm
     row["model_cpu_s"] = result.server.cpu_s
     row["model_peak_rss_mb"] = result.server.peak_rss_mb
     row["model_mean_cpu_pct"] = result.server.mean_cpu_pct
@@ -67,7 +68,7 @@ def _run(store: Store, run_id: str) -> RunRecord:
 
 
 def export_run(store: Store, run_id: str, fmt: ExportFormat, path: str | Path) -> int:
-    """Write one row per stored result of the run (task and side), in save order. Returns the row count."""
+    """Write one row per stored result of the run (task and arm), in save order. Returns the row count."""
     if fmt not in ("jsonl", "csv"):
         raise ValueError(f"unknown export format {fmt!r}: expected jsonl or csv")
     _run(store, run_id)
@@ -91,12 +92,12 @@ def evalplus_task_id(task_id: str, source: str | None) -> str:
     return task_id
 
 
-def export_samples(store: Store, run_id: str, path: str | Path, side: Side | str = Side.SMALL) -> int:
-    """Write the kept candidate of each task on one side as EvalPlus samples, {"task_id", "solution"}
+def export_samples(store: Store, run_id: str, path: str | Path, arm: str = SMALL) -> int:
+    """Write the kept candidate of each task of one arm as EvalPlus samples, {"task_id", "solution"}
     per line, so `evalplus.evaluate --samples FILE` can judge the same code. A task whose result kept no
     attempt gets an empty solution, which EvalPlus counts as a failure, as sizeup did. Returns the count."""
     _run(store, run_id)
-    results = store.results(run_id, Side(side))
+    results = store.results(run_id, arm)
     sources = {t.task_id: t.source for t in store.list_tasks(task_ids=[r.task_id for r in results])}
     with atomic_text_file(path) as out:
         for result in results:
@@ -119,7 +120,7 @@ def copy_store(src: Store, dst: Store, run_id: str | None = None) -> CopySummary
 
     Without `run_id`: every task and every run. With it: that run, and the tasks it names or has results
     for. Writes are the stores' idempotent upserts, so an interrupted copy is completed by copying again,
-    and what `dst` holds besides is kept (tasks are merged by id, results by run, task and side).
+    and what `dst` holds besides is kept (tasks are merged by id, results by run, task and arm).
     """
     if run_id is None:
         runs = list(reversed(src.list_runs()))  # oldest first, so equal start times keep their order

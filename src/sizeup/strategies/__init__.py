@@ -1,7 +1,12 @@
-"""Strategies: how a side turns a task into an attempt tree."""
+"""Strategies: how an arm turns a task into an attempt tree. Registered by name (registry.py)."""
 
-from sizeup.strategies.adaptive import AdaptiveBranching
-from sizeup.strategies.base import Strategy, TreeOutcome, best_of
-from sizeup.strategies.single import SingleShot
+from sizeup.strategies import adaptive, best_of_n, single  # noqa: F401 - each module registers its strategy
+from sizeup.strategies.adaptive import AdaptiveBranching, AdaptiveParams
+from sizeup.strategies.base import Job, Spend, Strategy, StrategyParams, TreeOutcome, best_of, rank_key
+from sizeup.strategies.best_of_n import BestOfN, BestOfNParams
+from sizeup.strategies.registry import STRATEGIES, describe, parse_params, strategy_class
+from sizeup.strategies.single import SingleParams, SingleShot
 
-__all__ = ["AdaptiveBranching", "SingleShot", "Strategy", "TreeOutcome", "best_of"]
+__all__ = ["STRATEGIES", "AdaptiveBranching", "AdaptiveParams", "BestOfN", "BestOfNParams", "Job", "SingleParams",
+           "SingleShot", "Spend", "Strategy", "StrategyParams", "TreeOutcome", "best_of", "describe",
+           "parse_params", "rank_key", "strategy_class"]

@@ -45,10 +45,3 @@ def repair(task: Task, code: str, feedback: str) -> Prompt:
     doc = (f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
            "### Fixed solution\n```python\n")
     return Prompt(SYSTEM, user, doc, stop=STOP)
-
-
-def program_from(task: Task, code: str) -> str:
-    """A HumanEval completion may be just the body; prepend the stub when the function is missing."""
-    if task.stub and task.entry_point and f"def {task.entry_point}" not in code:
-        return task.stub + code
-    return code
