@@ -60,8 +60,11 @@ def main() -> int:
         startups.append(sandbox.startup_s)
         return sandbox
 
-    backends = {"process": ProcessSandbox, "docker-warm": warm,
-                "docker-cold": lambda: DockerSandbox(args.image, pool_size=0)}
+    backends = {
+        "process": ProcessSandbox,
+        "docker-warm": warm,
+        "docker-cold": lambda: DockerSandbox(args.image, pool_size=0),
+    }
     try:
         DockerSandbox(args.image, pool_size=0).close()
     except DockerUnavailable as err:
@@ -73,28 +76,40 @@ def main() -> int:
         rounds = [one_round(make, tasks) for _ in range(args.rounds)]
         runs = rounds[-1][2]
         results[name] = {
-            "ms_per_sample": statistics.median(ms for ms, _, _ in rounds), "passed": rounds[-1][1],
+            "ms_per_sample": statistics.median(ms for ms, _, _ in rounds),
+            "passed": rounds[-1][1],
             "median_run_wall_ms": statistics.median(run.wall_s for run in runs) * 1000,
             "median_cpu_ms": statistics.median(run.cpu_s for run in runs) * 1000,
             "containers_started": sum(run.figures.get("containers_started", 0) for run in runs),
         }
         row = results[name]
-        print(f"  {name:12} {row['ms_per_sample']:8.1f} ms/sample  ({row['passed']}/{len(tasks)} passed; median "
-              f"run {row['median_run_wall_ms']:.1f} ms, cpu {row['median_cpu_ms']:.1f} ms, "
-              f"{row['containers_started']:.0f} containers started)", file=sys.stderr)
+        print(
+            f"  {name:12} {row['ms_per_sample']:8.1f} ms/sample  ({row['passed']}/{len(tasks)} passed; median "
+            f"run {row['median_run_wall_ms']:.1f} ms, cpu {row['median_cpu_ms']:.1f} ms, "
+            f"{row['containers_started']:.0f} containers started)",
+            file=sys.stderr,
+        )
     base = results["process"]["ms_per_sample"]
     ratios = {name: row["ms_per_sample"] / base for name, row in results.items()}
     for name, ratio in ratios.items():
         print(f"  {name:12} ratio to process: {ratio:.2f}", file=sys.stderr)
     startup_s = statistics.median(startups)
-    print(f"  warm pool start-up ({args.pool_size} containers): {startup_s:.2f} s, not in the samples",
-          file=sys.stderr)
+    print(f"  warm pool start-up ({args.pool_size} containers): {startup_s:.2f} s, not in the samples", file=sys.stderr)
     if args.json:
-        print(json.dumps({"samples": len(tasks), "rounds": args.rounds, "image": args.image,
-                          "pool_size": args.pool_size, "pool_startup_s": round(startup_s, 3),
-                          "ms_per_sample": {k: round(v["ms_per_sample"], 2) for k, v in results.items()},
-                          "ratio_to_process": {k: round(v, 2) for k, v in ratios.items()},
-                          "passed": {k: v["passed"] for k, v in results.items()}}))
+        print(
+            json.dumps(
+                {
+                    "samples": len(tasks),
+                    "rounds": args.rounds,
+                    "image": args.image,
+                    "pool_size": args.pool_size,
+                    "pool_startup_s": round(startup_s, 3),
+                    "ms_per_sample": {k: round(v["ms_per_sample"], 2) for k, v in results.items()},
+                    "ratio_to_process": {k: round(v, 2) for k, v in ratios.items()},
+                    "passed": {k: v["passed"] for k, v in results.items()},
+                }
+            )
+        )
     return 0
 
 

@@ -61,7 +61,9 @@ class PowerSampler:
     def __init__(self):
         self._proc = subprocess.Popen(
             ["nvidia-smi", "--query-gpu=power.draw", "--format=csv,noheader,nounits", "-lms", "100"],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.samples: list[tuple[float, float]] = []
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
@@ -92,35 +94,61 @@ def workload_report(stdout: str) -> dict:
 def via_measure(args, sampler: PowerSampler) -> dict:
     env = dict(os.environ, PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "sizeup.cli", "measure", "--json", "--",
-                           sys.executable, "-c", WORKLOAD, str(args.hold_gib), str(args.seconds)],
-                          capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sizeup.cli",
+            "measure",
+            "--json",
+            "--",
+            sys.executable,
+            "-c",
+            WORKLOAD,
+            str(args.hold_gib),
+            str(args.seconds),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     end = time.perf_counter()
     if done.returncode != 0:
         return {"error": done.stderr.strip()[-2000:]}
     measured = json.loads(done.stdout.strip().splitlines()[-1])
-    return {"sizeup_measure": measured, "workload": workload_report(done.stdout),
-            "nvidia_smi_power_integral_j": sampler.joules(start, end), "window_s": end - start}
+    return {
+        "sizeup_measure": measured,
+        "workload": workload_report(done.stdout),
+        "nvidia_smi_power_integral_j": sampler.joules(start, end),
+        "window_s": end - start,
+    }
 
 
 def via_monitor(args, sampler: PowerSampler, gpu: bool = True) -> dict:
     from sizeup.monitor import Monitor
 
-    child = subprocess.Popen([sys.executable, "-c", WORKLOAD, str(args.hold_gib), str(args.seconds)],
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", WORKLOAD, str(args.hold_gib), str(args.seconds)], stdout=subprocess.PIPE, text=True
+    )
     time.sleep(0.3)  # the child is running (importing torch) before the window opens, as a server would be
     start = time.perf_counter()
     with Monitor([child.pid], gpu=gpu) as monitor:
         out, _ = child.communicate()
     end = time.perf_counter()
     summary = monitor.summary
-    figures = {name: getattr(summary, name) for name in
-               ("wall_s", "cpu_s", "peak_rss_mb", "gpu_mem_mb", "gpu_total_mem_mb", "gpu_util_pct", "gpu_energy_j")}
+    figures = {
+        name: getattr(summary, name)
+        for name in ("wall_s", "cpu_s", "peak_rss_mb", "gpu_mem_mb", "gpu_total_mem_mb", "gpu_util_pct", "gpu_energy_j")
+    }
     figures["method"] = {name: how.value for name, how in summary.method.items()}
     figures["sampler_cpu_s"] = monitor.sampler_cpu_s
     figures["sampler_pct_of_a_core"] = 100 * monitor.sampler_cpu_s / summary.wall_s
-    return {"monitor": figures, "workload": workload_report(out),
-            "nvidia_smi_power_integral_j": sampler.joules(start, end), "window_s": end - start}
+    return {
+        "monitor": figures,
+        "workload": workload_report(out),
+        "nvidia_smi_power_integral_j": sampler.joules(start, end),
+        "window_s": end - start,
+    }
 
 
 def nvml_call_costs(rounds: int = 50) -> dict:
@@ -132,15 +160,21 @@ def nvml_call_costs(rounds: int = 50) -> dict:
         return {"error": "NVML did not open"}
     lib, handle = nvml._nvml, nvml._handles[0]
     costs = {}
-    for name in ("nvmlDeviceGetTotalEnergyConsumption", "nvmlDeviceGetMemoryInfo", "nvmlDeviceGetUtilizationRates",
-                 "nvmlDeviceGetComputeRunningProcesses"):
+    for name in (
+        "nvmlDeviceGetTotalEnergyConsumption",
+        "nvmlDeviceGetMemoryInfo",
+        "nvmlDeviceGetUtilizationRates",
+        "nvmlDeviceGetComputeRunningProcesses",
+    ):
         call = getattr(lib, name)
         start = time.process_time()
         for _ in range(rounds):
             call(handle)
         costs[name] = 1000 * (time.process_time() - start) / rounds
-    for label, kwargs in (("whole_reading", {}),  # at a window's two ends
-                          ("sample_reading", {"energy_too": False, "util_too": False})):  # at 20 Hz between
+    for label, kwargs in (
+        ("whole_reading", {}),  # at a window's two ends
+        ("sample_reading", {"energy_too": False, "util_too": False}),
+    ):  # at 20 Hz between
         start = time.process_time()
         for _ in range(rounds):
             nvml.read(**kwargs)
@@ -156,14 +190,21 @@ def main() -> int:
     if shutil.which("nvidia-smi") is None:
         print("gpu_check: no nvidia-smi here; this check needs an NVIDIA GPU", file=sys.stderr)
         return 2
-    gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
-                         capture_output=True, text=True).stdout.strip()
+    gpu = subprocess.run(
+        ["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
     sampler = PowerSampler()
     try:
-        result = {"gpu": gpu, "nvml_cpu_ms_per_call": nvml_call_costs(),
-                  "measure": via_measure(args, sampler), "monitor": via_monitor(args, sampler),
-                  # the same window without NVML: what the GPU readings add to the sampler's cost
-                  "monitor_without_gpu": via_monitor(args, sampler, gpu=False)}
+        result = {
+            "gpu": gpu,
+            "nvml_cpu_ms_per_call": nvml_call_costs(),
+            "measure": via_measure(args, sampler),
+            "monitor": via_monitor(args, sampler),
+            # the same window without NVML: what the GPU readings add to the sampler's cost
+            "monitor_without_gpu": via_monitor(args, sampler, gpu=False),
+        }
     finally:
         sampler.stop()
     print(json.dumps(result))

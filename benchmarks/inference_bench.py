@@ -48,16 +48,22 @@ def decode_rate(tokens: int, total_s: float, ttft_s: float | None) -> float | No
 
 
 def run_embedded(client: EmbeddedClient | OpenAICompatClient, max_tokens: int) -> tuple[int, float | None]:
-    usage = client.generate(Prompt(system="", user=USER, completion=""),
-                            GenerationParams(max_tokens=max_tokens, temperature=0)).usage
+    usage = client.generate(
+        Prompt(system="", user=USER, completion=""), GenerationParams(max_tokens=max_tokens, temperature=0)
+    ).usage
     return usage.completion_tokens, decode_rate(usage.completion_tokens, usage.total_s, usage.ttft_s)
 
 
 def run_raw(llm, max_tokens: int) -> tuple[int, float | None]:
     started = time.perf_counter()
     ttft, tokens = None, 0
-    stream = llm.create_chat_completion(messages=[{"role": "user", "content": USER}], max_tokens=max_tokens,
-                                        temperature=0, repeat_penalty=SERVER_REPEAT_PENALTY, stream=True)
+    stream = llm.create_chat_completion(
+        messages=[{"role": "user", "content": USER}],
+        max_tokens=max_tokens,
+        temperature=0,
+        repeat_penalty=SERVER_REPEAT_PENALTY,
+        stream=True,
+    )
     for chunk in stream:  # one token per chunk, as the server streams it
         if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
             ttft = ttft if ttft is not None else time.perf_counter() - started
@@ -77,8 +83,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--monitor-s", type=float, default=10.0)
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
-                        help="llama.cpp threads, both sides (default: all cores; 1 is steadier on a busy machine)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="llama.cpp threads, both sides (default: all cores; 1 is steadier on a busy machine)",
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--also-llama-cpp-server", action="store_true", help="a third side: llama_cpp.server")
     args = parser.parse_args()
@@ -125,18 +135,31 @@ def main() -> int:
     print(f"model {args.model}, {threads} threads, max_tokens {args.max_tokens}, {args.rounds} rounds, interleaved")
     for side in rates:
         spread = ", ".join(f"{rate:.1f}" for rate in rates[side])
-        print(f"  {side:9s} decode tok/s median {median[side] or float('nan'):7.1f}  (runs: {spread}; "
-              f"tokens {tokens[side]})")
+        print(
+            f"  {side:9s} decode tok/s median {median[side] or float('nan'):7.1f}  (runs: {spread}; "
+            f"tokens {tokens[side]})"
+        )
     for side, side_ratio in ratios.items():
-        print(f"  ratio {side}/raw, median of the rounds' ratios {side_ratio:.3f} (rounds: "
-              f"{', '.join(f'{r:.2f}' for r in paired[side])})" if side_ratio else f"  ratio {side}/raw: n/a")
+        print(
+            f"  ratio {side}/raw, median of the rounds' ratios {side_ratio:.3f} (rounds: "
+            f"{', '.join(f'{r:.2f}' for r in paired[side])})"
+            if side_ratio
+            else f"  ratio {side}/raw: n/a"
+        )
     if not same_tokens:
         print("  note: the sides generated different token counts; tokens/s still compares", file=sys.stderr)
     print(f"  monitor sampler at 20 Hz over {args.monitor_s:.0f} s: {overhead:.3f} % of one core")
     if args.json:
-        out = {"tokens_per_s": median, "ratio_embedded_to_raw": ratio, "monitor_overhead_pct": overhead,
-               "completion_tokens": tokens, "same_token_counts": same_tokens, "paired_ratios": paired["embedded"],
-               "model": args.model, "threads": threads}
+        out = {
+            "tokens_per_s": median,
+            "ratio_embedded_to_raw": ratio,
+            "monitor_overhead_pct": overhead,
+            "completion_tokens": tokens,
+            "same_token_counts": same_tokens,
+            "paired_ratios": paired["embedded"],
+            "model": args.model,
+            "threads": threads,
+        }
         if "llama_cpp.server" in ratios:
             out["ratio_llama_cpp_server_to_raw"] = ratios["llama_cpp.server"]
         print(json.dumps(out))

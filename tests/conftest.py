@@ -1,4 +1,3 @@
-
 """Shared fixtures: real bundled models behind real llama.cpp servers, started once per session.
 
 Without the models installed these tests skip — unless SIZEUP_REQUIRE_MODELS=1 (set in CI), where a

@@ -1,4 +1,3 @@
-
 """A real MongoDB-wire server for the store tests, started once per session.
 
 $SIZEUP_TEST_MONGODB_URI names a server to use (a real mongod). Otherwise FerretDB v1.24 (SQLite handler)
@@ -55,8 +54,11 @@ def with_database(uri: str, database: str) -> str:
 def ferretdb_binary() -> tuple[Path | None, str]:
     """The first FerretDB 1.x that runs, or None and why none did. A `go install`ed ferretdb panics
     (no version.txt), so each candidate is asked its version before it is trusted."""
-    candidates = [os.environ.get("FERRETDB_BIN"), str(cache_dir() / "bin" / f"ferretdb-{FERRETDB_VERSION}"),
-                  shutil.which("ferretdb")]
+    candidates = [
+        os.environ.get("FERRETDB_BIN"),
+        str(cache_dir() / "bin" / f"ferretdb-{FERRETDB_VERSION}"),
+        shutil.which("ferretdb"),
+    ]
     rejected = []
     for candidate in dict.fromkeys(c for c in candidates if c):
         if not (Path(candidate).is_file() and os.access(candidate, os.X_OK)):
@@ -112,12 +114,18 @@ def start_ferretdb(binary: Path, workdir: Path) -> tuple[subprocess.Popen, str]:
     for _ in range(2):
         port = _free_port()
         uri = f"mongodb://127.0.0.1:{port}/"
-        cmd = [str(binary), "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{port}",
-               "--debug-addr=-",  # no metrics/pprof HTTP listener: it would take a fixed port (8088)
-               "--telemetry=disable", f"--state-dir={workdir}", "--log-level=warn"]
+        cmd = [
+            str(binary),
+            "--handler=sqlite",
+            f"--sqlite-url=file:{data}/",
+            f"--listen-addr=127.0.0.1:{port}",
+            "--debug-addr=-",  # no metrics/pprof HTTP listener: it would take a fixed port (8088)
+            "--telemetry=disable",
+            f"--state-dir={workdir}",
+            "--log-level=warn",
+        ]
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                    preexec_fn=_die_with_parent)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline and proc.poll() is None:
             why = ping(uri, timeout_ms=500) or ""

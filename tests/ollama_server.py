@@ -49,8 +49,11 @@ class RealOllama:
 
 
 def ollama_binary() -> tuple[str | None, str]:
-    candidates = [os.environ.get("SIZEUP_OLLAMA_BIN"), str(cache_dir() / f"ollama-{VERSION}" / "bin" / "ollama"),
-                  shutil.which("ollama")]
+    candidates = [
+        os.environ.get("SIZEUP_OLLAMA_BIN"),
+        str(cache_dir() / f"ollama-{VERSION}" / "bin" / "ollama"),
+        shutil.which("ollama"),
+    ]
     for candidate in dict.fromkeys(c for c in candidates if c):
         if Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate, ""
@@ -75,12 +78,23 @@ def start_ollama(binary: str, workdir: Path, **extra_env: str) -> RealOllama:
     home, models = workdir / "home", workdir / "models"
     home.mkdir(parents=True, exist_ok=True)
     models.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home),
-           "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": str(models), **extra_env}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "OLLAMA_HOST": f"127.0.0.1:{port}",
+        "OLLAMA_MODELS": str(models),
+        **extra_env,
+    }
     log = workdir / "ollama.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen([binary, "serve"], stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env=env, preexec_fn=_die_with_parent)
+        proc = subprocess.Popen(
+            [binary, "serve"],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_die_with_parent,
+        )
     server = RealOllama(url=f"http://127.0.0.1:{port}", proc=proc, binary=binary, env=env, log=log)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:

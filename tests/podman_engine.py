@@ -1,4 +1,3 @@
-
 """A Docker-API engine for the docker backend's tests, found or started once per session.
 
 DOCKER_HOST (or the default socket) when it answers; else, with SIZEUP_START_PODMAN=1, scripts/podman_service.sh
@@ -34,6 +33,7 @@ class Engine:
 def _answering(base_url: str | None) -> object | None:
     try:
         from sizeup.sandbox.docker import connect
+
         return connect(base_url)
     except ValueError:
         return None
@@ -41,8 +41,13 @@ def _answering(base_url: str | None) -> object | None:
 
 def _start_podman() -> tuple[str | None, str]:
     try:
-        done = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=START_TIMEOUT_S,
-                              env={**os.environ, "SIZEUP_DOCKER_IMAGE": IMAGE})
+        done = subprocess.run(
+            [str(SCRIPT), "start"],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT_S,
+            env={**os.environ, "SIZEUP_DOCKER_IMAGE": IMAGE},
+        )
     except (OSError, subprocess.TimeoutExpired) as err:
         return None, f"{SCRIPT.name} failed: {err}"
     exports = [line for line in done.stdout.splitlines() if line.startswith("export DOCKER_HOST=")]
@@ -61,8 +66,9 @@ def find_engine() -> tuple[Engine | None, str]:
         base_url, why = _start_podman()
         client = _answering(base_url) if base_url else None
     if client is None:
-        return None, why + ("" if os.environ.get("SIZEUP_START_PODMAN") == "1" else
-                            " (SIZEUP_START_PODMAN=1 starts podman's service)")
+        return None, why + (
+            "" if os.environ.get("SIZEUP_START_PODMAN") == "1" else " (SIZEUP_START_PODMAN=1 starts podman's service)"
+        )
     base_url = base_url or client.api.base_url
     import docker
 

@@ -23,28 +23,64 @@ from sizeup.analysis.stats import bootstrap_ci, mcnemar_exact_p, mean_pass_at_k,
 from sizeup.records import LARGE, SMALL, Attempt, ResourceSummary, RunRecord, TaskResult
 
 
-def node(attempt_id: str, status: str = "failed", *, prompt: int = 0, completion: int = 0, gen_s: float = 0.0,
-         exec_cpu: float = 0.0) -> Attempt:
+def node(
+    attempt_id: str,
+    status: str = "failed",
+    *,
+    prompt: int = 0,
+    completion: int = 0,
+    gen_s: float = 0.0,
+    exec_cpu: float = 0.0,
+) -> Attempt:
     parent = attempt_id.rsplit(".", 1)[0] if "." in attempt_id else None
-    return Attempt(attempt_id=attempt_id, parent_id=parent, depth=attempt_id.count("."), status=status,
-                   prompt_tokens=prompt, completion_tokens=completion, gen_s=gen_s, exec_cpu_s=exec_cpu,
-                   tests_passed=3 if status == "passed" else 0, tests_total=3)
+    return Attempt(
+        attempt_id=attempt_id,
+        parent_id=parent,
+        depth=attempt_id.count("."),
+        status=status,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        gen_s=gen_s,
+        exec_cpu_s=exec_cpu,
+        tests_passed=3 if status == "passed" else 0,
+        tests_total=3,
+    )
 
 
-def task(task_id: str, side: str, attempts: list[Attempt], *, cpu: float = 0.0, wall: float = 1.0,
-         rss: float = 100.0, sandbox_cpu: float = 0.0) -> TaskResult:
+def task(
+    task_id: str,
+    side: str,
+    attempts: list[Attempt],
+    *,
+    cpu: float = 0.0,
+    wall: float = 1.0,
+    rss: float = 100.0,
+    sandbox_cpu: float = 0.0,
+) -> TaskResult:
     passed = any(a.status == "passed" for a in attempts)
-    return TaskResult(run_id="r", task_id=task_id, side=side, model=f"{side}-m",
-                      strategy="single" if side == LARGE else "adaptive",
-                      status="passed" if passed else "failed", tests_passed=3 if passed else 0, tests_total=3,
-                      depth_reached=max(a.depth for a in attempts), model_calls=len(attempts), wall_s=wall,
-                      prompt_tokens=sum(a.prompt_tokens for a in attempts),
-                      completion_tokens=sum(a.completion_tokens for a in attempts),
-                      gen_s=sum(a.gen_s for a in attempts), sandbox_cpu_s=sandbox_cpu, attempts=attempts,
-                      server=ResourceSummary(cpu_s=cpu, peak_rss_mb=rss, wall_s=wall))
+    return TaskResult(
+        run_id="r",
+        task_id=task_id,
+        side=side,
+        model=f"{side}-m",
+        strategy="single" if side == LARGE else "adaptive",
+        status="passed" if passed else "failed",
+        tests_passed=3 if passed else 0,
+        tests_total=3,
+        depth_reached=max(a.depth for a in attempts),
+        model_calls=len(attempts),
+        wall_s=wall,
+        prompt_tokens=sum(a.prompt_tokens for a in attempts),
+        completion_tokens=sum(a.completion_tokens for a in attempts),
+        gen_s=sum(a.gen_s for a in attempts),
+        sandbox_cpu_s=sandbox_cpu,
+        attempts=attempts,
+        server=ResourceSummary(cpu_s=cpu, peak_rss_mb=rss, wall_s=wall),
+    )
 
 
 # -- stats ---------------------------------------------------------------------------------------------
+
 
 def test_wilson_interval_hand_values():
     assert wilson_interval(7, 20) == pytest.approx((0.1812, 0.5671), abs=1e-4)
@@ -95,6 +131,7 @@ def test_pass_at_k_hand_values():
 
 # -- costs ---------------------------------------------------------------------------------------------
 
+
 def test_ratios_are_medians_of_per_task_large_over_small():
     large = [task(t, LARGE, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 10, 8), ("b", 6, 6), ("c", 4, 0))]
     small = [task(t, SMALL, [node("0")], wall=w, cpu=c) for t, w, c in (("a", 5, 2), ("b", 6, 3), ("c", 1, 1))]
@@ -109,8 +146,10 @@ def test_ratios_are_medians_of_per_task_large_over_small():
 
 
 def test_cost_per_solved_task():
-    results = [task("a", SMALL, [node("0", "passed", prompt=10, completion=20)], cpu=4, sandbox_cpu=1, wall=2),
-               task("b", SMALL, [node("0", prompt=30, completion=40)], cpu=5, wall=3)]
+    results = [
+        task("a", SMALL, [node("0", "passed", prompt=10, completion=20)], cpu=4, sandbox_cpu=1, wall=2),
+        task("b", SMALL, [node("0", prompt=30, completion=40)], cpu=5, wall=3),
+    ]
     assert cost_per_solved(results) == {"wall_s": 5.0, "cpu_s": 10.0, "tokens": 100.0, "energy_j": None}
     assert cost_per_solved(results[1:])["cpu_s"] is None  # nothing solved: no finite price
 
@@ -119,6 +158,7 @@ def test_energy_sums_the_counters_that_were_read():
     # model_copy(update=...) so the test holds for records from before the energy fields existed.
     def with_energy(r: TaskResult, **joules: float) -> TaskResult:
         return r.model_copy(update={"server": r.server.model_copy(update=joules)})
+
     a = with_energy(task("a", SMALL, [node("0", "passed")]), cpu_energy_j=30.0, gpu_energy_j=12.0)
     b = with_energy(task("b", SMALL, [node("0")]), cpu_energy_j=18.0)
     assert energy_j(a) == 42.0 and energy_j(b) == 18.0
@@ -130,6 +170,7 @@ def test_energy_sums_the_counters_that_were_read():
 
 # -- equal budget --------------------------------------------------------------------------------------
 
+
 def test_replay_order_is_depth_then_numeric_id():
     shuffled = [node("0.10"), node("0.1.0"), node("0.2"), node("0"), node("0.0")]
     assert [a.attempt_id for a in replay_order(shuffled)] == ["0", "0.0", "0.2", "0.10", "0.1.0"]
@@ -137,10 +178,17 @@ def test_replay_order_is_depth_then_numeric_id():
 
 def small_tree() -> TaskResult:
     # root fails (100 tokens), its first child passes (150), its second fails (120).
-    return task("t", SMALL, [node("0", prompt=60, completion=40, gen_s=1.0, exec_cpu=0.1),
-                                  node("0.1", prompt=70, completion=50, gen_s=1.0, exec_cpu=0.1),
-                                  node("0.0", "passed", prompt=90, completion=60, gen_s=3.0, exec_cpu=0.1)],
-                cpu=10.0, sandbox_cpu=0.3)
+    return task(
+        "t",
+        SMALL,
+        [
+            node("0", prompt=60, completion=40, gen_s=1.0, exec_cpu=0.1),
+            node("0.1", prompt=70, completion=50, gen_s=1.0, exec_cpu=0.1),
+            node("0.0", "passed", prompt=90, completion=60, gen_s=3.0, exec_cpu=0.1),
+        ],
+        cpu=10.0,
+        sandbox_cpu=0.3,
+    )
 
 
 def test_equal_budget_truncation_on_a_hand_built_tree():
@@ -163,11 +211,16 @@ def test_cpu_apportioning_falls_back_to_completion_tokens():
 
 
 def test_equal_budget_pairs_capped_small_with_large():
-    large = [task("t", LARGE, [node("0", prompt=200, completion=100)]),  # budget 300: small fits (250)
-             task("u", LARGE, [node("0", "passed", prompt=100, completion=100)]),  # budget 200: no
-             task("v", LARGE, [node("0", prompt=10, completion=10)])]
-    small = [small_tree(), small_tree().model_copy(update={"task_id": "u"}),
-             task("v", SMALL, [node("0", prompt=5, completion=5)])]
+    large = [
+        task("t", LARGE, [node("0", prompt=200, completion=100)]),  # budget 300: small fits (250)
+        task("u", LARGE, [node("0", "passed", prompt=100, completion=100)]),  # budget 200: no
+        task("v", LARGE, [node("0", prompt=10, completion=10)]),
+    ]
+    small = [
+        small_tree(),
+        small_tree().model_copy(update={"task_id": "u"}),
+        task("v", SMALL, [node("0", prompt=5, completion=5)]),
+    ]
     result = equal_budget(large, small, "tokens", names=(LARGE, SMALL))
     assert result["per_task"] == {"t": True, "u": False, "v": False}
     assert (result["small_solved"], result["large_solved"]) == (1, 1)
@@ -177,17 +230,23 @@ def test_equal_budget_pairs_capped_small_with_large():
 
 
 def test_budget_curve_steps_where_tasks_become_solved():
-    results = [small_tree(), task("b", SMALL, [node("0", "passed", prompt=20, completion=20)]),
-               task("c", SMALL, [node("0", prompt=400, completion=100)])]
+    results = [
+        small_tree(),
+        task("b", SMALL, [node("0", "passed", prompt=20, completion=20)]),
+        task("c", SMALL, [node("0", prompt=400, completion=100)]),
+    ]
     assert budget_curve(results, "tokens") == [(0.0, 0.0), (40.0, 1 / 3), (250.0, 2 / 3), (500.0, 2 / 3)]
 
 
 # -- branching -----------------------------------------------------------------------------------------
 
+
 def test_branching_statistics():
-    results = [small_tree(),  # reached 1, first pass at 1, 3 nodes
-               task("b", SMALL, [node("0", "passed")]),  # reached 0, first pass at 0
-               task("c", SMALL, [node("0"), node("0.0"), node("0.1"), node("0.0.0"), node("0.0.1")])]
+    results = [
+        small_tree(),  # reached 1, first pass at 1, 3 nodes
+        task("b", SMALL, [node("0", "passed")]),  # reached 0, first pass at 0
+        task("c", SMALL, [node("0"), node("0.0"), node("0.1"), node("0.0.0"), node("0.0.1")]),
+    ]
     stats = branching_stats(results, max_depth=2)
     assert stats["depth_reached"] == {"0": 1, "1": 1, "2": 1}
     assert stats["first_pass_depth"] == {"0": 1, "1": 1, "2": 0}
@@ -203,27 +262,36 @@ def test_branching_statistics():
 
 def test_pass_at_k_over_independent_samples():
     # A side that drew 4 independent samples per task: pass@2 = mean(1 - C(2,2)/C(4,2), 0) = (5/6) / 2.
-    results = [task("a", LARGE, [node("0", "passed"), node("1", "passed"), node("2"), node("3")]),
-               task("b", LARGE, [node("0"), node("1"), node("2"), node("3")])]
+    results = [
+        task("a", LARGE, [node("0", "passed"), node("1", "passed"), node("2"), node("3")]),
+        task("b", LARGE, [node("0"), node("1"), node("2"), node("3")]),
+    ]
     assert pass_at_k_over_nodes(results)["2"] == pytest.approx((1 - 1 / 6) / 2)
 
 
 # -- compare: the new keys -----------------------------------------------------------------------------
 
+
 def test_compare_adds_paired_bootstrap_and_per_task_ratios():
     results = []
     for i in range(10):
-        results.append(task(f"t{i}", LARGE, [node("0", "passed" if i < 3 else "failed", prompt=100)],
-                            wall=4.0, cpu=4.0, rss=1000.0))
-        results.append(task(f"t{i}", SMALL, [node("0", "passed" if i < 6 else "failed", prompt=50)],
-                            wall=2.0, cpu=1.0, rss=250.0))
+        results.append(
+            task(
+                f"t{i}", LARGE, [node("0", "passed" if i < 3 else "failed", prompt=100)], wall=4.0, cpu=4.0, rss=1000.0
+            )
+        )
+        results.append(
+            task(f"t{i}", SMALL, [node("0", "passed" if i < 6 else "failed", prompt=50)], wall=2.0, cpu=1.0, rss=250.0)
+        )
     data = compare(RunRecord(run_id="r"), results, seed=3)
     json.dumps(data, allow_nan=False)  # `sizeup compare --json` stays strict JSON
     assert data["efficiency"]["success_rate_diff"] == pytest.approx(0.3)
     low, high = data["quality"]["success_rate_diff_ci95"]
     assert low <= 0.3 <= high and low >= 0.0  # every discordant task favours the small side
-    assert data["quality"]["success_rate_diff_ci95"] == compare(RunRecord(run_id="r"), results, seed=3)[
-        "quality"]["success_rate_diff_ci95"]
+    assert (
+        data["quality"]["success_rate_diff_ci95"]
+        == compare(RunRecord(run_id="r"), results, seed=3)["quality"]["success_rate_diff_ci95"]
+    )
     assert data["quality"]["mcnemar_p"] == pytest.approx(2 / 8)  # 3 discordant, all one way
     eff = data["efficiency"]
     assert eff["ratios"]["wall_s"]["median"] == 2.0 and eff["time_pct_faster_per_task"]["median"] == 50.0

@@ -19,8 +19,13 @@ SIZEUP = [sys.executable, "-m", "sizeup.cli"]
 
 
 def run_cli(*args: str, db: Path) -> tuple[int, str, str]:
-    proc = subprocess.run([*SIZEUP, *args, "--db", f"sqlite:///{db}"], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "COLUMNS": "200"})
+    proc = subprocess.run(
+        [*SIZEUP, *args, "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     return proc.returncode, proc.stdout, proc.stderr
 
 
@@ -52,10 +57,30 @@ def test_a_broken_line_names_file_and_line_and_changes_nothing(mbpp_path, tmp_pa
 
 
 def test_seed_run_flags_parse_exactly():
-    args = build_flat_parser().parse_args(["--all", "--large-model", "X", "--small-model", "Y", "--max-depth",
-                                           "3", "--url", "http://h:11434", "--task", "t", "--task-type", "gcd"])
+    args = build_flat_parser().parse_args(
+        [
+            "--all",
+            "--large-model",
+            "X",
+            "--small-model",
+            "Y",
+            "--max-depth",
+            "3",
+            "--url",
+            "http://h:11434",
+            "--task",
+            "t",
+            "--task-type",
+            "gcd",
+        ]
+    )
     assert (args.all, args.large_model, args.small_model, args.max_depth, args.url) == (
-        True, "X", "Y", 3, "http://h:11434")
+        True,
+        "X",
+        "Y",
+        3,
+        "http://h:11434",
+    )
     assert (args.task, args.task_type) == ("t", "gcd")
 
 
@@ -73,12 +98,17 @@ def test_isolated_without_bubblewrap_is_one_line_and_starts_nothing(tmp_path):
     # bwrap is looked up on PATH: an empty PATH is a machine without it.
     (tmp_path / "empty").mkdir()
     db = tmp_path / "s.db"
-    proc = subprocess.run([*SIZEUP, "run", "--task-type", "gcd", "--sandbox", "isolated", "--db", f"sqlite:///{db}"],
-                          capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PATH": str(tmp_path / "empty")})
+    proc = subprocess.run(
+        [*SIZEUP, "run", "--task-type", "gcd", "--sandbox", "isolated", "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PATH": str(tmp_path / "empty")},
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == ("sizeup: isolated sandbox unavailable: bwrap (bubblewrap) is not installed; "
-                                   "use --sandbox process")
+    assert proc.stderr.strip() == (
+        "sizeup: isolated sandbox unavailable: bwrap (bubblewrap) is not installed; use --sandbox process"
+    )
     with sqlite3.connect(db) as conn:  # no run was opened, no model server started
         assert conn.execute("select count(*) from runs").fetchone()[0] == 0
 
@@ -86,9 +116,25 @@ def test_isolated_without_bubblewrap_is_one_line_and_starts_nothing(tmp_path):
 def test_a_run_without_isolation_says_so_at_the_start_and_in_the_comparison(models_ready, tmp_path):
     (tmp_path / "empty").mkdir()
     db = tmp_path / "s.db"
-    proc = subprocess.run([*SIZEUP, "run", "--task-type", "gcd", "--max-depth", "0", "--max-tokens", "16", "--json",
-                           "--db", f"sqlite:///{db}"], capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "PATH": str(tmp_path / "empty"), "COLUMNS": "200"})
+    proc = subprocess.run(
+        [
+            *SIZEUP,
+            "run",
+            "--task-type",
+            "gcd",
+            "--max-depth",
+            "0",
+            "--max-tokens",
+            "16",
+            "--json",
+            "--db",
+            f"sqlite:///{db}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PATH": str(tmp_path / "empty"), "COLUMNS": "200"},
+    )
     assert proc.returncode == 0, proc.stderr
     first_line = proc.stderr.strip().splitlines()[0]
     assert first_line.startswith("sandbox: process: NOT isolated: candidates run as this user")
@@ -101,8 +147,7 @@ def test_a_run_without_isolation_says_so_at_the_start_and_in_the_comparison(mode
 
 def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_ready, tmp_path):
     db = tmp_path / "s.db"
-    code, out, err = run_cli("run", "--task-type", "gcd", "--max-depth", "1", "--max-tokens", "48", "--json",
-                             db=db)
+    code, out, err = run_cli("run", "--task-type", "gcd", "--max-depth", "1", "--max-tokens", "48", "--json", db=db)
     assert code == 0, err
     run_id = json.loads(out.strip().splitlines()[-1])["run_id"]
     code, out, _ = run_cli("compare", "--json", db=db)
@@ -110,9 +155,19 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
     assert data["run_id"] == run_id and data["tasks"] == 1
     for side in ("large", "small"):
         s = data["sides"][side]
-        for key in ("model", "strategy", "success_rate", "mean_test_pass_ratio", "wall_s_median",
-                    "wall_s_total", "model_peak_rss_mb", "model_cpu_s", "prompt_tokens", "completion_tokens",
-                    "model_calls"):
+        for key in (
+            "model",
+            "strategy",
+            "success_rate",
+            "mean_test_pass_ratio",
+            "wall_s_median",
+            "wall_s_total",
+            "model_peak_rss_mb",
+            "model_cpu_s",
+            "prompt_tokens",
+            "completion_tokens",
+            "model_calls",
+        ):
             assert key in s, key
         assert s["model_peak_rss_mb"] > 50 and s["model_cpu_s"] > 0 and s["completion_tokens"] > 0
     assert set(data["efficiency"]) >= {"time_pct_faster", "memory_pct_less", "success_rate_diff"}
@@ -133,9 +188,11 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
     assert run.load["gemma3:270m"]["load_s"] > 0 and run.load["smollm2:135m"]["rss_after_load_mb"] > 50
     assert "one request at a time" in run.config["server_concurrency"]
     assert run.config["server_attribution"] == "per_arm"
-    assert data["sandbox"] == {"backends": ["isolated"], "isolated": True,
-                               "note": "isolated (bubblewrap namespaces, no network, read-only system, "
-                                       "a uid of its own)"}
+    assert data["sandbox"] == {
+        "backends": ["isolated"],
+        "isolated": True,
+        "note": "isolated (bubblewrap namespaces, no network, read-only system, a uid of its own)",
+    }
 
 
 def _results(db: Path) -> list[tuple[str, str]]:
@@ -148,8 +205,18 @@ def _results(db: Path) -> list[tuple[str, str]]:
 
 def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
     db = tmp_path / "s.db"
-    cmd = [*SIZEUP, "run", "--task-type", "prime,gcd,sort", "--max-depth", "0", "--max-tokens", "32",
-           "--db", f"sqlite:///{db}"]
+    cmd = [
+        *SIZEUP,
+        "run",
+        "--task-type",
+        "prime,gcd,sort",
+        "--max-depth",
+        "0",
+        "--max-tokens",
+        "32",
+        "--db",
+        f"sqlite:///{db}",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and len(_results(db)) < 2:
@@ -167,11 +234,14 @@ def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
     assert set(before) <= set(after)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--all"], "no tasks selected"),
-    (["run", "--task-type", "nosuch"], "nosuch"),
-    (["compare"], "no runs"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--all"], "no tasks selected"),
+        (["run", "--task-type", "nosuch"], "nosuch"),
+        (["compare"], "no runs"),
+    ],
+)
 def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, message):
     assert main([*argv, "--db", f"sqlite:///{tmp_path / 'e.db'}"]) == 1
     err = capsys.readouterr().err.strip()
@@ -180,8 +250,9 @@ def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, message):
 
 def test_measure_prints_kernel_figures_and_passes_the_exit_code(tmp_path):
     code = "b = bytearray(100 * 1024 * 1024); import sys; sys.exit(3)"
-    proc = subprocess.run([*SIZEUP, "measure", "--json", "--", sys.executable, "-c", code], capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [*SIZEUP, "measure", "--json", "--", sys.executable, "-c", code], capture_output=True, text=True, timeout=60
+    )
     data = json.loads(proc.stdout)
     assert proc.returncode == 3 and data["exit_code"] == 3
     assert 100 < data["peak_rss_mb"] < 140 and data["method"]["peak_rss_mb"] == "kernel"

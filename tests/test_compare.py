@@ -8,14 +8,34 @@ from sizeup.analysis import compare, wilson_interval
 from sizeup.records import LARGE, SMALL, ResourceSummary, RunRecord, TaskResult
 
 
-def result(task: str, side: str, passed: bool, *, wall: float = 1.0, rss: float = 100.0, cpu: float = 1.0,
-           depth: int = 0, calls: int = 1, tests: tuple[int, int] = (3, 3)) -> TaskResult:
-    return TaskResult(run_id="r", task_id=task, side=side, model=f"{side}-m",
-                      strategy="single" if side == LARGE else "adaptive",
-                      status="passed" if passed else "failed", tests_passed=tests[0] if passed else tests[0] - 1,
-                      tests_total=tests[1], depth_reached=depth, model_calls=calls, wall_s=wall,
-                      prompt_tokens=10, completion_tokens=20,
-                      server=ResourceSummary(peak_rss_mb=rss, cpu_s=cpu, wall_s=wall))
+def result(
+    task: str,
+    side: str,
+    passed: bool,
+    *,
+    wall: float = 1.0,
+    rss: float = 100.0,
+    cpu: float = 1.0,
+    depth: int = 0,
+    calls: int = 1,
+    tests: tuple[int, int] = (3, 3),
+) -> TaskResult:
+    return TaskResult(
+        run_id="r",
+        task_id=task,
+        side=side,
+        model=f"{side}-m",
+        strategy="single" if side == LARGE else "adaptive",
+        status="passed" if passed else "failed",
+        tests_passed=tests[0] if passed else tests[0] - 1,
+        tests_total=tests[1],
+        depth_reached=depth,
+        model_calls=calls,
+        wall_s=wall,
+        prompt_tokens=10,
+        completion_tokens=20,
+        server=ResourceSummary(peak_rss_mb=rss, cpu_s=cpu, wall_s=wall),
+    )
 
 
 def test_wilson_interval_for_7_of_20():
@@ -37,10 +57,12 @@ def test_exact_mcnemar_for_12_against_4():
 
 
 def test_efficiency_is_small_relative_to_large():
-    results = [result("a", LARGE, True, wall=10, rss=1000, cpu=8),
-               result("a", SMALL, False, wall=4, rss=250, cpu=2, depth=2, calls=5),
-               result("b", LARGE, False, wall=6, rss=900, cpu=6),
-               result("b", SMALL, True, wall=8, rss=200, cpu=3, depth=1, calls=3)]
+    results = [
+        result("a", LARGE, True, wall=10, rss=1000, cpu=8),
+        result("a", SMALL, False, wall=4, rss=250, cpu=2, depth=2, calls=5),
+        result("b", LARGE, False, wall=6, rss=900, cpu=6),
+        result("b", SMALL, True, wall=8, rss=200, cpu=3, depth=1, calls=3),
+    ]
     data = compare(RunRecord(run_id="r"), results)
     large, small = data["sides"]["large"], data["sides"]["small"]
     assert (large["wall_s_total"], small["wall_s_total"]) == (16, 12)
@@ -71,8 +93,12 @@ def test_container_figures_appear_only_where_containers_ran():
         r.sandbox_figures = {"container_peak_mb": peak, "containers_started": started, "container_memory_mb": 4.0}
         return r
 
-    results = [docker("a", LARGE, ["c1"], 14.0, 1), docker("a", SMALL, ["c1", "c2", "c2"], 20.0, 1),
-               docker("b", LARGE, ["c1"], 15.0, 0), docker("b", SMALL, ["c3"], 12.0, 1)]
+    results = [
+        docker("a", LARGE, ["c1"], 14.0, 1),
+        docker("a", SMALL, ["c1", "c2", "c2"], 20.0, 1),
+        docker("b", LARGE, ["c1"], 15.0, 0),
+        docker("b", SMALL, ["c3"], 12.0, 1),
+    ]
     small = compare(RunRecord(run_id="r"), results)["sides"]["small"]
     assert small["containers_in_run"] == 3 and small["containers_per_task_mean"] == 1.5
     assert small["containers_started"] == 2 and small["container_peak_mb"] == 20.0
@@ -96,7 +122,9 @@ def test_a_store_written_before_arms_still_opens_and_compares(tmp_path):
         (run,) = store.list_runs()
         results = store.results(run.run_id)
     assert [(arm.name, arm.strategy, arm.models) for arm in run.arms] == [
-        ("large", "single", ["gemma3:270m"]), ("small", "adaptive", ["smollm2:135m"])]
+        ("large", "single", ["gemma3:270m"]),
+        ("small", "adaptive", ["smollm2:135m"]),
+    ]
     assert run.arms[1].params["max_depth"] == 1
     assert {r.arm for r in results} == {"large", "small"} and all(a.seq is None for r in results for a in r.attempts)
     data = compare(run, results)

@@ -54,12 +54,19 @@ def single(engine):
 
 def survivors(engine: Engine, marker: str, wait_s: float = 5.0) -> list[int]:
     """Host pids whose command line carries `marker` (read-only: the container's removal is what kills them)."""
-    need("a local Docker-API engine", "SIZEUP_REQUIRE_DOCKER", engine.local,
-         "the engine is remote: its processes are not in this machine's /proc")
+    need(
+        "a local Docker-API engine",
+        "SIZEUP_REQUIRE_DOCKER",
+        engine.local,
+        "the engine is remote: its processes are not in this machine's /proc",
+    )
     deadline = time.monotonic() + wait_s
     while True:
-        found = [proc.pid for proc in psutil.process_iter(["cmdline", "status"])
-                 if marker in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE]
+        found = [
+            proc.pid
+            for proc in psutil.process_iter(["cmdline", "status"])
+            if marker in (proc.info["cmdline"] or []) and proc.info["status"] != psutil.STATUS_ZOMBIE
+        ]
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
@@ -85,8 +92,11 @@ PARITY = {
     "system_exit_in_a_test": (ADD, ["assert add(1, 2) == 3", "raise SystemExit(0)"], Limits()),
     "no_tests": (ADD, [], Limits()),
     "setup_code": ("def twice():\n    return 2 * BASE\n", ["assert twice() == 14"], Limits()),
-    "main_guard_and_dataclass": ("import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int\n\n"
-                                 "if __name__ == '__main__':\n    input()\n", ["assert P(1).x == 1"], Limits()),
+    "main_guard_and_dataclass": (
+        "import dataclasses\n@dataclasses.dataclass\nclass P:\n    x: int\n\nif __name__ == '__main__':\n    input()\n",
+        ["assert P(1).x == 1"],
+        Limits(),
+    ),
     "exit_before_tests": (hostile("exit_before_tests"), ["assert answer() == 1"], Limits()),
     "os_exit_before_tests": (hostile("os_exit_before_tests"), ["assert answer() == 1"], Limits()),
     "forge_results": (hostile("forge_results"), ["assert False"], Limits()),
@@ -96,14 +106,23 @@ PARITY = {
     "close_stdout": (hostile("close_stdout"), ["assert answer() == 42"], Limits()),
     "recursion_limit": (hostile("deep_recursion"), ["dive(0)", "assert True"], Limits()),
     "c_stack_overflow": (hostile("deep_recursion"), ["crash()", "assert True"], Limits()),
-    "looping_test": (ADD, ["assert add(1, 2) == 3", "while True:\n    pass", "assert add(2, 2) == 4"],
-                     Limits(timeout_s=5, test_timeout_s=0.5)),
-    "swallowed_timeout": (hostile("swallow_timeout"), ["stubborn()", "assert True"],
-                          Limits(timeout_s=5, test_timeout_s=0.3)),
+    "looping_test": (
+        ADD,
+        ["assert add(1, 2) == 3", "while True:\n    pass", "assert add(2, 2) == 4"],
+        Limits(timeout_s=5, test_timeout_s=0.5),
+    ),
+    "swallowed_timeout": (
+        hostile("swallow_timeout"),
+        ["stubborn()", "assert True"],
+        Limits(timeout_s=5, test_timeout_s=0.3),
+    ),
     "memory_hog_at_load": (hostile("memory_hog"), ["assert True"], Limits(memory_mb=256)),
     "memory_hog_in_a_test": (ADD, ["assert add(1, 2) == 3", "x = bytearray(2 * 1024**3)"], Limits(memory_mb=256)),
-    "file_too_large": ("with open('big', 'wb') as f:\n    f.write(b'0' * 3 * 1024 * 1024)\n", ["assert True"],
-                       Limits(max_file_mb=1)),
+    "file_too_large": (
+        "with open('big', 'wb') as f:\n    f.write(b'0' * 3 * 1024 * 1024)\n",
+        ["assert True"],
+        Limits(max_file_mb=1),
+    ),
 }
 
 
@@ -115,8 +134,9 @@ def test_verdicts_and_test_results_match_the_process_backend(sandbox, case):
     run = sandbox.run(program, tests, limits, setup)
     assert run.backend == "docker" and run.container_id
     assert (run.status, run.detail) == (expected.status, expected.detail)
-    assert [(t.source, t.outcome, t.message) for t in run.tests] == \
-        [(t.source, t.outcome, t.message) for t in expected.tests]
+    assert [(t.source, t.outcome, t.message) for t in run.tests] == [
+        (t.source, t.outcome, t.message) for t in expected.tests
+    ]
     # Tracebacks through the driver name its path, which differs.
     assert run.stdout == expected.stdout
     assert run.stderr == expected.stderr.replace(str(DRIVER), "/work/.sizeup/driver.py")
@@ -145,6 +165,7 @@ def test_cpu_time_is_the_containers_cgroup_delta(sandbox):
 
 # --- time -------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("program", ["while True:\n    pass\n", hostile("ignore_sigterm")], ids=["loop", "no_sigterm"])
 def test_an_infinite_loop_times_out_on_time_and_its_container_is_replaced(engine, sandbox, program):
     run = sandbox.run(program, ADD_TESTS, SHORT)
@@ -171,11 +192,14 @@ def test_endless_output_is_capped_and_the_run_ends_at_the_timeout(sandbox):
 
 # --- memory -----------------------------------------------------------------------------------------------
 
+
 def test_processes_together_over_the_containers_memory_are_killed_as_memory_exceeded(sandbox):
     # Each child stays under its own address-space limit (256 MB); together they pass the cgroup's 384 MB.
-    program = ("import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
-               "        block = bytearray(150 * 1024 * 1024)\n        time.sleep(2)\n        os._exit(0)\n"
-               "    kids.append(pid)\nfor pid in kids:\n    os.waitpid(pid, 0)\n")
+    program = (
+        "import os, time\nkids = []\nfor _ in range(3):\n    pid = os.fork()\n    if pid == 0:\n"
+        "        block = bytearray(150 * 1024 * 1024)\n        time.sleep(2)\n        os._exit(0)\n"
+        "    kids.append(pid)\nfor pid in kids:\n    os.waitpid(pid, 0)\n"
+    )
     run = sandbox.run(program, ["assert True"], Limits(memory_mb=256, timeout_s=10))
     assert run.status is Status.MEMORY_EXCEEDED, run.detail
     assert run.figures["oom_kills"] >= 1 and "cgroup" in run.detail
@@ -202,8 +226,12 @@ for path in TARGETS:
 
 
 def test_writes_outside_the_run_dir_fail(sandbox):
-    tests = ["assert WRITTEN == [], WRITTEN", "assert ROOT_MOUNT.split(',')[0] == 'ro', ROOT_MOUNT",
-             "assert os.getcwd().startswith('/work/run-')", "open('mine', 'w').write('fine')"]
+    tests = [
+        "assert WRITTEN == [], WRITTEN",
+        "assert ROOT_MOUNT.split(',')[0] == 'ro', ROOT_MOUNT",
+        "assert os.getcwd().startswith('/work/run-')",
+        "open('mine', 'w').write('fine')",
+    ]
     run = sandbox.run(WRITE_EVERYWHERE, tests)
     assert run.status is Status.PASSED, run.feedback()
     assert run.figures["container_replaced"] == 0
@@ -218,8 +246,11 @@ def test_state_left_in_shared_memory_gets_the_container_replaced(single):
     assert "Read-only file system" in run.tests[1].message
     assert run.figures["container_replaced"] == 1
     assert f"/dev/shm/{marker}" in run.figures_from["container_replaced"]
-    checks = [f"assert not os.path.exists('/dev/shm/{marker}')", "assert 'SIZEUP_POISON' not in os.environ",
-              "assert os.getcwd().startswith('/work/run-')"]
+    checks = [
+        f"assert not os.path.exists('/dev/shm/{marker}')",
+        "assert 'SIZEUP_POISON' not in os.environ",
+        "assert os.getcwd().startswith('/work/run-')",
+    ]
     after = single.run("import os\n", checks)
     assert after.status is Status.PASSED, after.feedback()
     assert after.container_id != run.container_id
@@ -239,8 +270,10 @@ def test_the_driver_and_the_system_cannot_be_overwritten_chmodded_or_deleted(sin
     assert run.status is Status.PASSED, run.detail
     assert run.stdout.count("Error(") == 4 * len(targets), run.stdout  # every attempt failed
     digest = hashlib.sha256(DRIVER.read_bytes()).hexdigest()
-    after = single.run("import hashlib\nDIGEST = hashlib.sha256(open('/work/.sizeup/driver.py', 'rb').read())"
-                       ".hexdigest()\n", [f"assert DIGEST == {digest!r}"])
+    after = single.run(
+        "import hashlib\nDIGEST = hashlib.sha256(open('/work/.sizeup/driver.py', 'rb').read()).hexdigest()\n",
+        [f"assert DIGEST == {digest!r}"],
+    )
     assert after.status is Status.PASSED and after.container_id == run.container_id
 
 
@@ -249,19 +282,21 @@ def test_no_secret_of_the_host_reaches_the_program(sandbox, tmp_path, monkeypatc
     planted = tmp_path / "secret.txt"
     planted.write_text(secret)
     monkeypatch.setenv("SIZEUP_SECRET", secret)
-    run = sandbox.run(f"SECRET_PATH, SECRET = {str(planted)!r}, {secret!r}\n" + hostile("read_secrets"),
-                      ["assert answer() == 42"])
+    run = sandbox.run(
+        f"SECRET_PATH, SECRET = {str(planted)!r}, {secret!r}\n" + hostile("read_secrets"), ["assert answer() == 42"]
+    )
     assert run.status is Status.PASSED, run.detail
-    assert json.loads(run.stdout) == {"home": False, "environ": False, "proc": False,
-                                      "parent_environ_readable": False}
+    assert json.loads(run.stdout) == {"home": False, "environ": False, "proc": False, "parent_environ_readable": False}
 
 
 def test_the_hosts_loopback_is_out_of_reach(sandbox):
     token = uuid.uuid4().hex
     with socket.create_server(("127.0.0.1", 0)) as server:
         server.settimeout(0.2)
-        run = sandbox.run(f"PORT, TOKEN = {server.getsockname()[1]}, {token!r}\n" + hostile("connect_host"),
-                          ["assert reached() is False"])
+        run = sandbox.run(
+            f"PORT, TOKEN = {server.getsockname()[1]}, {token!r}\n" + hostile("connect_host"),
+            ["assert reached() is False"],
+        )
         with pytest.raises(TimeoutError):
             server.accept()
     assert run.status is Status.PASSED, run.detail
@@ -269,28 +304,32 @@ def test_the_hosts_loopback_is_out_of_reach(sandbox):
 
 
 def test_the_network_is_unreachable(sandbox):
-    program = ("import os, socket\nINTERFACES = sorted(os.listdir('/sys/class/net'))\nERRORS = []\n"
-               "for host in ('1.1.1.1', '10.0.2.2', '8.8.8.8'):\n    try:\n"
-               "        socket.create_connection((host, 53), timeout=1).close()\n"
-               "    except OSError as exc:\n        ERRORS.append(type(exc).__name__)\n"
-               "try:\n    socket.getaddrinfo('deb.debian.org', 80)\nexcept OSError as exc:\n"
-               "    ERRORS.append(type(exc).__name__)\n")
-    run = sandbox.run(program, ["assert INTERFACES == ['lo'], INTERFACES", "assert len(ERRORS) == 4, ERRORS"],
-                      Limits(timeout_s=10))
+    program = (
+        "import os, socket\nINTERFACES = sorted(os.listdir('/sys/class/net'))\nERRORS = []\n"
+        "for host in ('1.1.1.1', '10.0.2.2', '8.8.8.8'):\n    try:\n"
+        "        socket.create_connection((host, 53), timeout=1).close()\n"
+        "    except OSError as exc:\n        ERRORS.append(type(exc).__name__)\n"
+        "try:\n    socket.getaddrinfo('deb.debian.org', 80)\nexcept OSError as exc:\n"
+        "    ERRORS.append(type(exc).__name__)\n"
+    )
+    run = sandbox.run(
+        program, ["assert INTERFACES == ['lo'], INTERFACES", "assert len(ERRORS) == 4, ERRORS"], Limits(timeout_s=10)
+    )
     assert run.status is Status.PASSED, run.feedback()
 
 
 def test_the_candidate_is_nobody_without_capabilities_in_a_scrubbed_environment(sandbox, monkeypatch):
     monkeypatch.setenv("SIZEUP_SECRET", "do not leak")
-    program = ("import os\nENV = dict(os.environ)\nSTATUS = open('/proc/self/status').read()\n"
-               "print(hash('sizeup'))\n")
-    tests = ["assert os.getuid() == 65534 and os.getgid() == 65534",
-             "assert 'CapEff:\\t0000000000000000' in STATUS and 'NoNewPrivs:\\t1' in STATUS",
-             "assert 'SIZEUP_SECRET' not in ENV and ENV['HOME'] == os.getcwd() == ENV['TMPDIR']",
-             "assert ENV['PYTHONHASHSEED'] == '0'",
-             # The launcher is not dumpable: the candidate cannot write a report in its name.
-             "try:\n    os.open(f'/proc/{os.getppid()}/fd/1', os.O_WRONLY)\nexcept PermissionError:\n    pass\n"
-             "else:\n    raise AssertionError('opened the launcher stdout')"]
+    program = "import os\nENV = dict(os.environ)\nSTATUS = open('/proc/self/status').read()\nprint(hash('sizeup'))\n"
+    tests = [
+        "assert os.getuid() == 65534 and os.getgid() == 65534",
+        "assert 'CapEff:\\t0000000000000000' in STATUS and 'NoNewPrivs:\\t1' in STATUS",
+        "assert 'SIZEUP_SECRET' not in ENV and ENV['HOME'] == os.getcwd() == ENV['TMPDIR']",
+        "assert ENV['PYTHONHASHSEED'] == '0'",
+        # The launcher is not dumpable: the candidate cannot write a report in its name.
+        "try:\n    os.open(f'/proc/{os.getppid()}/fd/1', os.O_WRONLY)\nexcept PermissionError:\n    pass\n"
+        "else:\n    raise AssertionError('opened the launcher stdout')",
+    ]
     first, second = sandbox.run(program, tests), sandbox.run(program, tests)
     assert first.status is Status.PASSED, first.feedback()
     assert first.stdout == second.stdout
@@ -303,6 +342,7 @@ def test_an_interpreter_that_cannot_start_is_a_harness_error(sandbox):
 
 
 # --- processes --------------------------------------------------------------------------------------------
+
 
 def test_a_fork_bomb_meets_the_pids_limit_and_leaves_no_process(engine, sandbox):
     marker = f"sizeup-bomb-{uuid.uuid4().hex}"
@@ -378,6 +418,7 @@ def test_concurrent_runs_from_threads_get_their_own_verdicts(sandbox):
 
 # --- cold mode, start-up, clean-up ------------------------------------------------------------------------
 
+
 def test_cold_mode_starts_one_container_per_candidate_and_leaves_none(engine):
     box = DockerSandbox(engine.image, pool_size=0, client=engine.client)
     try:
@@ -392,10 +433,12 @@ def test_cold_mode_starts_one_container_per_candidate_and_leaves_none(engine):
 
 
 def test_cleanup_removes_containers_of_ended_owners_only(engine, sandbox):
-    orphan = engine.client.containers.create(engine.image, ["true"],
-                                             labels={LABEL: "1", OWNER_LABEL: "nohost-or-this/1/0"})
+    orphan = engine.client.containers.create(
+        engine.image, ["true"], labels={LABEL: "1", OWNER_LABEL: "nohost-or-this/1/0"}
+    )
     dead = engine.client.containers.create(
-        engine.image, ["true"], labels={LABEL: "1", OWNER_LABEL: f"{socket.gethostname()}/999999999/0"})
+        engine.image, ["true"], labels={LABEL: "1", OWNER_LABEL: f"{socket.gethostname()}/999999999/0"}
+    )
     try:
         removed = cleanup(engine.client)
         assert removed >= 1 and gone(engine, dead.id, wait_s=0)

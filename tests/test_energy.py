@@ -23,10 +23,12 @@ def test_rapl_counter_advance_and_wraparound():
 
 
 def test_rapl_energy_over_a_sequence_with_a_wrap_on_one_of_two_packages():
-    readings = [[MAX_UJ - 2_000_000, 10_000_000],
-                [MAX_UJ - 1_000_000, 12_000_000],
-                [3_000_000, 14_000_000],  # package 0 wraps here
-                [5_000_000, 16_000_000]]
+    readings = [
+        [MAX_UJ - 2_000_000, 10_000_000],
+        [MAX_UJ - 1_000_000, 12_000_000],
+        [3_000_000, 14_000_000],  # package 0 wraps here
+        [5_000_000, 16_000_000],
+    ]
     # package 0: 1 + 4 + 2 J; package 1: 2 + 2 + 2 J
     assert energy_over_readings_j(readings, [MAX_UJ, MAX_UJ]) == pytest.approx(13.0)
     assert energy_over_readings_j(readings[:1], [MAX_UJ, MAX_UJ]) == 0.0

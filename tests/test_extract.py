@@ -7,8 +7,10 @@ def test_fenced_block_is_taken_and_prose_dropped():
 
 
 def test_block_defining_the_entry_point_wins_over_longer_blocks():
-    reply = ("```python\nimport math\nprint('a long example that is not the answer at all')\nx = 1\n```\n"
-             "```python\ndef f(n):\n    return n\n```")
+    reply = (
+        "```python\nimport math\nprint('a long example that is not the answer at all')\nx = 1\n```\n"
+        "```python\ndef f(n):\n    return n\n```"
+    )
     assert extract_code(reply, entry_point="f") == "def f(n):\n    return n"
 
 
@@ -42,12 +44,15 @@ def test_other_language_blocks_are_ignored():
 
 
 def test_appended_asserts_and_prints_are_not_part_of_the_answer():
-    reply = ("import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n"
-             "    return math.gcd(a, b)\n\n"
-             "assert gcd(-12, 18) == 7\nprint(gcd(1, 2))\nfor i in range(3):\n    print(i)\n"
-             "if __name__ == '__main__':\n    input()\n")
+    reply = (
+        "import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n"
+        "    return math.gcd(a, b)\n\n"
+        "assert gcd(-12, 18) == 7\nprint(gcd(1, 2))\nfor i in range(3):\n    print(i)\n"
+        "if __name__ == '__main__':\n    input()\n"
+    )
     assert extract_code(reply, entry_point="gcd") == (
-        "import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n    return math.gcd(a, b)")
+        "import math\n\nLIMIT = 10\n\n@staticmethod\ndef gcd(a, b):\n    assert a >= 0\n    return math.gcd(a, b)"
+    )
 
 
 def test_scripts_without_the_entry_point_are_kept_whole():

@@ -24,8 +24,21 @@ from sizeup.sandbox import isolated as isolated_module
 from sizeup.sandbox.isolated import UID_BASE, unavailable_reason
 
 SANDBOX_DIR = Path(isolated_module.__file__).parent
-SYSTEM_VIEW = {"bin", "dev", "etc", "lib", "lib32", "lib64", "libx32", "proc", "root", "sbin", "sizeup", "tmp",
-               "usr"}  # "root" holds nothing but the path down to the interpreter's prefix, when it is there
+SYSTEM_VIEW = {
+    "bin",
+    "dev",
+    "etc",
+    "lib",
+    "lib32",
+    "lib64",
+    "libx32",
+    "proc",
+    "root",
+    "sbin",
+    "sizeup",
+    "tmp",
+    "usr",
+}  # "root" holds nothing but the path down to the interpreter's prefix, when it is there
 OK = ("def add(a, b):\n    return a + b\n", ["assert add(1, 2) == 3"])
 
 
@@ -47,8 +60,9 @@ def one(pool):  # `pool` first: it skips or fails when bwrap is unusable
 def worker_process(sandbox: IsolatedSandbox) -> psutil.Process:
     """The Python worker inside the sandbox's only idle bwrap, seen from the host."""
     (worker,) = sandbox._idle
-    return next(p for p in psutil.Process(worker.proc.pid).children(recursive=True)
-                if not p.cmdline()[0].endswith("bwrap"))  # below bwrap and its init
+    return next(
+        p for p in psutil.Process(worker.proc.pid).children(recursive=True) if not p.cmdline()[0].endswith("bwrap")
+    )  # below bwrap and its init
 
 
 def gone(pids: list[int], wait_s: float = 3.0) -> bool:
@@ -126,6 +140,7 @@ def test_worker_code_is_read_only_and_the_driver_is_the_repositorys(pool):
 
 # --- the pool -------------------------------------------------------------------------------------------
 
+
 def test_startup_is_reported_apart_and_the_pool_is_warm(pool):
     assert pool.size == 2 and pool.starts >= 2
     assert 0 < pool.startup_s < 10
@@ -175,8 +190,10 @@ def test_a_worker_that_dies_mid_run_is_a_harness_error_then_replaced(one):
 
 
 def test_a_poisoned_worker_is_replaced_and_the_verdict_stands(one):
-    program = ("import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
-               "SHM_ID = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600: outlives the process\n")
+    program = (
+        "import ctypes\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "SHM_ID = libc.shmget(0, 4096, 0o1600)  # IPC_PRIVATE, IPC_CREAT | 0600: outlives the process\n"
+    )
     run = one.run(program, ["assert SHM_ID >= 0"])
     assert run.status is Status.PASSED, run.detail
     assert "System V shm" in one.last_replacement
@@ -236,13 +253,19 @@ def test_workers_die_with_a_crashed_parent(pool):
 
 # --- the worker's refusal outside a pid namespace of its own --------------------------------------------
 
+
 def test_the_worker_refuses_to_run_on_the_host():
     """worker.py kills every other process it sees after each run. Started on the host, it must refuse before
     it reads any job (its stdin here is empty anyway, so even a broken check would kill nothing)."""
     host_namespace = os.readlink("/proc/self/ns/pid")
     for namespace in (host_namespace, "bogus"):
-        done = subprocess.run([sys.executable, "-s", "-S", "-P", str(SANDBOX_DIR / "worker.py"), "-1", "-1", namespace],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(
+            [sys.executable, "-s", "-S", "-P", str(SANDBOX_DIR / "worker.py"), "-1", "-1", namespace],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert done.returncode != 0
         assert "refusing to run" in done.stderr and done.stdout == ""
 
@@ -252,15 +275,23 @@ def test_the_confinement_check_names_what_is_wrong_on_the_host(tmp_path):
     # files alone, as in the sandbox: next to the package's types.py, `import worker` would shadow the stdlib's.
     for name in ("worker.py", "driver.py"):
         (tmp_path / name).write_text((SANDBOX_DIR / name).read_text())
-    code = (f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport worker\n"
-            "print(worker._why_not_confined(sys.stdin.read()))\nprint(worker._confined)\n")
-    done = subprocess.run([sys.executable, "-S", "-c", code], input=os.readlink("/proc/self/ns/pid"),
-                          capture_output=True, text=True, timeout=30)
+    code = (
+        f"import sys\nsys.path.insert(0, {str(tmp_path)!r})\nimport worker\n"
+        "print(worker._why_not_confined(sys.stdin.read()))\nprint(worker._confined)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        input=os.readlink("/proc/self/ns/pid"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     reason, confined = done.stdout.splitlines()
     assert "not in a pid namespace of its own" in reason and confined == "False"
 
 
 # --- choosing a backend ---------------------------------------------------------------------------------
+
 
 @pytest.fixture
 def no_bwrap(monkeypatch):

@@ -23,8 +23,9 @@ def server(models_ready):
     from sizeup.models.embedded import EmbeddedServer
 
     # A long flush period, so that a first token held back for the flush would show (see the ttft test).
-    server = EmbeddedServer(gguf_path(MODEL), MODEL, n_ctx=512,
-                            extra_args=("--request_timeout", "1.5", "--flush_ms", "5000"))
+    server = EmbeddedServer(
+        gguf_path(MODEL), MODEL, n_ctx=512, extra_args=("--request_timeout", "1.5", "--flush_ms", "5000")
+    )
     yield server
     server.stop()
 
@@ -102,8 +103,9 @@ def test_a_client_that_leaves_mid_stream_frees_the_server(server):
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=60) as reply:
         next(reply.iter_lines())  # one event, then hang up
     started = time.perf_counter()
-    answer = httpx.post(f"{server.url}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 4},
-                        timeout=60)
+    answer = httpx.post(
+        f"{server.url}/v1/chat/completions", json={**body, "stream": False, "max_tokens": 4}, timeout=60
+    )
     assert answer.status_code == 200 and answer.json()["usage"]["completion_tokens"] == 4
     assert time.perf_counter() - started < 30  # not stuck behind the abandoned 200 tokens for long
 
@@ -111,8 +113,11 @@ def test_a_client_that_leaves_mid_stream_frees_the_server(server):
 def test_a_silent_connection_does_not_hold_the_server(server):
     idle = socket.create_connection(("127.0.0.1", server.port))  # connects, sends nothing
     try:
-        answer = httpx.post(f"{server.url}/v1/completions", timeout=60,
-                            json={"model": MODEL, "prompt": "1, 2,", "max_tokens": 2, "temperature": 0})
+        answer = httpx.post(
+            f"{server.url}/v1/completions",
+            timeout=60,
+            json={"model": MODEL, "prompt": "1, 2,", "max_tokens": 2, "temperature": 0},
+        )
         assert answer.status_code == 200  # served once the silent one timed out (1.5 s here, 10 s by default)
     finally:
         idle.close()

@@ -8,9 +8,12 @@ import pytest
 from sizeup.models import GenerationParams, ModelError, Prompt, PromptStyle
 from sizeup.models.openai_compat import OpenAICompatClient
 
-PROMPT = Prompt(system="You are terse.", user="Write a Python function that adds two numbers.",
-                completion="### Task\nAdd two numbers.\n\n### Solution\n```python\ndef add(a, b):\n",
-                stop=("```",))
+PROMPT = Prompt(
+    system="You are terse.",
+    user="Write a Python function that adds two numbers.",
+    completion="### Task\nAdd two numbers.\n\n### Solution\n```python\ndef add(a, b):\n",
+    stop=("```",),
+)
 
 
 def test_chat_model_reports_real_usage(small_client):
@@ -25,8 +28,9 @@ def test_chat_model_reports_real_usage(small_client):
 
 
 def test_token_limit_is_honoured_and_reported(small_client):
-    reply = small_client.generate(Prompt("", "Count from 1 to 100, one number per line.", ""),
-                                  GenerationParams(max_tokens=8))
+    reply = small_client.generate(
+        Prompt("", "Count from 1 to 100, one number per line.", ""), GenerationParams(max_tokens=8)
+    )
     assert reply.usage.completion_tokens == 8
     assert reply.finish_reason == "length"
 
@@ -86,8 +90,11 @@ def test_a_broken_stream_is_one_clear_line():
     url = "http://127.0.0.1:8000/v1"
     good = ['data: {"choices": [{"text": "a"}]}', "", ": ping", 'data: {"choices": []}', "data: [DONE]", "data: {"]
     assert len(list(_sse_chunks(good, url))) == 2  # stops at [DONE]; comments and blank lines skipped
-    cases = {"not JSON": ["data: {oops"], "not an object": ["data: [1, 2]"],
-             "out of memory": ['data: {"error": {"message": "out of memory", "code": 500}}']}
+    cases = {
+        "not JSON": ["data: {oops"],
+        "not an object": ["data: [1, 2]"],
+        "out of memory": ['data: {"error": {"message": "out of memory", "code": 500}}'],
+    }
     for expected, lines in cases.items():
         with pytest.raises(ModelError, match=expected) as caught:
             list(_sse_chunks(lines, url))
@@ -105,9 +112,11 @@ def test_a_broken_stream_is_one_clear_line():
 
 def test_a_reply_of_no_tokens_keeps_the_servers_counts():
     client = OpenAICompatClient("m", "http://127.0.0.1:9/v1")  # no request is sent: only the stream is read
-    stream = [{"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]},
-              {"choices": [{"delta": {}, "finish_reason": "stop"}]},
-              {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 0}}]
+    stream = [
+        {"choices": [{"delta": {"role": "assistant"}, "finish_reason": None}]},
+        {"choices": [{"delta": {}, "finish_reason": "stop"}]},
+        {"choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": 0}},
+    ]
     reply = client._collect(iter(stream), PROMPT, started=0.0)
     assert (reply.text, reply.finish_reason) == ("", "stop")
     assert (reply.usage.source, reply.usage.prompt_tokens, reply.usage.completion_tokens) == ("server", 12, 0)

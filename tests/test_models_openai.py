@@ -15,16 +15,18 @@ def keyed_server(models_ready):
     from sizeup.models.bundled import gguf_path
     from sizeup.models.embedded import EmbeddedServer
 
-    server = EmbeddedServer(gguf_path("smollm2:135m"), "smollm2:135m", n_ctx=512, server="llama_cpp",
-                            extra_args=("--api_key", "s3cret-key"))
+    server = EmbeddedServer(
+        gguf_path("smollm2:135m"), "smollm2:135m", n_ctx=512, server="llama_cpp", extra_args=("--api_key", "s3cret-key")
+    )
     yield server
     server.stop()
 
 
 def test_openai_provider_streams_and_says_what_it_could_not_count(keyed_server, monkeypatch):
     monkeypatch.setenv("MY_KEY", "s3cret-key")
-    client = make_client("openai", "smollm2:135m", url=f"{keyed_server.url}/v1", api_key_env="MY_KEY",
-                         server_pid=keyed_server.proc.pid)
+    client = make_client(
+        "openai", "smollm2:135m", url=f"{keyed_server.url}/v1", api_key_env="MY_KEY", server_pid=keyed_server.proc.pid
+    )
     reply = client.generate(PROMPT, GenerationParams(max_tokens=12))
     usage = reply.usage
     # llama-cpp-python's server sends no usage in streams: completion tokens are counted from the chunks,
@@ -61,11 +63,15 @@ def test_one_server_serving_two_arms_is_said_to_be_unattributable_in_memory(keye
     from sizeup.cli.runner import server_attribution
     from sizeup.records import ArmSpec
 
-    arms = [ArmSpec(name="large", strategy="single", models=["big"]),
-            ArmSpec(name="small", strategy="adaptive", models=["small"])]
+    arms = [
+        ArmSpec(name="large", strategy="single", models=["big"]),
+        ArmSpec(name="small", strategy="adaptive", models=["small"]),
+    ]
     url = f"{keyed_server.url}/v1"
     shared = {"big": make_client("openai", "big", url=url), "small": make_client("openai", "small", url=url)}
     assert server_attribution(arms, shared).startswith("shared: one server process serves arms large and small")
-    remote = {"big": make_client("openai", "big", url="http://10.0.0.9:8000/v1"),
-              "small": make_client("openai", "small", url="http://10.0.0.9:8000/v1")}
+    remote = {
+        "big": make_client("openai", "big", url="http://10.0.0.9:8000/v1"),
+        "small": make_client("openai", "small", url="http://10.0.0.9:8000/v1"),
+    }
     assert server_attribution(arms, remote).startswith("not_measurable")

@@ -95,8 +95,9 @@ def test_peak_memory_of_a_held_allocation():
 @pytest.mark.usefixtures("gnu_time")
 def test_kernel_peak_of_a_50ms_spike_matches_time_v():
     monitor = _watch_go(SPIKE_IN_WINDOW)
-    out = subprocess.run(["/usr/bin/time", "-v", sys.executable, "-c", SPIKE_200MB_ALONE],
-                         capture_output=True, text=True, check=True).stderr
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", sys.executable, "-c", SPIKE_200MB_ALONE], capture_output=True, text=True, check=True
+    ).stderr
     reference = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out).group(1)) * 1024 / 1e6
     summary = monitor.summary
     assert summary.method["peak_rss_mb"] is Measured.KERNEL
@@ -121,15 +122,16 @@ def test_a_child_reaped_by_a_watched_parent_is_counted_once():
 
 
 def test_children_of_the_watched_process_are_counted():
-    code = (f"import subprocess, sys; subprocess.run([sys.executable, '-c', {HOLD_200MB!r}])")
+    code = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {HOLD_200MB!r}])"
     monitor, _ = _watch(code)
     assert monitor.summary.processes >= 2
     assert monitor.summary.peak_rss_mb >= 200
 
 
 def test_several_live_processes_report_the_sum_of_their_marks():
-    proc = subprocess.Popen([sys.executable, "-c", TWO_HOLDERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", TWO_HOLDERS], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
     try:
         assert proc.stdout.readline().strip() == "ready"
         with Monitor([proc.pid]) as monitor:

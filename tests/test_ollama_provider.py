@@ -25,8 +25,9 @@ from sizeup.models.ollama import OllamaClient, list_models, style_from_template
 from sizeup.models.types import GenerationParams, ModelError, Prompt, PromptStyle
 
 ANSWER = "".join(ANSWER_PIECES)
-PROMPT = Prompt(system="You write Python.", user="Write add(a, b).", completion="def add(a, b):\n",
-                stop=("\ndef ", "\nclass "))
+PROMPT = Prompt(
+    system="You write Python.", user="Write add(a, b).", completion="def add(a, b):\n", stop=("\ndef ", "\nclass ")
+)
 
 
 @pytest.fixture
@@ -58,8 +59,7 @@ def test_chat_returns_the_streamed_answer_and_the_server_counters(replay: Ollama
     assert usage.eval_s == pytest.approx(4.535599)
     assert usage.source == "server"
     (body,) = replay.bodies("/api/chat")
-    assert body["messages"] == [{"role": "system", "content": PROMPT.system},
-                                {"role": "user", "content": PROMPT.user}]
+    assert body["messages"] == [{"role": "system", "content": PROMPT.system}, {"role": "user", "content": PROMPT.user}]
     assert body["stream"] is True
     assert replay.bodies("/api/generate") == []
 
@@ -95,8 +95,7 @@ def test_time_to_first_token_is_measured_from_sending_to_the_first_piece() -> No
 
 
 def test_thinking_ends_the_wait_for_the_first_token_but_stays_out_of_the_text() -> None:
-    with OllamaReplay(first_token_delay_s=0.05, chunk_delay_s=0.05) as replay, \
-            client(replay, "deepseek-r1:7b") as llm:
+    with OllamaReplay(first_token_delay_s=0.05, chunk_delay_s=0.05) as replay, client(replay, "deepseek-r1:7b") as llm:
         reply = llm.generate(PROMPT)
     assert reply.text == ANSWER  # the thinking pieces are not in it
     assert len(THINKING_PIECES) == 7
@@ -109,8 +108,14 @@ def test_generation_options_and_keep_alive_are_passed_through(replay: OllamaRepl
     with client(replay, keep_alive="10m", num_ctx=8192, num_thread=1) as llm:
         llm.generate(PROMPT, params)
     (body,) = replay.bodies("/api/chat")
-    assert body["options"] == {"temperature": 0.7, "seed": 42, "num_predict": 64, "top_p": 0.9,
-                               "num_ctx": 8192, "num_thread": 1}
+    assert body["options"] == {
+        "temperature": 0.7,
+        "seed": 42,
+        "num_predict": 64,
+        "top_p": 0.9,
+        "num_ctx": 8192,
+        "num_thread": 1,
+    }
     assert body["keep_alive"] == "10m"
     assert body["model"] == "llama3.2"
 
@@ -165,11 +170,14 @@ def test_server_error_is_reported_with_status_and_message(replay: OllamaReplay) 
     assert str(caught.value) == "Ollama error 500: llama runner process has terminated: exit status 2"
 
 
-@pytest.mark.parametrize(("model", "expected"), [
-    ("truncated", "malformed reply from Ollama: the stream ended without its final done chunk"),
-    ("cutoff", "malformed reply from Ollama: "),
-    ("nocounters", "malformed reply from Ollama: the final chunk has no prompt_eval_count"),
-])
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("truncated", "malformed reply from Ollama: the stream ended without its final done chunk"),
+        ("cutoff", "malformed reply from Ollama: "),
+        ("nocounters", "malformed reply from Ollama: the final chunk has no prompt_eval_count"),
+    ],
+)
 def test_incomplete_replies_are_errors_not_zeros(replay: OllamaReplay, model: str, expected: str) -> None:
     with client(replay, model) as llm, pytest.raises(ModelError) as caught:
         llm.generate(PROMPT)

@@ -25,9 +25,12 @@ from sizeup.models.ollama import OllamaClient, list_models
 from sizeup.models.types import GenerationParams, ModelError, Prompt, PromptStyle
 
 SIZEUP = [sys.executable, "-m", "sizeup.cli"]
-CODE_PROMPT = Prompt(system="You are a Python programmer.", user="Write a Python function add(a, b).",
-                     completion="def add(a, b):\n    \"\"\"Return the sum of a and b.\"\"\"\n",
-                     stop=("\ndef ", "\nclass "))
+CODE_PROMPT = Prompt(
+    system="You are a Python programmer.",
+    user="Write a Python function add(a, b).",
+    completion='def add(a, b):\n    """Return the sum of a and b."""\n',
+    stop=("\ndef ", "\nclass "),
+)
 SHORT = GenerationParams(max_tokens=24)
 
 
@@ -36,8 +39,13 @@ def client(server: RealOllama, model: str, **kwargs) -> OllamaClient:
 
 
 def cli(*args: str, db: Path, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([*SIZEUP, *args, "--db", f"sqlite:///{db}"], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "COLUMNS": "200"})
+    return subprocess.run(
+        [*SIZEUP, *args, "--db", f"sqlite:///{db}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200"},
+    )
 
 
 def test_chat_streams_the_reply_with_the_servers_own_counters(real_ollama: RealOllama) -> None:
@@ -95,14 +103,27 @@ def test_a_resident_model_is_no_load_and_a_new_thread_count_is_one(real_ollama: 
     assert info["resident_before"] is True and info["loaded"] is True and info["load_s"] > 0
 
 
-def test_a_missing_model_stops_the_run_with_one_line_and_stores_nothing(real_ollama: RealOllama,
-                                                                          tmp_path: Path) -> None:
+def test_a_missing_model_stops_the_run_with_one_line_and_stores_nothing(
+    real_ollama: RealOllama, tmp_path: Path
+) -> None:
     db = tmp_path / "s.db"
-    done = cli("--task-type", "gcd", "--large-model", "smollm2:135m", "--small-model", "qwen:0.5b",
-               "--url", real_ollama.url, "--threads", "1", db=db)
+    done = cli(
+        "--task-type",
+        "gcd",
+        "--large-model",
+        "smollm2:135m",
+        "--small-model",
+        "qwen:0.5b",
+        "--url",
+        real_ollama.url,
+        "--threads",
+        "1",
+        db=db,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == (
-        f"sizeup: model 'qwen:0.5b' is not available on {real_ollama.url}; run `ollama pull qwen:0.5b` or pass --pull")
+        f"sizeup: model 'qwen:0.5b' is not available on {real_ollama.url}; run `ollama pull qwen:0.5b` or pass --pull"
+    )
     with __import__("sqlite3").connect(db) as conn:
         assert conn.execute("select count(*) from results").fetchone()[0] == 0
         (status,) = conn.execute("select json_extract(data, '$.status') from runs").fetchone()
@@ -117,8 +138,7 @@ def test_pull_without_a_registry_is_one_line(real_ollama: RealOllama) -> None:
     assert "registry.ollama.ai" in message and "\n" not in message
 
 
-def test_the_server_behind_the_url_is_found_by_its_port_not_by_name(real_ollama: RealOllama,
-                                                                      tmp_path: Path) -> None:
+def test_the_server_behind_the_url_is_found_by_its_port_not_by_name(real_ollama: RealOllama, tmp_path: Path) -> None:
     decoy = start_ollama(real_ollama.binary, tmp_path)  # a second `ollama serve` on this machine
     try:
         assert client(real_ollama, "smollm2:135m").shared_server_pids() == [real_ollama.pid]
@@ -147,8 +167,9 @@ class RunnerRss:
 
     def _poll(self) -> None:
         while not self._stop.wait(0.25):
-            out = subprocess.run(["ps", "-ww", "--ppid", str(self.serve_pid), "-o", "rss=,args="], capture_output=True,
-                                 text=True).stdout
+            out = subprocess.run(
+                ["ps", "-ww", "--ppid", str(self.serve_pid), "-o", "rss=,args="], capture_output=True, text=True
+            ).stdout
             for line in out.splitlines():
                 rss_kb, _, args = line.strip().partition(" ")  # -ww: whole command lines, never cut at 80
                 for model, blob in self.blobs.items():
@@ -164,17 +185,34 @@ class RunnerRss:
         self._thread.join()
 
 
-def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: RealOllama, mbpp_path: Path,
-                                                                 tmp_path: Path) -> None:
+def test_the_seed_command_measures_each_side_by_its_own_runner(
+    real_ollama: RealOllama, mbpp_path: Path, tmp_path: Path
+) -> None:
     from sizeup.models.bundled import gguf_path
 
     db = tmp_path / "s.db"
     assert cli("--import-data", "--jsonl-file", str(mbpp_path), db=db).returncode == 0
     blobs = {model: _blob_name(gguf_path(model)) for model in ("gemma3:270m", "smollm2:135m")}
     with RunnerRss(real_ollama.pid, blobs) as ps:
-        done = cli("--all", "--limit", "2", "--large-model", "gemma3:270m", "--small-model", "smollm2:135m",
-                   "--max-depth", "1", "--url", real_ollama.url, "--threads", "1", "--max-tokens", "96",
-                   "--json", db=db)
+        done = cli(
+            "--all",
+            "--limit",
+            "2",
+            "--large-model",
+            "gemma3:270m",
+            "--small-model",
+            "smollm2:135m",
+            "--max-depth",
+            "1",
+            "--url",
+            real_ollama.url,
+            "--threads",
+            "1",
+            "--max-tokens",
+            "96",
+            "--json",
+            db=db,
+        )
     assert done.returncode == 0, done.stderr
     assert "sandbox: isolated (bubblewrap" in done.stderr  # the backend is always said
     run_id = json.loads(done.stdout.strip().splitlines()[-1])["run_id"]
@@ -206,8 +244,24 @@ def test_the_seed_command_measures_each_side_by_its_own_runner(real_ollama: Real
         assert ("load_s" in run.load[model]) == run.load[model]["loaded"]
     # A second run finds both models resident: no load is recorded for either.
     time.sleep(0.5)
-    again = cli("--task-type", "gcd", "--large-model", "gemma3:270m", "--small-model", "smollm2:135m",
-                "--max-depth", "0", "--url", real_ollama.url, "--threads", "1", "--max-tokens", "32", "--json", db=db)
+    again = cli(
+        "--task-type",
+        "gcd",
+        "--large-model",
+        "gemma3:270m",
+        "--small-model",
+        "smollm2:135m",
+        "--max-depth",
+        "0",
+        "--url",
+        real_ollama.url,
+        "--threads",
+        "1",
+        "--max-tokens",
+        "32",
+        "--json",
+        db=db,
+    )
     assert again.returncode == 0, again.stderr
     with open_store(f"sqlite:///{db}") as store:
         second = store.get_run(json.loads(again.stdout.strip().splitlines()[-1])["run_id"])

@@ -17,12 +17,15 @@ EXAMPLE = REPO / "examples" / "plan.toml"
 
 
 def test_the_seed_flags_mean_the_two_seed_arms_with_the_strategies_defaults():
-    args = build_flat_parser().parse_args(["--all", "--max-depth", "3", "--large-model", "big", "--small-model",
-                                           "tiny", "--url", "http://x:11434"])
+    args = build_flat_parser().parse_args(
+        ["--all", "--max-depth", "3", "--large-model", "big", "--small-model", "tiny", "--url", "http://x:11434"]
+    )
     arms, baseline = run_arms(args, "ollama")
     assert baseline is None
-    assert arms == [ArmSpec(name="large", strategy="single", models=["big"]),
-                    ArmSpec(name="small", strategy="adaptive", models=["tiny"], params={"max_depth": 3})]
+    assert arms == [
+        ArmSpec(name="large", strategy="single", models=["big"]),
+        ArmSpec(name="small", strategy="adaptive", models=["tiny"], params={"max_depth": 3}),
+    ]
     args = build_parser().parse_args(["run", "--all"])
     assert [arm.models for arm in run_arms(args, "embedded")[0]] == [["gemma3:270m"], ["smollm2:135m"]]
 
@@ -50,31 +53,60 @@ def test_flags_are_defaults_under_the_plan():
 
 
 def test_an_arm_on_the_command_line():
-    arm = parse_arm_option("name=bon strategy=best-of-n models=smollm2:135m,gemma3:270m n=3 budget.calls=2",
-                           {"max_depth": 2}, None)
-    assert arm == ArmSpec(name="bon", strategy="best-of-n", models=["smollm2:135m", "gemma3:270m"],
-                          params={"n": 3}, budget=Budget(calls=2))
+    arm = parse_arm_option(
+        "name=bon strategy=best-of-n models=smollm2:135m,gemma3:270m n=3 budget.calls=2", {"max_depth": 2}, None
+    )
+    assert arm == ArmSpec(
+        name="bon",
+        strategy="best-of-n",
+        models=["smollm2:135m", "gemma3:270m"],
+        params={"n": 3},
+        budget=Budget(calls=2),
+    )
     with pytest.raises(ValueError, match="'oops' is not key=value"):
         parse_arm_option("name=x oops", {}, None)
 
 
-@pytest.mark.parametrize("text, line, message", [
-    ('[[arm]]\nname = "a"\nstrategy = "adaptive"\nmodels = ["m"]\nmax_depht = 2\n', 5,
-     "arm 1 (a), field 'max_depht': Extra inputs are not permitted"),
-    ('[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n\n[[arm]]\nname = "b"\nstrategy = "magic"\n'
-     'models = ["m"]\n', 8, "arm 2 (b), field 'strategy': unknown strategy 'magic'"),
-    ('[[arm]]\nname = "a"\nstrategy = "best-of-n"\nmodels = ["m"]\nn = "many"\n', 5,
-     "arm 1 (a), field 'n': Input should be a valid integer"),
-    ('[[arm]]\nname = "a"\nstrategy = "adaptive"\nmodels = ["m"]\nbudget = { tokens = 10 }\n', 5,
-     "field 'budget': 10 is less than one call's max_tokens (384)"),
-    ('[[arm]]\nname = "a"\nstrategy = "single"\nmodels = []\n', 4, "field 'models'"),
-    ('[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n[[arm]]\nname = "a"\nstrategy = "single"\n'
-     'models = ["m"]\n', 6, "field 'name': arm name 'a' is used twice"),
-    ('baseline = "z"\n[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n', 1,
-     "field 'baseline': 'z' is none of the arms (a)"),
-    ('[[arm]\nname = "a"\n', 1, "not valid TOML"),
-    ('arms = 3\n', 1, "field 'arms': unknown"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        (
+            '[[arm]]\nname = "a"\nstrategy = "adaptive"\nmodels = ["m"]\nmax_depht = 2\n',
+            5,
+            "arm 1 (a), field 'max_depht': Extra inputs are not permitted",
+        ),
+        (
+            '[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n\n[[arm]]\nname = "b"\nstrategy = "magic"\n'
+            'models = ["m"]\n',
+            8,
+            "arm 2 (b), field 'strategy': unknown strategy 'magic'",
+        ),
+        (
+            '[[arm]]\nname = "a"\nstrategy = "best-of-n"\nmodels = ["m"]\nn = "many"\n',
+            5,
+            "arm 1 (a), field 'n': Input should be a valid integer",
+        ),
+        (
+            '[[arm]]\nname = "a"\nstrategy = "adaptive"\nmodels = ["m"]\nbudget = { tokens = 10 }\n',
+            5,
+            "field 'budget': 10 is less than one call's max_tokens (384)",
+        ),
+        ('[[arm]]\nname = "a"\nstrategy = "single"\nmodels = []\n', 4, "field 'models'"),
+        (
+            '[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n[[arm]]\nname = "a"\nstrategy = "single"\n'
+            'models = ["m"]\n',
+            6,
+            "field 'name': arm name 'a' is used twice",
+        ),
+        (
+            'baseline = "z"\n[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n',
+            1,
+            "field 'baseline': 'z' is none of the arms (a)",
+        ),
+        ('[[arm]\nname = "a"\n', 1, "not valid TOML"),
+        ("arms = 3\n", 1, "field 'arms': unknown"),
+    ],
+)
 def test_a_bad_plan_is_one_line_naming_file_line_and_field(tmp_path, text, line, message):
     plan = tmp_path / "plan.toml"
     plan.write_text(text)
@@ -88,9 +120,25 @@ def test_the_cli_reports_a_bad_plan_in_one_line_and_stores_nothing(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\ntemprature = 1\n')
     db = tmp_path / "s.db"
-    proc = subprocess.run([sys.executable, "-m", "sizeup.cli", "run", "--plan", str(plan), "--task-type", "gcd",
-                           "--db", f"sqlite:///{db}"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sizeup.cli",
+            "run",
+            "--plan",
+            str(plan),
+            "--task-type",
+            "gcd",
+            "--db",
+            f"sqlite:///{db}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
-    assert proc.stderr.strip() == (f"sizeup: {plan}:5: arm 1 (a), field 'temprature': Extra inputs are not "
-                                   "permitted (strategy 'single')")
+    assert proc.stderr.strip() == (
+        f"sizeup: {plan}:5: arm 1 (a), field 'temprature': Extra inputs are not permitted (strategy 'single')"
+    )
     assert not db.exists()

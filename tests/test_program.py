@@ -56,10 +56,12 @@ def test_helpers_before_the_entry_point_are_kept_and_the_replys_own_win(humaneva
     task = humaneval["HumanEval/10"]  # make_palindrome's prompt defines is_palindrome before it
     preamble = stub_preamble(task.stub or "", "make_palindrome")
     assert "def is_palindrome" in preamble and "def make_palindrome" not in preamble
-    uses_helper = ("def make_palindrome(string: str) -> str:\n"
-                   "    for i in range(len(string) + 1):\n"
-                   "        if is_palindrome(string[i:]):\n"
-                   "            return string + string[:i][::-1]\n")
+    uses_helper = (
+        "def make_palindrome(string: str) -> str:\n"
+        "    for i in range(len(string) + 1):\n"
+        "        if is_palindrome(string[i:]):\n"
+        "            return string + string[:i][::-1]\n"
+    )
     assert verdict(sandbox, task, program_from(task, uses_helper)) is Status.PASSED
     # A reply's own definition comes after the preamble's: a broken helper of its own is the one used.
     own_helper = "def is_palindrome(string: str) -> bool:\n    return False\n\n" + uses_helper
@@ -68,8 +70,9 @@ def test_helpers_before_the_entry_point_are_kept_and_the_replys_own_win(humaneva
 
 def test_a_base_models_continuation_is_the_stub_plus_its_code(humaneval, sandbox) -> None:
     task = humaneval["HumanEval/29"]
-    program = candidate_program(task, "    return [s for s in strings if s.startswith(prefix)]\n```",
-                                PromptStyle.COMPLETION)
+    program = candidate_program(
+        task, "    return [s for s in strings if s.startswith(prefix)]\n```", PromptStyle.COMPLETION
+    )
     assert verdict(sandbox, task, program) is Status.PASSED
 
 

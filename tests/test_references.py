@@ -36,12 +36,19 @@ def test_every_mbpp_reference_passes(mbpp_path, sandbox):
 
 def test_report_counts_skipped_and_names_the_failing_test(sandbox):
     def task(task_id: str, reference: str | None) -> Task:
-        return Task(task_id=task_id, source="builtin", prompt="square", reference=reference,
-                    tests=["assert square(2) == 4", "assert square(3) == 9"])
+        return Task(
+            task_id=task_id,
+            source="builtin",
+            prompt="square",
+            reference=reference,
+            tests=["assert square(2) == 4", "assert square(3) == 9"],
+        )
 
-    tasks = [task("good", "def square(x):\n    return x * x\n"),
-             task("bad", "def square(x):\n    return 4\n"),
-             task("none", None)]
+    tasks = [
+        task("good", "def square(x):\n    return x * x\n"),
+        task("bad", "def square(x):\n    return 4\n"),
+        task("none", None),
+    ]
     report = check_references(tasks, sandbox, workers=2)
     assert (report.total, report.passed, report.skipped) == (2, 1, 1)
     assert report.failures == [("bad", Status.FAILED, "assert square(3) == 9  # failed: AssertionError")]

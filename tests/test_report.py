@@ -18,30 +18,66 @@ HOSTILE = '<script>alert("x")</script><img src="https://evil.example/x.png">'
 
 def attempt(attempt_id: str, passed: bool, tokens: int = 100) -> Attempt:
     parent = attempt_id.rsplit(".", 1)[0] if "." in attempt_id else None
-    return Attempt(attempt_id=attempt_id, parent_id=parent, depth=attempt_id.count("."),
-                   status="passed" if passed else "failed", prompt_tokens=tokens // 2, completion_tokens=tokens // 2,
-                   gen_s=1.0, tests_passed=2 if passed else 1, tests_total=2, code=f"def f():\n    return {HOSTILE!r}",
-                   response=HOSTILE, feedback="assert f() == 1  # failed: AssertionError", prompt="solve <this>")
+    return Attempt(
+        attempt_id=attempt_id,
+        parent_id=parent,
+        depth=attempt_id.count("."),
+        status="passed" if passed else "failed",
+        prompt_tokens=tokens // 2,
+        completion_tokens=tokens // 2,
+        gen_s=1.0,
+        tests_passed=2 if passed else 1,
+        tests_total=2,
+        code=f"def f():\n    return {HOSTILE!r}",
+        response=HOSTILE,
+        feedback="assert f() == 1  # failed: AssertionError",
+        prompt="solve <this>",
+    )
 
 
 def result(run_id: str, task_id: str, side: str, attempts: list[Attempt], wall: float) -> TaskResult:
     passed = any(a.status == "passed" for a in attempts)
-    return TaskResult(run_id=run_id, task_id=task_id, side=side, model="big-7b" if side == LARGE else "tiny-1b",
-                      strategy="single" if side == LARGE else "adaptive", status="passed" if passed else "failed",
-                      tests_passed=2 if passed else 1, tests_total=2, best_attempt_id=attempts[-1].attempt_id,
-                      depth_reached=max(a.depth for a in attempts), model_calls=len(attempts), wall_s=wall,
-                      prompt_tokens=sum(a.prompt_tokens for a in attempts),
-                      completion_tokens=sum(a.completion_tokens for a in attempts),
-                      gen_s=sum(a.gen_s for a in attempts), attempts=attempts,
-                      server=ResourceSummary(cpu_s=2 * wall, peak_rss_mb=4000 if side == LARGE else 900,
-                                             method={"cpu_s": "kernel", "peak_rss_mb": "sampled"}))
+    return TaskResult(
+        run_id=run_id,
+        task_id=task_id,
+        side=side,
+        model="big-7b" if side == LARGE else "tiny-1b",
+        strategy="single" if side == LARGE else "adaptive",
+        status="passed" if passed else "failed",
+        tests_passed=2 if passed else 1,
+        tests_total=2,
+        best_attempt_id=attempts[-1].attempt_id,
+        depth_reached=max(a.depth for a in attempts),
+        model_calls=len(attempts),
+        wall_s=wall,
+        prompt_tokens=sum(a.prompt_tokens for a in attempts),
+        completion_tokens=sum(a.completion_tokens for a in attempts),
+        gen_s=sum(a.gen_s for a in attempts),
+        attempts=attempts,
+        server=ResourceSummary(
+            cpu_s=2 * wall,
+            peak_rss_mb=4000 if side == LARGE else 900,
+            method={"cpu_s": "kernel", "peak_rss_mb": "sampled"},
+        ),
+    )
 
 
 def make_run(run_id: str, tasks: int, small_wins: set[int], large_wins: set[int]) -> tuple[RunRecord, list]:
-    run = RunRecord(run_id=run_id, config={"large_model": "big-7b", "small_model": "tiny-1b", "max_depth": 1,
-                                           "branching": 2, "beam": 1, "parallel": 1},
-                    environment={"dataset_hash": "abc123", "python": "3.11"}, task_ids=[str(i) for i in range(tasks)],
-                    status="finished", load={"large": {"load_s": 3.5}, "small": {"load_s": 1.25}})
+    run = RunRecord(
+        run_id=run_id,
+        config={
+            "large_model": "big-7b",
+            "small_model": "tiny-1b",
+            "max_depth": 1,
+            "branching": 2,
+            "beam": 1,
+            "parallel": 1,
+        },
+        environment={"dataset_hash": "abc123", "python": "3.11"},
+        task_ids=[str(i) for i in range(tasks)],
+        status="finished",
+        load={"large": {"load_s": 3.5}, "small": {"load_s": 1.25}},
+    )
     results = []
     for i in range(tasks):
         task_id = f"<b>{i}</b>" if i == 0 else str(i)  # task ids come from files: untrusted too
@@ -65,21 +101,35 @@ def visible_text(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", " ", page))
 
 
-HEADLINE = re.compile(r"solved (\d+) % \[(\d+)–(\d+)\] of \d+ tasks vs large .*? (\d+) % \[(\d+)–(\d+)\]; "
-                      r"difference ([+-]\d+) pp.*?exact McNemar p = ([\d.]+)")
+HEADLINE = re.compile(
+    r"solved (\d+) % \[(\d+)–(\d+)\] of \d+ tasks vs large .*? (\d+) % \[(\d+)–(\d+)\]; "
+    r"difference ([+-]\d+) pp.*?exact McNemar p = ([\d.]+)"
+)
 
 
 def test_the_same_numbers_in_every_format(report, page):
     data = json.loads(render_json(report))
     cmp = data["runs"][0]["comparison"]
     small, large = cmp["sides"]["small"], cmp["sides"]["large"]
-    expected = (f"{100 * small['success_rate']:.0f}", f"{100 * small['success_rate_ci95'][0]:.0f}",
-                f"{100 * small['success_rate_ci95'][1]:.0f}", f"{100 * large['success_rate']:.0f}",
-                f"{100 * large['success_rate_ci95'][0]:.0f}", f"{100 * large['success_rate_ci95'][1]:.0f}",
-                f"{100 * cmp['efficiency']['success_rate_diff']:+.0f}", f"{cmp['quality']['mcnemar_p']:.2g}")
+    expected = (
+        f"{100 * small['success_rate']:.0f}",
+        f"{100 * small['success_rate_ci95'][0]:.0f}",
+        f"{100 * small['success_rate_ci95'][1]:.0f}",
+        f"{100 * large['success_rate']:.0f}",
+        f"{100 * large['success_rate_ci95'][0]:.0f}",
+        f"{100 * large['success_rate_ci95'][1]:.0f}",
+        f"{100 * cmp['efficiency']['success_rate_diff']:+.0f}",
+        f"{cmp['quality']['mcnemar_p']:.2g}",
+    )
     assert expected[0] == "42" and expected[3] == "17"  # 5/12 and 2/12
-    found = {name: HEADLINE.search(text).groups() for name, text in (
-        ("terminal", headline(report)), ("html", visible_text(page)), ("md", html.unescape(render_markdown(report))))}
+    found = {
+        name: HEADLINE.search(text).groups()
+        for name, text in (
+            ("terminal", headline(report)),
+            ("html", visible_text(page)),
+            ("md", html.unescape(render_markdown(report))),
+        )
+    }
     assert found == {"terminal": expected, "html": expected, "md": expected}
     # The comparison tables carry the same rates, and the CSV the same raw values as the JSON.
     for text in (visible_text(page), html.unescape(render_markdown(report))):
@@ -97,8 +147,17 @@ def test_html_is_one_self_contained_file_with_every_section(report, page):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
     assert page.count('src="data:image/png;base64,') == 4
-    for section in ("headline", "run0-comparison", "run0-plots", "run0-pairs", "run0-pair-small",
-                    "run0-tasks", "run0-trees", "run0-record", "methods"):
+    for section in (
+        "headline",
+        "run0-comparison",
+        "run0-plots",
+        "run0-pairs",
+        "run0-pair-small",
+        "run0-tasks",
+        "run0-trees",
+        "run0-record",
+        "methods",
+    ):
         assert f'id="{section}"' in page
     # Each task row links to its tree, and the tree shows every node with its code and feedback.
     assert 'href="#run0-task3"' in page and 'id="run0-task3"' in page
@@ -144,10 +203,20 @@ def test_every_sandbox_status_gets_its_colour_and_trees_keep_numeric_order():
         cell = _table((["task", "status"], [["1", status.value]]))
         assert f'<span class="status-{status.value}">' in cell
     assert ".status-memory_exceeded" in CSS and ".status-memory " not in CSS
-    node = {"status": "failed", "tests_passed": 0, "tests_total": 1, "prompt_tokens": 1, "completion_tokens": 1,
-            "gen_s": 0.1, "finish_reason": "stop", "depth": 1, "parent_id": "0"}
+    node = {
+        "status": "failed",
+        "tests_passed": 0,
+        "tests_total": 1,
+        "prompt_tokens": 1,
+        "completion_tokens": 1,
+        "gen_s": 0.1,
+        "finish_reason": "stop",
+        "depth": 1,
+        "parent_id": "0",
+    }
     siblings = [{**node, "attempt_id": f"0.{i}"} for i in (10, 2, 1)]
-    html_tree = _tree({"attempts": [{**node, "attempt_id": "0", "depth": 0, "parent_id": None}, *siblings],
-                       "best_attempt_id": "0"})
+    html_tree = _tree(
+        {"attempts": [{**node, "attempt_id": "0", "depth": 0, "parent_id": None}, *siblings], "best_attempt_id": "0"}
+    )
     order = re.findall(r"<code>(0\.\d+)</code>", html_tree)
     assert order == ["0.1", "0.2", "0.10"]

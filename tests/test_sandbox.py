@@ -130,6 +130,7 @@ def still_works(sandbox: Sandbox) -> None:
 
 # --- verdicts -------------------------------------------------------------------------------------------
 
+
 def test_correct_program_passes_every_test(sandbox):
     run = sandbox.run(ADD, ADD_TESTS)
     assert run.status is Status.PASSED, run.detail
@@ -200,8 +201,10 @@ def test_setup_code_runs_before_the_program(sandbox):
 
 
 def test_dataclasses_and_main_guard_work_as_in_a_module(sandbox):
-    program = ("from __future__ import annotations\nimport dataclasses\n\n@dataclasses.dataclass\n"
-               "class P:\n    x: int\n\nif __name__ == '__main__':\n    input()\n")
+    program = (
+        "from __future__ import annotations\nimport dataclasses\n\n@dataclasses.dataclass\n"
+        "class P:\n    x: int\n\nif __name__ == '__main__':\n    input()\n"
+    )
     run = sandbox.run(program, ["assert P(1).x == 1"])
     assert run.status is Status.PASSED, run.detail
 
@@ -213,6 +216,7 @@ def test_site_packages_are_off_unless_asked_for():
 
 
 # --- time -----------------------------------------------------------------------------------------------
+
 
 def test_infinite_loop_at_top_level_times_out_on_time(sandbox):
     run = sandbox.run("while True:\n    pass\n", ADD_TESTS, SHORT)
@@ -237,8 +241,9 @@ def test_a_looping_test_times_out_alone_and_the_others_still_run(sandbox):
 
 
 def test_a_swallowed_test_timeout_fires_again(sandbox):
-    run = sandbox.run(hostile("swallow_timeout"), ["stubborn()", "assert True"],
-                      Limits(timeout_s=5, test_timeout_s=0.3))
+    run = sandbox.run(
+        hostile("swallow_timeout"), ["stubborn()", "assert True"], Limits(timeout_s=5, test_timeout_s=0.3)
+    )
     assert [t.outcome for t in run.tests] == [Outcome.TIMEOUT, Outcome.PASSED]
 
 
@@ -266,6 +271,7 @@ def test_a_child_sleeping_past_the_timeout_is_killed(sandbox):
 
 
 # --- memory, output, files ------------------------------------------------------------------------------
+
 
 def test_memory_hog_at_load_exceeds_memory(sandbox):
     run = sandbox.run(hostile("memory_hog"), ["assert True"], Limits(memory_mb=256))
@@ -421,8 +427,11 @@ def test_outbound_connection_to_the_host(sandbox, host_listener):
 def test_environment_is_scrubbed_and_hashing_is_deterministic(sandbox, monkeypatch):
     monkeypatch.setenv("SIZEUP_SECRET", "do not leak")
     program = "import os\nENV = dict(os.environ)\nprint(hash('sizeup'))\n"
-    tests = ["assert 'SIZEUP_SECRET' not in ENV", "assert ENV['HOME'] == os.getcwd()",
-             "assert ENV['PYTHONHASHSEED'] == '0'"]
+    tests = [
+        "assert 'SIZEUP_SECRET' not in ENV",
+        "assert ENV['HOME'] == os.getcwd()",
+        "assert ENV['PYTHONHASHSEED'] == '0'",
+    ]
     first, second = sandbox.run(program, tests), sandbox.run(program, tests)
     assert first.status is Status.PASSED, first.feedback()
     assert first.stdout == second.stdout  # -I would ignore PYTHONHASHSEED and make these differ
@@ -433,8 +442,12 @@ def test_state_left_by_one_run_is_gone_in_the_next(sandbox):
     pool of one worker, so the second run surely meets the worker the first one ran in. The process backend
     starts a fresh interpreter (environment and cwd are new) but shares the host's /tmp: not prevented."""
     marker = new_marker("poison")
-    checks = [f"assert not os.path.exists('/tmp/{marker}')", f"assert not os.path.exists('/dev/shm/{marker}')",
-              "assert 'SIZEUP_POISON' not in os.environ", "assert os.getcwd() != '/'"]
+    checks = [
+        f"assert not os.path.exists('/tmp/{marker}')",
+        f"assert not os.path.exists('/dev/shm/{marker}')",
+        "assert 'SIZEUP_POISON' not in os.environ",
+        "assert os.getcwd() != '/'",
+    ]
     try:
         if is_isolated(sandbox):
             with IsolatedSandbox(workers=1) as one:
@@ -454,6 +467,7 @@ def test_state_left_by_one_run_is_gone_in_the_next(sandbox):
 
 
 # --- processes ------------------------------------------------------------------------------------------
+
 
 def test_fork_bomb_ends_and_leaves_no_process(sandbox):
     """As root (CI) RLIMIT_NPROC does not bind in the process backend: the group kill at the timeout ends the
@@ -551,6 +565,7 @@ def test_concurrent_runs_from_threads_get_their_own_verdicts(sandbox):
 
 # --- timeouts from the reference ------------------------------------------------------------------------
 
+
 class Canned(Sandbox):
     """Returns one prepared Execution and remembers the limits it was asked to run with."""
 
@@ -565,13 +580,19 @@ class Canned(Sandbox):
 
 
 def square_task(reference: str | None = "def square(x):\n    return x * x\n") -> Task:
-    return Task(task_id="t", source="builtin", prompt="square", reference=reference,
-                tests=["assert square(2) == 4", "assert square(3) == 9"])
+    return Task(
+        task_id="t",
+        source="builtin",
+        prompt="square",
+        reference=reference,
+        tests=["assert square(2) == 4", "assert square(3) == 9"],
+    )
 
 
 def timed(status: Status, *seconds: float, wall_s: float) -> Execution:
-    return Execution(status, tests=[Result(f"t{i}", Outcome.PASSED, "", s) for i, s in enumerate(seconds)],
-                     wall_s=wall_s)
+    return Execution(
+        status, tests=[Result(f"t{i}", Outcome.PASSED, "", s) for i, s in enumerate(seconds)], wall_s=wall_s
+    )
 
 
 def test_calibrate_scales_with_the_slowest_reference_test():
@@ -586,7 +607,8 @@ def test_calibrate_keeps_the_floor_for_fast_references():
     base = Limits(timeout_s=10, test_timeout_s=2)
     assert calibrate(square_task(), Canned(timed(Status.PASSED, 0.01, 0.02, wall_s=0.05)), base) == base
     assert calibrate(square_task(), Canned(timed(Status.PASSED, 0.9, wall_s=1.0)), base, factor=3) == replace(
-        base, test_timeout_s=pytest.approx(2.7))
+        base, test_timeout_s=pytest.approx(2.7)
+    )
 
 
 @pytest.mark.parametrize("status", [Status.FAILED, Status.TIMEOUT, Status.ERROR])
@@ -614,28 +636,30 @@ PASS, FAIL, TIME = Outcome.PASSED, Outcome.FAILED, Outcome.TIMEOUT
 
 
 def facts(outcomes=(PASS, PASS), **overrides) -> Facts:
-    base = Facts(started=True, returncode=0, marker=True, outcomes=list(outcomes),
-                 messages=["" for _ in outcomes])
+    base = Facts(started=True, returncode=0, marker=True, outcomes=list(outcomes), messages=["" for _ in outcomes])
     for key, value in overrides.items():
         setattr(base, key, value)
     return base
 
 
-@pytest.mark.parametrize(("observed", "expected"), [
-    (facts(), Status.PASSED),
-    (facts(outcomes=()), Status.UNVERIFIED),
-    (facts(outcomes=(PASS, FAIL)), Status.FAILED),
-    (facts(outcomes=(PASS, TIME)), Status.TIMEOUT),
-    (facts(marker=False), Status.ERROR),  # every test passed, yet the end marker never came
-    (facts(marker=False, returncode=-signal.SIGSEGV), Status.ERROR),
-    (facts(marker=False, returncode=-signal.SIGKILL), Status.MEMORY_EXCEEDED),
-    (facts(marker=False, returncode=-signal.SIGXCPU), Status.TIMEOUT),
-    (facts(marker=False, timed_out=True, returncode=-signal.SIGKILL), Status.TIMEOUT),
-    (facts(load_error="NameError: x", outcomes=()), Status.ERROR),
-    (facts(load_error="MemoryError", load_memory=True), Status.MEMORY_EXCEEDED),
-    (facts(protocol_error="unreadable result channel"), Status.HARNESS_ERROR),
-    (facts(started=False, marker=False, returncode=1), Status.HARNESS_ERROR),
-])
+@pytest.mark.parametrize(
+    ("observed", "expected"),
+    [
+        (facts(), Status.PASSED),
+        (facts(outcomes=()), Status.UNVERIFIED),
+        (facts(outcomes=(PASS, FAIL)), Status.FAILED),
+        (facts(outcomes=(PASS, TIME)), Status.TIMEOUT),
+        (facts(marker=False), Status.ERROR),  # every test passed, yet the end marker never came
+        (facts(marker=False, returncode=-signal.SIGSEGV), Status.ERROR),
+        (facts(marker=False, returncode=-signal.SIGKILL), Status.MEMORY_EXCEEDED),
+        (facts(marker=False, returncode=-signal.SIGXCPU), Status.TIMEOUT),
+        (facts(marker=False, timed_out=True, returncode=-signal.SIGKILL), Status.TIMEOUT),
+        (facts(load_error="NameError: x", outcomes=()), Status.ERROR),
+        (facts(load_error="MemoryError", load_memory=True), Status.MEMORY_EXCEEDED),
+        (facts(protocol_error="unreadable result channel"), Status.HARNESS_ERROR),
+        (facts(started=False, marker=False, returncode=1), Status.HARNESS_ERROR),
+    ],
+)
 def test_decide(observed, expected):
     status, detail = decide(observed)
     assert status is expected

@@ -50,33 +50,83 @@ mongodb_url = mongo.mongodb_url
 
 
 def make_task(i: int, source: str = "mbpp", tag: str = "") -> Task:
-    return Task(task_id=f"{source}/{i}", source=source, prompt=f"Write f{i}{tag}", entry_point=f"f{i}",
-                tests=[f"assert f{i}(1) == {i}", f"assert f{i}(2) == {2 * i}"], setup_code="import math",
-                challenge_tests=[f"assert f{i}(0) == 0"], reference=f"def f{i}(x): return x * {i}",
-                stub=f"def f{i}(x):\n    '''times {i}'''\n")
+    return Task(
+        task_id=f"{source}/{i}",
+        source=source,
+        prompt=f"Write f{i}{tag}",
+        entry_point=f"f{i}",
+        tests=[f"assert f{i}(1) == {i}", f"assert f{i}(2) == {2 * i}"],
+        setup_code="import math",
+        challenge_tests=[f"assert f{i}(0) == 0"],
+        reference=f"def f{i}(x): return x * {i}",
+        stub=f"def f{i}(x):\n    '''times {i}'''\n",
+    )
 
 
 def make_attempt(attempt_id: str, tag: str = "") -> Attempt:
     parent = attempt_id.rpartition(".")[0] or None
-    return Attempt(attempt_id=attempt_id, parent_id=parent, depth=attempt_id.count("."), seed=7,
-                   prompt=f"p{tag}", response=f"```python\nx = 1{tag}\n```", code=f"x = 1{tag}",
-                   prompt_tokens=11, completion_tokens=22, ttft_s=0.25, gen_s=1.5, finish_reason="stop",
-                   status="failed", tests_passed=1, tests_total=3, feedback="AssertionError", exec_wall_s=0.3,
-                   exec_cpu_s=0.2, exec_peak_rss_mb=12.5, error=f"e{tag}")
+    return Attempt(
+        attempt_id=attempt_id,
+        parent_id=parent,
+        depth=attempt_id.count("."),
+        seed=7,
+        prompt=f"p{tag}",
+        response=f"```python\nx = 1{tag}\n```",
+        code=f"x = 1{tag}",
+        prompt_tokens=11,
+        completion_tokens=22,
+        ttft_s=0.25,
+        gen_s=1.5,
+        finish_reason="stop",
+        status="failed",
+        tests_passed=1,
+        tests_total=3,
+        feedback="AssertionError",
+        exec_wall_s=0.3,
+        exec_cpu_s=0.2,
+        exec_peak_rss_mb=12.5,
+        error=f"e{tag}",
+    )
 
 
-def make_result(run_id: str, task_id: str, side: str = SMALL,
-                attempt_ids: tuple[str, ...] = ("0", "1", "0.0"), tag: str = "") -> TaskResult:
-    server = ResourceSummary(wall_s=3.0, cpu_s=2.5, peak_rss_mb=900.0, mean_cpu_pct=80.0, peak_cpu_pct=390.0,
-                             processes=2, samples=30,
-                             method={"cpu_s": Measured.KERNEL, "peak_rss_mb": Measured.SAMPLED})
-    return TaskResult(run_id=run_id, task_id=task_id, side=side, model=f"qwen-0.5b{tag}", strategy="ab-mcts",
-                      status="passed", tests_passed=3, tests_total=3, best_attempt_id=attempt_ids[-1],
-                      depth_reached=1, model_calls=len(attempt_ids), wall_s=4.0, prompt_tokens=33,
-                      completion_tokens=66, ttft_s=0.2, gen_s=3.1, server=server, sandbox_executions=3,
-                      sandbox_cpu_s=0.6, sandbox_peak_rss_mb=14.0, sandbox_wall_s=0.9,
-                      attempts=[make_attempt(a, tag) for a in attempt_ids],
-                      finished_at="2024-05-01T12:00:00+00:00")
+def make_result(
+    run_id: str, task_id: str, side: str = SMALL, attempt_ids: tuple[str, ...] = ("0", "1", "0.0"), tag: str = ""
+) -> TaskResult:
+    server = ResourceSummary(
+        wall_s=3.0,
+        cpu_s=2.5,
+        peak_rss_mb=900.0,
+        mean_cpu_pct=80.0,
+        peak_cpu_pct=390.0,
+        processes=2,
+        samples=30,
+        method={"cpu_s": Measured.KERNEL, "peak_rss_mb": Measured.SAMPLED},
+    )
+    return TaskResult(
+        run_id=run_id,
+        task_id=task_id,
+        side=side,
+        model=f"qwen-0.5b{tag}",
+        strategy="ab-mcts",
+        status="passed",
+        tests_passed=3,
+        tests_total=3,
+        best_attempt_id=attempt_ids[-1],
+        depth_reached=1,
+        model_calls=len(attempt_ids),
+        wall_s=4.0,
+        prompt_tokens=33,
+        completion_tokens=66,
+        ttft_s=0.2,
+        gen_s=3.1,
+        server=server,
+        sandbox_executions=3,
+        sandbox_cpu_s=0.6,
+        sandbox_peak_rss_mb=14.0,
+        sandbox_wall_s=0.9,
+        attempts=[make_attempt(a, tag) for a in attempt_ids],
+        finished_at="2024-05-01T12:00:00+00:00",
+    )
 
 
 @pytest.fixture(params=["sqlite", "mongodb"])
@@ -187,15 +237,19 @@ def test_task_iterable_may_read_the_store(store: Store) -> None:
 def test_duplicate_ids_in_one_import_last_wins(store: Store) -> None:
     tasks = [make_task(1), make_task(2), make_task(1, tag=" again")]
     assert store.import_tasks(tasks) == 2
-    assert [(t.task_id, t.prompt) for t in store.list_tasks()] == [("mbpp/1", "Write f1 again"),
-                                                                    ("mbpp/2", "Write f2")]
+    assert [(t.task_id, t.prompt) for t in store.list_tasks()] == [("mbpp/1", "Write f1 again"), ("mbpp/2", "Write f2")]
 
 
 # -- runs --------------------------------------------------------------------------------------------
 def test_runs_round_trip_replace_and_newest_first(store: Store) -> None:
-    old = RunRecord(run_id="r1", started_at="2024-01-01T00:00:00+00:00", config={"large": {"model": "q7b"}},
-                    environment={"cpu": "x", "cores": 16, "python.version": "3.11", "$odd": 2**70},
-                    task_ids=["a", "b"], load={"large": {"wall_s": 9.5}})
+    old = RunRecord(
+        run_id="r1",
+        started_at="2024-01-01T00:00:00+00:00",
+        config={"large": {"model": "q7b"}},
+        environment={"cpu": "x", "cores": 16, "python.version": "3.11", "$odd": 2**70},
+        task_ids=["a", "b"],
+        load={"large": {"wall_s": 9.5}},
+    )
     new = RunRecord(run_id="r2", started_at="2024-02-01T00:00:00+00:00")
     store.save_run(old)
     store.save_run(new)
@@ -233,8 +287,13 @@ def test_results_keep_save_order_and_filter_by_side(store: Store) -> None:
         store.save_result(make_result("r", task_id, SMALL))
     store.save_result(make_result("other-run", "a"))
     assert [(r.task_id, r.arm) for r in store.results("r")] == [
-        ("c", LARGE), ("c", SMALL), ("a", LARGE), ("a", SMALL),
-        ("b", LARGE), ("b", SMALL)]
+        ("c", LARGE),
+        ("c", SMALL),
+        ("a", LARGE),
+        ("a", SMALL),
+        ("b", LARGE),
+        ("b", SMALL),
+    ]
     large = store.results("r", LARGE)
     assert [r.task_id for r in large] == ["c", "a", "b"]
     assert all(len(r.attempts) == 1 for r in large)
@@ -341,8 +400,9 @@ else:
 @pytest.mark.parametrize("what", ["first-save", "replacement", "import"])
 def test_sigkill_keeps_every_committed_write_exactly_once(store_url: str, what: str) -> None:
     index = 4 if what == "replacement" else 5  # the task whose save is killed
-    script = textwrap.dedent(CRASH_SCRIPT).format(src=str(SRC_DIR), url=store_url, what=what, index=index,
-                                                  backend=backend(store_url))
+    script = textwrap.dedent(CRASH_SCRIPT).format(
+        src=str(SRC_DIR), url=store_url, what=what, index=index, backend=backend(store_url)
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     if backend(store_url) == "sqlite":  # killed, not closed: the WAL was never cleaned up
@@ -386,9 +446,10 @@ def test_threads_share_one_store(store: Store) -> None:
 def test_two_stores_on_one_url(store_url: str) -> None:
     """A second process (an analysis, a resumed run) may hold its own connection; writers wait, not fail."""
     stores = [open_store(store_url), open_store(store_url)]
-    threads = [threading.Thread(target=lambda s=s, n=n: [s.save_result(make_result("r", f"{n}-{i}"))
-                                                        for i in range(50)])
-               for n, s in enumerate(stores)]
+    threads = [
+        threading.Thread(target=lambda s=s, n=n: [s.save_result(make_result("r", f"{n}-{i}")) for i in range(50)])
+        for n, s in enumerate(stores)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -414,8 +475,10 @@ def test_timing(store: Store, store_url: str, capsys: pytest.CaptureFixture[str]
     read_s = time.perf_counter() - start
     assert sum(len(r.attempts) for r in results) == 10_000
     with capsys.disabled():
-        print(f"\n[store timing, {backend(store_url)}] import 974 tasks: {import_s * 1000:.0f} ms; save 1000 "
-              f"results with 10 000 attempts: {save_s:.2f} s; read them back: {read_s:.2f} s")
+        print(
+            f"\n[store timing, {backend(store_url)}] import 974 tasks: {import_s * 1000:.0f} ms; save 1000 "
+            f"results with 10 000 attempts: {save_s:.2f} s; read them back: {read_s:.2f} s"
+        )
 
 
 # -- real data ---------------------------------------------------------------------------------------
@@ -435,22 +498,39 @@ def test_import_mbpp(store: Store, store_url: str, mbpp_path: Path, capsys: pyte
 def synthetic_run(store: Store, run_id: str = "cmp", tasks: int = 36, seed: int = 7) -> RunRecord:
     """A run with varied outcomes and costs on both sides, so every comparison figure is exercised."""
     rng = random.Random(seed)
-    run = RunRecord(run_id=run_id, started_at="2024-03-01T00:00:00+00:00", task_ids=[f"mbpp/{i}" for i in range(tasks)],
-                    load={"large": {"wall_s": 4.5}, "small": {"wall_s": 1.25}}, status="finished")
+    run = RunRecord(
+        run_id=run_id,
+        started_at="2024-03-01T00:00:00+00:00",
+        task_ids=[f"mbpp/{i}" for i in range(tasks)],
+        load={"large": {"wall_s": 4.5}, "small": {"wall_s": 1.25}},
+        status="finished",
+    )
     store.import_tasks([make_task(i) for i in range(tasks)], clear=False)
     store.save_run(run)
     for i in range(tasks):
         for side in (LARGE, SMALL):
             ids = ("0",) if side == LARGE else tuple(f"0.{k}" for k in range(rng.randint(1, 6)))
             result = make_result(run_id, f"mbpp/{i}", side, attempt_ids=ids, tag=side)
-            server = result.server.model_copy(update={"cpu_s": rng.uniform(0.1, 9),
-                                                      "peak_rss_mb": rng.uniform(100, 4000)})
+            server = result.server.model_copy(
+                update={"cpu_s": rng.uniform(0.1, 9), "peak_rss_mb": rng.uniform(100, 4000)}
+            )
             passed = rng.random() < (0.45 if side == LARGE else 0.6)
-            store.save_result(result.model_copy(update={
-                "status": Status.PASSED if passed else rng.choice([Status.FAILED, Status.TIMEOUT, Status.ERROR]),
-                "tests_passed": 3 if passed else rng.randint(0, 2), "depth_reached": ids[-1].count("."),
-                "wall_s": rng.uniform(0.5, 30), "ttft_s": rng.choice([None, rng.uniform(0.01, 2)]),
-                "prompt_tokens": rng.randint(10, 900), "completion_tokens": rng.randint(10, 900), "server": server}))
+            store.save_result(
+                result.model_copy(
+                    update={
+                        "status": Status.PASSED
+                        if passed
+                        else rng.choice([Status.FAILED, Status.TIMEOUT, Status.ERROR]),
+                        "tests_passed": 3 if passed else rng.randint(0, 2),
+                        "depth_reached": ids[-1].count("."),
+                        "wall_s": rng.uniform(0.5, 30),
+                        "ttft_s": rng.choice([None, rng.uniform(0.01, 2)]),
+                        "prompt_tokens": rng.randint(10, 900),
+                        "completion_tokens": rng.randint(10, 900),
+                        "server": server,
+                    }
+                )
+            )
     return run
 
 
@@ -500,8 +580,9 @@ def test_atomic_text_file_leaves_the_old_file_on_error(tmp_path: Path) -> None:
 
 
 def test_export_samples_in_evalplus_format(store: Store, tmp_path: Path) -> None:
-    store.import_tasks([Task(task_id="2", source="mbpp", prompt="p"), Task(task_id="HumanEval/0", source="humaneval",
-                                                                            prompt="p")])
+    store.import_tasks(
+        [Task(task_id="2", source="mbpp", prompt="p"), Task(task_id="HumanEval/0", source="humaneval", prompt="p")]
+    )
     store.save_run(RunRecord(run_id="r"))
     kept = make_result("r", "2", attempt_ids=("0", "0.1"))
     kept.attempts[1].code = "def f(x):\n    return x\n"
@@ -510,8 +591,10 @@ def test_export_samples_in_evalplus_format(store: Store, tmp_path: Path) -> None
     store.save_result(make_result("r", "2", LARGE, attempt_ids=("0",), tag="large"))
     assert export_samples(store, "r", tmp_path / "small.jsonl", SMALL) == 2
     samples = [json.loads(line) for line in (tmp_path / "small.jsonl").read_text().splitlines()]
-    assert samples == [{"task_id": "Mbpp/2", "solution": "def f(x):\n    return x\n"},
-                       {"task_id": "HumanEval/0", "solution": ""}]
+    assert samples == [
+        {"task_id": "Mbpp/2", "solution": "def f(x):\n    return x\n"},
+        {"task_id": "HumanEval/0", "solution": ""},
+    ]
     assert export_samples(store, "r", tmp_path / "large.jsonl", "large") == 1
     assert json.loads((tmp_path / "large.jsonl").read_text()) == {"task_id": "Mbpp/2", "solution": "x = 1large"}
 
@@ -569,14 +652,17 @@ def test_absolute_env_and_bare_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         assert [t.task_id for t in s.list_tasks()] == ["mbpp/2"]
 
 
-@pytest.mark.parametrize("url, needle", [
-    ("postgres://user:secret@host/db", "postgres://user:***@host/db"),
-    ("sizeup.txt", "sizeup.txt"),
-    ("sqlite://two-slashes.db", "sqlite://two-slashes.db"),
-    ("sqlite:///", "names no file"),
-    ("mongodb://user:secret@db/bad/name", "bad MongoDB URL mongodb://user:***@db/bad/name"),
-    ("mongodb://user:sec@ret@db/x", "mongodb://user:***@db/x"),  # unescaped '@' in the password
-])
+@pytest.mark.parametrize(
+    "url, needle",
+    [
+        ("postgres://user:secret@host/db", "postgres://user:***@host/db"),
+        ("sizeup.txt", "sizeup.txt"),
+        ("sqlite://two-slashes.db", "sqlite://two-slashes.db"),
+        ("sqlite:///", "names no file"),
+        ("mongodb://user:secret@db/bad/name", "bad MongoDB URL mongodb://user:***@db/bad/name"),
+        ("mongodb://user:sec@ret@db/x", "mongodb://user:***@db/x"),  # unescaped '@' in the password
+    ],
+)
 def test_unsupported_urls(url: str, needle: str) -> None:
     with pytest.raises(StoreError) as caught:
         open_store(url)
@@ -585,7 +671,10 @@ def test_unsupported_urls(url: str, needle: str) -> None:
 
 
 def test_redacted_url() -> None:
-    assert redacted_url("mongodb://bob:pw@h1:1,h2:2/db?authSource=admin") == "mongodb://bob:***@h1:1,h2:2/db?authSource=admin"
+    assert (
+        redacted_url("mongodb://bob:pw@h1:1,h2:2/db?authSource=admin")
+        == "mongodb://bob:***@h1:1,h2:2/db?authSource=admin"
+    )
     assert redacted_url("mongodb://bob@h/db") == "mongodb://bob@h/db"
     assert redacted_url("mongodb://h/db") == "mongodb://h/db"
 
@@ -642,8 +731,12 @@ def test_mongodb_authentication_failure_hides_the_password(mongo_server: Any) ->
 def test_mongodb_indexes(mongodb_url: str) -> None:
     open_store(mongodb_url).close()
     db = raw_mongo(mongodb_url)
-    unique = {name: info["key"] for coll in ("tasks", "results", "attempts")
-              for name, info in db[coll].index_information().items() if info.get("unique")}
+    unique = {
+        name: info["key"]
+        for coll in ("tasks", "results", "attempts")
+        for name, info in db[coll].index_information().items()
+        if info.get("unique")
+    }
     assert unique == {
         "task_id_unique_per_generation": [("gen", 1), ("task_id", 1)],
         "one_result_per_run_task_side": [("run_id", 1), ("task_id", 1), ("side", 1)],

@@ -14,11 +14,17 @@ from sizeup.strategies import AdaptiveBranching, AdaptiveParams, SingleParams, S
 from sizeup.tasks import Task
 
 # Contradictory tests no program can pass together: the verdict is certain, so the tree shape is too.
-IMPOSSIBLE = Task(task_id="t/impossible", source="test", prompt="Write a function magic() that returns a number.",
-                  entry_point="magic", tests=["assert magic() == 1", "assert magic() == 2"])
+IMPOSSIBLE = Task(
+    task_id="t/impossible",
+    source="test",
+    prompt="Write a function magic() that returns a number.",
+    entry_point="magic",
+    tests=["assert magic() == 1", "assert magic() == 2"],
+)
 # Tests any loadable program passes (extraction trims the reply to code that parses).
-TRIVIAL = Task(task_id="t/trivial", source="test", prompt="Write a function one() that returns 1.",
-               tests=["assert 1 == 1"])
+TRIVIAL = Task(
+    task_id="t/trivial", source="test", prompt="Write a function one() that returns 1.", tests=["assert 1 == 1"]
+)
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +46,12 @@ def test_single_shot_is_one_call_one_execution(large_client, sandbox):
 
 
 def test_adaptive_branches_from_failures_until_max_depth(small_client, sandbox):
-    strategy = AdaptiveBranching(small_client, sandbox, AdaptiveParams(max_depth=2, branching=2, beam=1, max_tokens=40),
-                                 limits=Limits(timeout_s=5))
+    strategy = AdaptiveBranching(
+        small_client,
+        sandbox,
+        AdaptiveParams(max_depth=2, branching=2, beam=1, max_tokens=40),
+        limits=Limits(timeout_s=5),
+    )
     outcome = strategy.solve(IMPOSSIBLE)
     ids = [a.attempt_id for a in outcome.attempts]
     assert len(ids) == 5 and ids[0] == "0"  # 1 root + 2 children + 2 grandchildren of the best child
@@ -96,8 +106,9 @@ class InFlight(ModelClient):
 @pytest.mark.parametrize("parallel", [1, 3])
 def test_children_of_a_level_run_concurrently_when_asked(small_client, sandbox, parallel):
     client = InFlight(small_client)
-    strategy = AdaptiveBranching(client, sandbox, AdaptiveParams(max_depth=1, branching=3, parallel=parallel,
-                                                                 max_tokens=16))
+    strategy = AdaptiveBranching(
+        client, sandbox, AdaptiveParams(max_depth=1, branching=3, parallel=parallel, max_tokens=16)
+    )
     outcome = strategy.solve(IMPOSSIBLE)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0", "0.1", "0.2"]
     # The server answers one request at a time, so the three children's requests wait there, in flight.

@@ -29,8 +29,13 @@ from sizeup.strategies import (
 from sizeup.tasks import Task
 from sizeup.verdicts import Status
 
-TASK = Task(task_id="t/scripted", source="test", prompt="Define answer.", entry_point=None,
-            tests=["assert answer >= 1", "assert answer == 2"])
+TASK = Task(
+    task_id="t/scripted",
+    source="test",
+    prompt="Define answer.",
+    entry_point=None,
+    tests=["assert answer >= 1", "assert answer == 2"],
+)
 FAIL, HALF, PASS = "answer = 0", "answer = 1", "answer = 2"
 
 Script = Callable[[Prompt, int | None, str], str]
@@ -50,13 +55,17 @@ class Scripted(ModelClient):
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         with self._lock:
-            self.calls.append((params.seed, params.temperature, "repair" if "does not pass yet" in prompt.user
-                               else "first"))
+            self.calls.append(
+                (params.seed, params.temperature, "repair" if "does not pass yet" in prompt.user else "first")
+            )
         code = self.script(prompt, params.seed, self.model)
         if code == "!error":
             raise ModelError(f"{self.model}: the server went away")
-        return Completion(f"```python\n{code}\n```", Usage(prompt_tokens=10, completion_tokens=self.tokens,
-                                                            total_s=0.01, source="server"), "stop")
+        return Completion(
+            f"```python\n{code}\n```",
+            Usage(prompt_tokens=10, completion_tokens=self.tokens, total_s=0.01, source="server"),
+            "stop",
+        )
 
 
 def always(code: str) -> Script:
@@ -149,8 +158,12 @@ def test_best_of_n_without_a_pass_makes_all_n(sandbox):
 
 
 def test_a_calls_budget_stops_the_tree_at_the_call_that_would_pass_it(sandbox):
-    strategy = AdaptiveBranching(Scripted("m", always(FAIL)), sandbox,
-                                 AdaptiveParams(max_depth=3, branching=2, max_tokens=10), budget=Budget(calls=4))
+    strategy = AdaptiveBranching(
+        Scripted("m", always(FAIL)),
+        sandbox,
+        AdaptiveParams(max_depth=3, branching=2, max_tokens=10),
+        budget=Budget(calls=4),
+    )
     outcome = strategy.solve(TASK)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0", "0.1", "0.0.0"]
     assert outcome.stopped_by == "budget_calls"
@@ -159,8 +172,12 @@ def test_a_calls_budget_stops_the_tree_at_the_call_that_would_pass_it(sandbox):
 def test_a_token_budget_reserves_max_tokens_per_call_and_never_passes(sandbox):
     # 4 tokens a reply, 10 reserved per call, budget 35: root (4), two children (12), two grandchildren (20),
     # then (35 - 20) // 10 = 1 more call.
-    strategy = AdaptiveBranching(Scripted("m", always(FAIL), tokens=4), sandbox,
-                                 AdaptiveParams(max_depth=5, branching=2, max_tokens=10), budget=Budget(tokens=35))
+    strategy = AdaptiveBranching(
+        Scripted("m", always(FAIL), tokens=4),
+        sandbox,
+        AdaptiveParams(max_depth=5, branching=2, max_tokens=10),
+        budget=Budget(tokens=35),
+    )
     outcome = strategy.solve(TASK)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0", "0.1", "0.0.0", "0.0.1", "0.0.0.0"]
     assert sum(a.completion_tokens for a in outcome.attempts) == 24 <= 35
@@ -171,8 +188,13 @@ def test_a_cpu_budget_reserves_the_mean_call(sandbox):
     # A meter that says each finished call cost 1 CPU-second: budget 2.5 lets the root and one child run.
     client = Scripted("m", always(FAIL))
     meter = lambda: float(len(client.calls))  # noqa: E731
-    strategy = AdaptiveBranching(client, sandbox, AdaptiveParams(max_depth=3, branching=2, max_tokens=10),
-                                 budget=Budget(cpu_s=2.5), cpu_meter=meter)
+    strategy = AdaptiveBranching(
+        client,
+        sandbox,
+        AdaptiveParams(max_depth=3, branching=2, max_tokens=10),
+        budget=Budget(cpu_s=2.5),
+        cpu_meter=meter,
+    )
     outcome = strategy.solve(TASK)
     assert [a.attempt_id for a in outcome.attempts] == ["0", "0.0"]
     assert outcome.stopped_by == "budget_cpu_s"
@@ -180,8 +202,9 @@ def test_a_cpu_budget_reserves_the_mean_call(sandbox):
 
 def test_several_models_take_the_nodes_round_robin_and_each_node_says_which(sandbox):
     first, second = Scripted("a", always(FAIL)), Scripted("b", always(FAIL))
-    outcome = AdaptiveBranching([first, second], sandbox,
-                                AdaptiveParams(max_depth=2, branching=2, max_tokens=10)).solve(TASK)
+    outcome = AdaptiveBranching(
+        [first, second], sandbox, AdaptiveParams(max_depth=2, branching=2, max_tokens=10)
+    ).solve(TASK)
     assert [a.model for a in outcome.attempts] == ["a", "b", "a", "b", "a"]
     assert (len(first.calls), len(second.calls)) == (3, 2)
 
@@ -195,8 +218,11 @@ def test_best_of_n_over_two_models_alternates(sandbox):
 # -- the runner -----------------------------------------------------------------------------------------
 
 # "broken" answers the warm-up call ("Hi") and fails every call of a task.
-SCRIPTS: dict[str, Script] = {"passer": always(PASS), "half": always(HALF),
-                              "broken": lambda prompt, seed, model: PASS if prompt.user == "Hi" else "!error"}
+SCRIPTS: dict[str, Script] = {
+    "passer": always(PASS),
+    "half": always(HALF),
+    "broken": lambda prompt, seed, model: PASS if prompt.user == "Hi" else "!error",
+}
 
 
 @register_provider("scripted")
@@ -205,10 +231,11 @@ def _scripted(model: str, settings) -> ModelClient:
 
 
 def test_the_runner_stores_every_arm_in_order_and_refuses_a_task_whose_call_failed(tmp_path):
-    arms = [ArmSpec(name="big", strategy="single", models=["half"]),
-            ArmSpec(name="bon", strategy="best-of-n", models=["half", "passer"], params={"n": 4}),
-            ArmSpec(name="rep", strategy="adaptive", models=["half"], params={"max_depth": 1},
-                    budget=Budget(calls=2))]
+    arms = [
+        ArmSpec(name="big", strategy="single", models=["half"]),
+        ArmSpec(name="bon", strategy="best-of-n", models=["half", "passer"], params={"n": 4}),
+        ArmSpec(name="rep", strategy="adaptive", models=["half"], params={"max_depth": 1}, budget=Budget(calls=2)),
+    ]
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         run_id = Runner(store, RunConfig(provider="scripted", sandbox="process"), arms).run([TASK])
         results = {r.arm: r for r in store.results(run_id)}
@@ -218,8 +245,10 @@ def test_the_runner_stores_every_arm_in_order_and_refuses_a_task_whose_call_fail
         assert results["rep"].stopped_by == "budget_calls" and results["rep"].model_calls == 2
         assert results["rep"].budget == Budget(calls=2)
         assert store.get_run(run_id).arms == arms
-        broken = [ArmSpec(name="ok", strategy="single", models=["passer"]),
-                  ArmSpec(name="bad", strategy="single", models=["broken"])]
+        broken = [
+            ArmSpec(name="ok", strategy="single", models=["passer"]),
+            ArmSpec(name="bad", strategy="single", models=["broken"]),
+        ]
         with pytest.raises(ModelError, match="arm bad \\(broken\\): broken: the server went away"):
             Runner(store, RunConfig(provider="scripted", sandbox="process"), broken).run([TASK])
         failed = store.list_runs()[0]

@@ -288,10 +288,7 @@ def test_humaneval_package_loads_164_tasks_whose_references_pass() -> None:
     split = [task for task in tasks if task.tests[0].startswith("candidate = ")]
     assert len(split) == 157  # 7 tasks have loops, locals or prints in check(): one whole test each
     failures = [
-        (task.task_id, test)
-        for task in tasks
-        for test in task.tests
-        if not _passes(task, task.reference or "", test)
+        (task.task_id, test) for task in tasks for test in task.tests if not _passes(task, task.reference or "", test)
     ]
     assert failures == []
     # Split tests give partial credit: comparing only neighbours (without sorting) passes some, not all.
@@ -306,9 +303,7 @@ def test_humaneval_package_loads_164_tasks_whose_references_pass() -> None:
 def test_auto_detection(tmp_path: Path) -> None:
     mbpp = _write_jsonl(tmp_path / "m.jsonl", _mbpp_records(2))
     humaneval = _write_jsonl(tmp_path / "h.jsonl", [HUMANEVAL_RECORD])
-    own = _write_jsonl(
-        tmp_path / "own.jsonl", [{"task_id": "a", "prompt": "Say hi.", "tests": ["assert hi()"]}]
-    )
+    own = _write_jsonl(tmp_path / "own.jsonl", [{"task_id": "a", "prompt": "Say hi.", "tests": ["assert hi()"]}])
     assert {task.source for task in load_tasks_file(mbpp)} == {"mbpp"}
     assert [task.source for task in load_tasks_file(humaneval)] == ["humaneval"]
     [task] = load_tasks_file(own)
@@ -374,8 +369,7 @@ def test_sizeup_missing_prompt(tmp_path: Path) -> None:
 # A plausible but wrong solution per task type: each must fail at least one test, proving the tests bite.
 WRONG_SOLUTIONS = {
     "prime": "def is_prime(n):\n    return n > 1 and all(n % d for d in range(2, int(n ** 0.5)))",
-    "fibonacci": "def fibonacci(n):\n    a, b = 1, 1\n    for _ in range(n):\n        a, b = b, a + b\n"
-    "    return a",
+    "fibonacci": "def fibonacci(n):\n    a, b = 1, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
     "factorial": "def factorial(n):\n    return 1 if n <= 1 else n * factorial(n - 1)",
     "palindrome": "def is_palindrome(s):\n    return s == s[::-1]",
     "gcd": "def gcd(a, b):\n    while b:\n        a, b = b, a % b\n    return a",
@@ -383,8 +377,7 @@ WRONG_SOLUTIONS = {
     "reverse_string": "def reverse_string(s):\n    return ' '.join(reversed(s.split()))",
     "fizzbuzz": "def fizzbuzz(n):\n    return ['Fizz' if i % 3 == 0 else 'Buzz' if i % 5 == 0 else"
     " 'FizzBuzz' if i % 15 == 0 else str(i) for i in range(1, n + 1)]",
-    "anagram": "def is_anagram(a, b):\n    return set(a.lower().replace(' ', ''))"
-    " == set(b.lower().replace(' ', ''))",
+    "anagram": "def is_anagram(a, b):\n    return set(a.lower().replace(' ', '')) == set(b.lower().replace(' ', ''))",
     "max_subarray": "def max_subarray_sum(nums):\n    best = current = 0\n    for x in nums:\n"
     "        current = max(0, current + x)\n        best = max(best, current)\n    return best",
     "binary_search": "def binary_search(items, target):\n    low, high = 0, len(items) - 1\n"
@@ -395,8 +388,7 @@ WRONG_SOLUTIONS = {
     "roman": "def to_roman(n):\n    out = ''\n    for value, numeral in [(1000, 'M'), (500, 'D'), (100, 'C'),"
     " (50, 'L'), (10, 'X'), (5, 'V'), (1, 'I')]:\n        count, n = divmod(n, value)\n"
     "        out += numeral * count\n    return out",
-    "balanced_brackets": "def is_balanced(s):\n"
-    "    return all(s.count(o) == s.count(c) for o, c in ['()', '[]', '{}'])",
+    "balanced_brackets": "def is_balanced(s):\n    return all(s.count(o) == s.count(c) for o, c in ['()', '[]', '{}'])",
 }
 
 

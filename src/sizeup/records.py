@@ -197,12 +197,16 @@ class RunRecord(BaseModel):
         """A run stored before arms existed had the seed's two: large single-shot, small adaptive."""
         if not self.arms and ("large_model" in self.config or "small_model" in self.config):
             cfg = self.config
-            adaptive: dict[str, Any] = {k: cfg[k] for k in ("max_depth", "branching", "beam", "parallel",
-                                                            "temperature", "seed", "max_tokens") if k in cfg}
+            adaptive: dict[str, Any] = {
+                k: cfg[k]
+                for k in ("max_depth", "branching", "beam", "parallel", "temperature", "seed", "max_tokens")
+                if k in cfg
+            }
             single: dict[str, Any] = {k: cfg[k] for k in ("seed", "max_tokens") if k in cfg}
-            self.arms = [ArmSpec(name=LARGE, strategy="single", models=[cfg.get("large_model") or "?"], params=single),
-                         ArmSpec(name=SMALL, strategy="adaptive", models=[cfg.get("small_model") or "?"],
-                                 params=adaptive)]
+            self.arms = [
+                ArmSpec(name=LARGE, strategy="single", models=[cfg.get("large_model") or "?"], params=single),
+                ArmSpec(name=SMALL, strategy="adaptive", models=[cfg.get("small_model") or "?"], params=adaptive),
+            ]
         return self
 
     def arm(self, name: str) -> ArmSpec | None:

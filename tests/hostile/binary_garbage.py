@@ -1,4 +1,5 @@
 """Writes bytes that are not UTF-8 to both streams, then behaves."""
+
 import sys
 
 sys.stdout.buffer.write(bytes(range(256)) * 4 + b"\xff\xfe\xc3\x28")

@@ -1,4 +1,5 @@
 """Closes every descriptor above stderr, the result channel included, then looks innocent."""
+
 import os
 
 for fd in range(3, 256):

@@ -1,4 +1,5 @@
 """Closes its stdout and stderr, then behaves: the sandbox must not hang or lose the verdict."""
+
 import os
 
 os.close(1)

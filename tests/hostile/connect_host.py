@@ -1,4 +1,5 @@
 """Connects to a port the host listens on at 127.0.0.1 and sends a token. The test prepends PORT and TOKEN."""
+
 import socket
 
 try:

@@ -1,5 +1,6 @@
 """A daemon thread that outlives the tests: after they are done it starts a process with MARKER in its command
 line. It must never get the chance."""
+
 import subprocess
 import sys
 import threading

@@ -1,5 +1,6 @@
 """Recursion without end: `dive` hits Python's recursion limit; `crash` lifts the limit and recurses through C
 (repr), which overflows the C stack and kills the interpreter with SIGSEGV."""
+
 import sys
 
 

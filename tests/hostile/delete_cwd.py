@@ -1,4 +1,5 @@
 """Deletes everything in its working directory (rm -rf ./*) and reports where that was."""
+
 import os
 import shutil
 

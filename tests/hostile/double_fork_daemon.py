@@ -1,5 +1,6 @@
 """The classic daemon: fork, setsid, fork again, and the grandchild sleeps on with MARKER in its command line,
 reparented away from the program, which then finishes normally."""
+
 import os
 import sys
 

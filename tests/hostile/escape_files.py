@@ -1,5 +1,6 @@
 """Tries to overwrite, chmod and delete files outside its temp dir, and to create one next to each. The test
 prepends TARGETS, a list of absolute paths."""
+
 import os
 
 

@@ -1,4 +1,5 @@
 """Starts a grandchild in a session of its own (outside the process group), then outlives the timeout."""
+
 import subprocess
 import sys
 import time

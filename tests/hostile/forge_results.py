@@ -1,5 +1,6 @@
 """Writes fake "passed" records and a fake end marker to every descriptor that might be the result channel,
 then leaves before the real tests run."""
+
 import json
 import os
 

@@ -1,6 +1,7 @@
 """Fork bomb. It first re-executes itself with MARKER in argv, so that every process it forks carries the
 marker in its command line and the test can look for survivors. The doubling stops at 2**9 processes to
 spare the shared machine it runs on; the group kill does not depend on that bound."""
+
 import os
 import sys
 

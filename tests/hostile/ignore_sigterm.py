@@ -1,4 +1,5 @@
 """A busy loop that ignores SIGTERM (and SIGINT, SIGHUP): only SIGKILL ends it."""
+
 import signal
 
 for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

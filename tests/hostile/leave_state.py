@@ -1,5 +1,6 @@
 """Leaves state behind for the next run: files in /tmp and /dev/shm, an environment variable, another working
 directory. The next run, in the same worker, must see none of it (see tests/test_sandbox.py)."""
+
 import os
 
 MARKER = "sizeup-hostile-marker"

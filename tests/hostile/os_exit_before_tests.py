@@ -1,4 +1,5 @@
 """Like exit_before_tests, but os._exit cannot be caught by the driver."""
+
 import os
 
 

@@ -2,11 +2,16 @@
 environment, and the environment of its parent (and, inside a sandbox that shows only a few processes, of
 every process there). The test prepends SECRET_PATH and SECRET (the value planted in the file and in the
 parent's environment). Prints which channels leaked as JSON, never the secrets themselves."""
+
 import json
 import os
 
-LEAKS = {"home": False, "environ": SECRET in "\n".join(os.environ.values()),  # noqa: F821
-         "proc": False, "parent_environ_readable": False}
+LEAKS = {
+    "home": False,
+    "environ": SECRET in "\n".join(os.environ.values()),  # noqa: F821
+    "proc": False,
+    "parent_environ_readable": False,
+}
 try:
     with open(SECRET_PATH) as planted:  # noqa: F821
         LEAKS["home"] = SECRET in planted.read()  # noqa: F821
@@ -14,7 +19,7 @@ except OSError:
     pass
 pids = [pid for pid in os.listdir("/proc") if pid.isdigit()]
 # On a host, only the parent: reading every process's environment there is not this test's business.
-for pid in (pids if len(pids) < 50 else [str(os.getppid())]):
+for pid in pids if len(pids) < 50 else [str(os.getppid())]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as environ:
             text = environ.read()

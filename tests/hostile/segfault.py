@@ -1,4 +1,5 @@
 """Crashes the interpreter with SIGSEGV."""
+
 import ctypes
 
 ctypes.string_at(0)

@@ -1,4 +1,5 @@
 """Waits on a child process that sleeps far past the timeout."""
+
 import subprocess
 import sys
 

@@ -1,4 +1,5 @@
 """Leaves a grandchild sleeping long after the program itself has finished."""
+
 import subprocess
 import sys
 

@@ -1,4 +1,5 @@
 """A test-time loop whose bare except swallows the first timeout signal, then keeps looping."""
+
 import time
 
 

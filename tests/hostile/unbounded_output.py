@@ -1,3 +1,4 @@
 """Prints without end."""
+
 while True:
     print("x" * 99)

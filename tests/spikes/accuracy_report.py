@@ -33,8 +33,9 @@ def main() -> None:
         ours = [measure_command(argv).peak_rss_mb for _ in range(n)]
         theirs = [time_v_max_rss_mb(argv) for _ in range(n)]
         error = [100 * (a / b - 1) for a, b in zip(ours, theirs, strict=True)]
-        print(f"  {mb} MB for {hold} s  measure_command {spread(ours)}  time -v {spread(theirs)}  "
-              f"error % {spread(error)}")
+        print(
+            f"  {mb} MB for {hold} s  measure_command {spread(ours)}  time -v {spread(theirs)}  error % {spread(error)}"
+        )
     reference = [time_v_max_rss_mb([sys.executable, "-c", SPIKE_200MB_ALONE]) for _ in range(n)]
     print(f"  time -v, 200 MB held 50 ms: {spread(reference)}")
     for hold in ("0.05", "0.01", "0"):
@@ -43,13 +44,16 @@ def main() -> None:
             summary = _watch_go(SPIKE_IN_WINDOW.replace("time.sleep(0.05)", f"time.sleep({hold})")).summary
             kernel.append(summary.peak_rss_mb)
             sampled.append(summary.sampled_peak_rss_mb)
-        print(f"  Monitor, 200 MB held {hold} s after the fill, live process: kernel HWM {spread(kernel)}  "
-              f"20 Hz sampled {spread(sampled)}")
+        print(
+            f"  Monitor, 200 MB held {hold} s after the fill, live process: kernel HWM {spread(kernel)}  "
+            f"20 Hz sampled {spread(sampled)}"
+        )
     print("CPU seconds of a 1.0 s busy loop")
     print(f"  measure_command {spread([measure_command([sys.executable, '-c', BUSY_1S]).cpu_s for _ in range(n)])}")
     print(f"  Monitor         {spread([_watch_go(BUSY_1S_AFTER_GO).summary.cpu_s for _ in range(n)])}")
-    out = subprocess.run(["/usr/bin/time", "-f", "%U %S", sys.executable, "-c", BUSY_1S], capture_output=True,
-                         text=True).stderr.split()
+    out = subprocess.run(
+        ["/usr/bin/time", "-f", "%U %S", sys.executable, "-c", BUSY_1S], capture_output=True, text=True
+    ).stderr.split()
     print(f"  time -f '%U %S' (one run): {float(out[-2]) + float(out[-1]):.2f}")
 
 

@@ -50,17 +50,23 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
     by_depth = {}
     for d in range(top + 1):
         solved = sum(1 for f in first if f is not None and f <= d)
-        by_depth[str(d)] = {"solved": solved, "success_rate": solved / n if n else 0.0,
-                            "success_rate_ci95": list(wilson_interval(solved, n))}
+        by_depth[str(d)] = {
+            "solved": solved,
+            "success_rate": solved / n if n else 0.0,
+            "success_rate_ci95": list(wilson_interval(solved, n)),
+        }
     calls = [r.model_calls for r in results]
     samples = [node_samples(r) for r in results]
     return {
         "depth_reached": {str(d): reached.get(d, 0) for d in range(top + 1)},
         "first_pass_depth": {str(d): sum(1 for f in first if f == d) for d in range(top + 1)},
         "success_if_stopped_at_depth": by_depth,
-        "calls_per_task": {"mean": sum(calls) / n if n else 0.0, "median": median(calls) if calls else 0,
-                           "max": max(calls, default=0), "distribution": dict(sorted(Counter(map(str, calls)).items(),
-                                                                                     key=lambda kv: int(kv[0])))},
+        "calls_per_task": {
+            "mean": sum(calls) / n if n else 0.0,
+            "median": median(calls) if calls else 0,
+            "max": max(calls, default=0),
+            "distribution": dict(sorted(Counter(map(str, calls)).items(), key=lambda kv: int(kv[0]))),
+        },
         "nodes": sum(n for n, _ in samples),
         "passing_nodes": sum(c for _, c in samples),
         "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},

@@ -93,14 +93,22 @@ def solved_within(result: TaskResult, budget: float, kind: BudgetKind, *, siblin
     return spent is not None and spent <= budget * (1 + 1e-9)
 
 
-def equal_budget(base: list[TaskResult], arm: list[TaskResult], kind: BudgetKind, *, names: tuple[str, str],
-                 siblings_together: bool = False) -> dict[str, Any]:
+def equal_budget(
+    base: list[TaskResult],
+    arm: list[TaskResult],
+    kind: BudgetKind,
+    *,
+    names: tuple[str, str],
+    siblings_together: bool = False,
+) -> dict[str, Any]:
     """Success of an arm capped, task by task, at the baseline's spend on that task, paired with the
     baseline's (uncapped) result. Keys are named after the arms (`names` = baseline, arm): for the seed's
     two, `small_success_rate`, `only_large_solved`, ..."""
     b, a = names
-    capped = [solved_within(s, task_spend(x, kind), kind, siblings_together=siblings_together)
-              for x, s in zip(base, arm, strict=True)]
+    capped = [
+        solved_within(s, task_spend(x, kind), kind, siblings_together=siblings_together)
+        for x, s in zip(base, arm, strict=True)
+    ]
     n, solved = len(capped), sum(capped)
     only_base = sum(x.passed and not c for x, c in zip(base, capped, strict=True))
     only_arm = sum(c and not x.passed for x, c in zip(base, capped, strict=True))
@@ -118,15 +126,17 @@ def equal_budget(base: list[TaskResult], arm: list[TaskResult], kind: BudgetKind
     }
 
 
-def budget_curve(results: list[TaskResult], kind: BudgetKind, *,
-                 siblings_together: bool = False) -> list[tuple[float, float]]:
+def budget_curve(
+    results: list[TaskResult], kind: BudgetKind, *, siblings_together: bool = False
+) -> list[tuple[float, float]]:
     """Success rate of a side as a function of one per-task cap on its spend: (cap, rate) at every cap
     where a task becomes solved, starting from (0, 0) and ending at the largest task's full spend."""
     n = len(results)
     if not n:
         return []
-    reached = sorted(s for s in (first_pass_spend(r, kind, siblings_together=siblings_together)
-                                 for r in results) if s is not None)
+    reached = sorted(
+        s for s in (first_pass_spend(r, kind, siblings_together=siblings_together) for r in results) if s is not None
+    )
     curve = [(0.0, 0.0)] + [(spend, (i + 1) / n) for i, spend in enumerate(reached)]
     full = max(task_spend(r, kind) for r in results)
     return curve + [(max(full, curve[-1][0]), curve[-1][1])]

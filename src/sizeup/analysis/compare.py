@@ -31,8 +31,14 @@ from sizeup.sandbox import isolation_note
 __all__ = ["arm_names", "compare", "paired", "side_summary", "wilson_interval"]
 
 # Efficiency key -> the figure whose per-task ratio it is derived from.
-PCT_LESS = {"time_pct_faster": "wall_s", "memory_pct_less": "peak_rss_mb", "cpu_pct_less": "cpu_s",
-            "tokens_pct_less": "tokens", "gpu_memory_pct_less": "gpu_mem_mb", "energy_pct_less": "energy_j"}
+PCT_LESS = {
+    "time_pct_faster": "wall_s",
+    "memory_pct_less": "peak_rss_mb",
+    "cpu_pct_less": "cpu_s",
+    "tokens_pct_less": "tokens",
+    "gpu_memory_pct_less": "gpu_mem_mb",
+    "energy_pct_less": "energy_j",
+}
 
 
 def _pct_less(large: float, small: float) -> float | None:
@@ -59,8 +65,9 @@ def common_tasks(results: list[TaskResult], names: list[str]) -> list[str]:
     return [t for t in dict.fromkeys(r.task_id for r in results) if all(t in f for f in finished)]
 
 
-def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES,
-                 seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def side_summary(
+    results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> dict[str, Any]:
     n = len(results)
     solved = sum(r.passed for r in results)
     walls = [r.wall_s for r in results]
@@ -101,8 +108,7 @@ def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLE
         "cpu_s_total": sum(r.server.cpu_s + r.sandbox_cpu_s for r in results),
         "tokens_total": sum(r.prompt_tokens + r.completion_tokens for r in results),
         "cost_per_solved": cost_per_solved(results),
-        "per_task_median": {name: median_with_ci(results, name, resamples=resamples, seed=seed)
-                            for name in FIGURES},
+        "per_task_median": {name: median_with_ci(results, name, resamples=resamples, seed=seed) for name in FIGURES},
         # None, not NaN, where k exceeds a task's samples: `sizeup compare --json` must stay valid JSON.
         "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},
     }
@@ -110,8 +116,10 @@ def side_summary(results: list[TaskResult], *, resamples: int = DEFAULT_RESAMPLE
 
 def _per_task_pct(ratio: dict[str, Any]) -> dict[str, Any]:
     ci = ratio["ci95"]
-    return {"median": pct_less_from_ratio(ratio["median"]),
-            "ci95": [pct_less_from_ratio(ci[0]), pct_less_from_ratio(ci[1])] if ci else None}
+    return {
+        "median": pct_less_from_ratio(ratio["median"]),
+        "ci95": [pct_less_from_ratio(ci[0]), pct_less_from_ratio(ci[1])] if ci else None,
+    }
 
 
 def shared_server_summary(results: list[TaskResult]) -> dict[str, Any]:
@@ -120,8 +128,10 @@ def shared_server_summary(results: list[TaskResult]) -> dict[str, Any]:
     shared = [r.shared_server for r in results if r.shared_server is not None]
     if not shared:
         return {}
-    return {"shared_server_peak_rss_mb": max(s.peak_rss_mb for s in shared),
-            "shared_server_cpu_s": sum(s.cpu_s for s in shared)}
+    return {
+        "shared_server_peak_rss_mb": max(s.peak_rss_mb for s in shared),
+        "shared_server_cpu_s": sum(s.cpu_s for s in shared),
+    }
 
 
 def container_summary(results: list[TaskResult]) -> dict[str, Any]:
@@ -141,8 +151,14 @@ def container_summary(results: list[TaskResult]) -> dict[str, Any]:
     }
 
 
-def compare(run: RunRecord, results: list[TaskResult], *, baseline: str | None = None,
-            resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def compare(
+    run: RunRecord,
+    results: list[TaskResult],
+    *,
+    baseline: str | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
     """The numbers behind `sizeup compare` and `sizeup report`: every arm, and the baseline against each."""
     names = arm_names(run, results)
     if not names:
@@ -152,31 +168,64 @@ def compare(run: RunRecord, results: list[TaskResult], *, baseline: str | None =
         raise ValueError(f"baseline {base!r} is none of run {run.run_id}'s arms ({', '.join(names)})")
     common = common_tasks(results, names)
     by_arm = {name: {r.task_id: r for r in results if r.arm == name} for name in names}
-    arms = [arm_summary(run.arm(name) or _spec_from_results(name, results), [by_arm[name][t] for t in common],
-                        resamples=resamples, seed=seed) for name in names]
-    details = [pair_detail(run, results, base, other, resamples=resamples, seed=seed)
-               for other in names if other != base]
+    arms = [
+        arm_summary(
+            run.arm(name) or _spec_from_results(name, results),
+            [by_arm[name][t] for t in common],
+            resamples=resamples,
+            seed=seed,
+        )
+        for name in names
+    ]
+    details = [
+        pair_detail(run, results, base, other, resamples=resamples, seed=seed) for other in names if other != base
+    ]
     out: dict[str, Any] = {
         "run_id": run.run_id,
         "baseline": base,
         "tasks_all_arms": len(common),
         "arms": arms,
-        "pairs": [{"baseline": base, "arm": d["arm"], "tasks": d["tasks"], "mcnemar_p": d["quality"]["mcnemar_p"],
-                   "success_diff": d["efficiency"]["success_rate_diff"],
-                   "success_diff_ci": d["quality"]["success_rate_diff_ci95"]} for d in details],
+        "pairs": [
+            {
+                "baseline": base,
+                "arm": d["arm"],
+                "tasks": d["tasks"],
+                "mcnemar_p": d["quality"]["mcnemar_p"],
+                "success_diff": d["efficiency"]["success_rate_diff"],
+                "success_diff_ci": d["quality"]["success_rate_diff_ci95"],
+            }
+            for d in details
+        ],
         "pair_details": details,
     }
     if details:  # the first pair at the top level: the seed's two-arm keys
         out.update({k: v for k, v in details[0].items() if k not in ("run_id",)})
     else:  # one arm: nothing to pair it with
         only = [by_arm[base][t] for t in common]
-        out.update({"tasks": len(only), "tasks_unpaired": 0,
-                    "sides": {base: side_summary(only, resamples=resamples, seed=seed)}})
-    out.update({"load": run.load, "sandbox": sandbox_summary(run, results),
-                "server_attribution": run.config.get("server_attribution"),
-                "statistics": {"bootstrap_resamples": resamples, "bootstrap_seed": seed, "interval": "95 %",
-                               **({"siblings_counted_together": details[0]["statistics"]["siblings_counted_together"]}
-                                  if details else {})}})
+        out.update(
+            {
+                "tasks": len(only),
+                "tasks_unpaired": 0,
+                "sides": {base: side_summary(only, resamples=resamples, seed=seed)},
+            }
+        )
+    out.update(
+        {
+            "load": run.load,
+            "sandbox": sandbox_summary(run, results),
+            "server_attribution": run.config.get("server_attribution"),
+            "statistics": {
+                "bootstrap_resamples": resamples,
+                "bootstrap_seed": seed,
+                "interval": "95 %",
+                **(
+                    {"siblings_counted_together": details[0]["statistics"]["siblings_counted_together"]}
+                    if details
+                    else {}
+                ),
+            },
+        }
+    )
     return out
 
 
@@ -193,12 +242,19 @@ def arm_summary(spec: ArmSpec, results: list[TaskResult], *, resamples: int, see
     medians = side["per_task_median"]
     calls = [r.model_calls for r in results]
     return {
-        "name": spec.name, "strategy": spec.strategy, "models": spec.models, "params": spec.params,
+        "name": spec.name,
+        "strategy": spec.strategy,
+        "models": spec.models,
+        "params": spec.params,
         "budget": spec.budget.model_dump(exclude_none=True) if spec.budget else None,
-        "tasks": side["tasks"], "success_rate": side["success_rate"], "success_ci": side["success_rate_ci95"],
+        "tasks": side["tasks"],
+        "success_rate": side["success_rate"],
+        "success_ci": side["success_rate_ci95"],
         "mean_test_pass_ratio": side["mean_test_pass_ratio"],
-        "cpu_s_median": medians["cpu_s"]["median"], "cpu_s_median_ci": medians["cpu_s"]["ci95"],
-        "tokens_median": medians["tokens"]["median"], "tokens_median_ci": medians["tokens"]["ci95"],
+        "cpu_s_median": medians["cpu_s"]["median"],
+        "cpu_s_median_ci": medians["cpu_s"]["ci95"],
+        "tokens_median": medians["tokens"]["median"],
+        "tokens_median_ci": medians["tokens"]["ci95"],
         "model_peak_rss_mb_median": medians["peak_rss_mb"]["median"],
         "model_peak_rss_mb_median_ci": medians["peak_rss_mb"]["ci95"],
         "model_calls_mean": sum(calls) / len(calls) if calls else 0.0,
@@ -213,21 +269,24 @@ def over_budget(result: TaskResult) -> bool:
     budget = result.budget
     if budget is None:
         return False
-    return ((budget.tokens is not None and result.completion_tokens > budget.tokens)
-            or (budget.calls is not None and result.model_calls > budget.calls))
+    return (budget.tokens is not None and result.completion_tokens > budget.tokens) or (
+        budget.calls is not None and result.model_calls > budget.calls
+    )
 
 
-def pair_detail(run: RunRecord, results: list[TaskResult], b: str, a: str, *, resamples: int,
-                seed: int) -> dict[str, Any]:
+def pair_detail(
+    run: RunRecord, results: list[TaskResult], b: str, a: str, *, resamples: int, seed: int
+) -> dict[str, Any]:
     """The baseline `b` against arm `a` on the tasks both finished."""
     base, arm, unpaired = paired(results, b, a)
-    sides = {b: side_summary(base, resamples=resamples, seed=seed),
-             a: side_summary(arm, resamples=resamples, seed=seed)}
+    sides = {
+        b: side_summary(base, resamples=resamples, seed=seed),
+        a: side_summary(arm, resamples=resamples, seed=seed),
+    }
     pairs = list(zip(base, arm, strict=True))
     only_base = sum(x.passed and not y.passed for x, y in pairs)
     only_arm = sum(y.passed and not x.passed for x, y in pairs)
-    diff_ci = bootstrap_ci([int(y.passed) - int(x.passed) for x, y in pairs], np.mean,
-                           resamples=resamples, seed=seed)
+    diff_ci = bootstrap_ci([int(y.passed) - int(x.passed) for x, y in pairs], np.mean, resamples=resamples, seed=seed)
     ratios = {name: ratio_summary(base, arm, name, resamples=resamples, seed=seed) for name in FIGURES}
     depths = [r.depth_reached for r in arm]
     spec = run.arm(a)
@@ -247,8 +306,10 @@ def pair_detail(run: RunRecord, results: list[TaskResult], b: str, a: str, *, re
             "time_pct_faster": _pct_less(sides[b]["wall_s_total"], sides[a]["wall_s_total"]),
             "memory_pct_less": _pct_less(sides[b]["model_peak_rss_mb"], sides[a]["model_peak_rss_mb"]),
             "cpu_pct_less": _pct_less(sides[b]["model_cpu_s"], sides[a]["model_cpu_s"]),
-            "tokens_pct_less": _pct_less(sides[b]["prompt_tokens"] + sides[b]["completion_tokens"],
-                                         sides[a]["prompt_tokens"] + sides[a]["completion_tokens"]),
+            "tokens_pct_less": _pct_less(
+                sides[b]["prompt_tokens"] + sides[b]["completion_tokens"],
+                sides[a]["prompt_tokens"] + sides[a]["completion_tokens"],
+            ),
             "success_rate_diff": sides[a]["success_rate"] - sides[b]["success_rate"],
             "ratios": ratios,  # baseline / arm, median over tasks, bootstrap CI
             **{f"{key}_per_task": _per_task_pct(ratios[name]) for key, name in PCT_LESS.items()},
@@ -266,16 +327,21 @@ def pair_detail(run: RunRecord, results: list[TaskResult], b: str, a: str, *, re
             "mean_depth": sum(depths) / len(depths) if depths else 0.0,
             "max_depth": max(depths, default=0),
             "model_instances": sum(r.model_calls for r in arm),
-            "solved_at_depth": {str(d): sum(1 for r in arm if r.passed and r.depth_reached == d)
-                                for d in sorted(set(depths))},
+            "solved_at_depth": {
+                str(d): sum(1 for r in arm if r.passed and r.depth_reached == d) for d in sorted(set(depths))
+            },
             **branching_stats(arm, params.get("max_depth")),
         },
-        "equal_budget": {kind: equal_budget(base, arm, kind, names=names, siblings_together=together)
-                         for kind in BUDGET_KINDS},
-        "budget_curves": {kind: {
-            a: budget_curve(arm, kind, siblings_together=together),
-            f"{b}_mean_spend": sum(task_spend(r, kind) for r in base) / len(base) if base else 0.0,
-        } for kind in BUDGET_KINDS},
+        "equal_budget": {
+            kind: equal_budget(base, arm, kind, names=names, siblings_together=together) for kind in BUDGET_KINDS
+        },
+        "budget_curves": {
+            kind: {
+                a: budget_curve(arm, kind, siblings_together=together),
+                f"{b}_mean_spend": sum(task_spend(r, kind) for r in base) / len(base) if base else 0.0,
+            }
+            for kind in BUDGET_KINDS
+        },
         "statistics": {"siblings_counted_together": together},
     }
 
@@ -286,5 +352,8 @@ def sandbox_summary(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]
     backends = sorted({r.method.get("sandbox_backend", "") for r in results} - {""})
     if not backends and run.config.get("sandbox_backend"):
         backends = [run.config["sandbox_backend"]]
-    return {"backends": backends, "isolated": bool(backends) and "process" not in backends,
-            "note": "; ".join(isolation_note(b) for b in backends) or "no candidate ran yet"}
+    return {
+        "backends": backends,
+        "isolated": bool(backends) and "process" not in backends,
+        "note": "; ".join(isolation_note(b) for b in backends) or "no candidate ran yet",
+    }

@@ -44,8 +44,14 @@ def figure(result: TaskResult, name: str) -> float | None:
     return FIGURES[name][0](result)
 
 
-def ratio_summary(large: list[TaskResult], small: list[TaskResult], name: str, *,
-                  resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def ratio_summary(
+    large: list[TaskResult],
+    small: list[TaskResult],
+    name: str,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
     """Median over paired tasks of large / small for one figure, with a bootstrap 95 % CI. Tasks where
     either side has no reading, or a zero, are left out (a ratio with 0 is meaningless); `tasks` says
     how many were used."""
@@ -55,8 +61,11 @@ def ratio_summary(large: list[TaskResult], small: list[TaskResult], name: str, *
         if x is not None and y is not None and x > 0 and y > 0:
             ratios.append(x / y)
     ci = bootstrap_ci(ratios, np.median, resamples=resamples, seed=seed)
-    return {"median": float(np.median(ratios)) if ratios else None, "ci95": list(ci) if ci else None,
-            "tasks": len(ratios)}
+    return {
+        "median": float(np.median(ratios)) if ratios else None,
+        "ci95": list(ci) if ci else None,
+        "tasks": len(ratios),
+    }
 
 
 def pct_less_from_ratio(ratio: float | None) -> float | None:
@@ -65,13 +74,17 @@ def pct_less_from_ratio(ratio: float | None) -> float | None:
     return None if ratio is None or ratio <= 0 else 100.0 * (1.0 - 1.0 / ratio)
 
 
-def median_with_ci(results: list[TaskResult], name: str, *, resamples: int = DEFAULT_RESAMPLES,
-                   seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def median_with_ci(
+    results: list[TaskResult], name: str, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
+) -> dict[str, Any]:
     """Per-task median of one figure for one side, with a bootstrap 95 % CI (plots place sides by it)."""
     values = [v for v in (figure(r, name) for r in results) if v is not None]
     ci = bootstrap_ci(values, np.median, resamples=resamples, seed=seed)
-    return {"median": float(np.median(values)) if values else None, "ci95": list(ci) if ci else None,
-            "tasks": len(values)}
+    return {
+        "median": float(np.median(values)) if values else None,
+        "ci95": list(ci) if ci else None,
+        "tasks": len(values),
+    }
 
 
 def cost_per_solved(results: list[TaskResult]) -> dict[str, float | None]:

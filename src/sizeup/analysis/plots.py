@@ -17,11 +17,31 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 # One colour per arm, in the run's order (the first is the baseline by default); Dark2, then Set1 beyond eight.
-PALETTE = ["#d95f02", "#1b9e77", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666",
-           "#e41a1c", "#377eb8", "#4daf4a", "#984ea3"]
+PALETTE = [
+    "#d95f02",
+    "#1b9e77",
+    "#7570b3",
+    "#e7298a",
+    "#66a61e",
+    "#e6ab02",
+    "#a6761d",
+    "#666666",
+    "#e41a1c",
+    "#377eb8",
+    "#4daf4a",
+    "#984ea3",
+]
 DPI = 110
-plt.rcParams.update({"font.size": 9, "axes.spines.top": False, "axes.spines.right": False,
-                     "axes.grid": True, "grid.alpha": 0.3, "figure.autolayout": True})
+plt.rcParams.update(
+    {
+        "font.size": 9,
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "figure.autolayout": True,
+    }
+)
 
 
 def colours(cmp: dict[str, Any]) -> dict[str, str]:
@@ -58,17 +78,32 @@ def success_vs_cost(cmp: dict[str, Any]) -> str:
     (bootstrap CI), one point per arm: the Pareto front is the points no other is both above and left of."""
     fig, axes = plt.subplots(1, 3, figsize=(12.6, 3.6))
     palette = colours(cmp)
-    for ax, (name, label) in zip(axes, (("cpu_s", "CPU-seconds per task (median)"),
-                                        ("tokens", "tokens per task (median)"),
-                                        ("peak_rss_mb", "model peak memory per task, MB (median)")), strict=True):
+    for ax, (name, label) in zip(
+        axes,
+        (
+            ("cpu_s", "CPU-seconds per task (median)"),
+            ("tokens", "tokens per task (median)"),
+            ("peak_rss_mb", "model peak memory per task, MB (median)"),
+        ),
+        strict=True,
+    ):
         for arm in cmp["arms"]:
             med = arm["per_task_median"][name]
             if med["median"] is None:
                 continue
             y = 100 * arm["success_rate"]
             yci = [100 * v for v in arm["success_rate_ci95"]]
-            ax.errorbar([med["median"]], [y], xerr=_error(med["median"], med["ci95"]), yerr=_error(y, yci),
-                        fmt="o", color=palette[arm["name"]], capsize=4, markersize=7, label=_label(arm, arm["name"]))
+            ax.errorbar(
+                [med["median"]],
+                [y],
+                xerr=_error(med["median"], med["ci95"]),
+                yerr=_error(y, yci),
+                fmt="o",
+                color=palette[arm["name"]],
+                capsize=4,
+                markersize=7,
+                label=_label(arm, arm["name"]),
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("tasks solved, % (95 % CI)")
         ax.set_ylim(-2, _top(cmp["arms"]))
@@ -90,8 +125,7 @@ def time_distributions(section: dict[str, Any]) -> str:
     ax.boxplot(data, showfliers=False, widths=0.5, medianprops={"color": "black"})
     for i, (name, values) in enumerate(zip(names, data, strict=True), start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=14, alpha=0.7, color=palette[name])
-    ax.set_xticks(range(1, len(names) + 1),
-                  [f"{arm['name']}\n{' + '.join(arm['models'])}" for arm in cmp["arms"]])
+    ax.set_xticks(range(1, len(names) + 1), [f"{arm['name']}\n{' + '.join(arm['models'])}" for arm in cmp["arms"]])
     ax.set_ylabel("wall time per task, s")
     ax.set_ylim(bottom=0)
     return _data_uri(fig)
@@ -121,18 +155,30 @@ def budget_curves(cmp: dict[str, Any]) -> str:
     details = cmp["pair_details"]
     base_name = cmp["baseline"]
     base = details[0]["sides"][base_name]
-    for ax, (kind, label) in zip(axes, (("tokens", "tokens per task (cap)"),
-                                        ("cpu_s", "CPU-seconds per task (cap)")), strict=True):
+    for ax, (kind, label) in zip(
+        axes, (("tokens", "tokens per task (cap)"), ("cpu_s", "CPU-seconds per task (cap)")), strict=True
+    ):
         for d in details:
             curve = d["budget_curves"][kind][d["arm"]]
             if curve:
                 xs, ys = zip(*curve, strict=True)
-                ax.step(xs, [100 * y for y in ys], where="post", color=palette[d["arm"]],
-                        label=_label(d["sides"][d["arm"]], d["arm"]))
+                ax.step(
+                    xs,
+                    [100 * y for y in ys],
+                    where="post",
+                    color=palette[d["arm"]],
+                    label=_label(d["sides"][d["arm"]], d["arm"]),
+                )
         y = 100 * base["success_rate"]
-        ax.errorbar([details[0]["budget_curves"][kind][f"{base_name}_mean_spend"]], [y],
-                    yerr=_error(y, [100 * v for v in base["success_rate_ci95"]]), fmt="D", color=palette[base_name],
-                    capsize=4, label=_label(base, base_name) + ", mean spend")
+        ax.errorbar(
+            [details[0]["budget_curves"][kind][f"{base_name}_mean_spend"]],
+            [y],
+            yerr=_error(y, [100 * v for v in base["success_rate_ci95"]]),
+            fmt="D",
+            color=palette[base_name],
+            capsize=4,
+            label=_label(base, base_name) + ", mean spend",
+        )
         ax.set_xlabel(label)
         ax.set_ylabel("tasks solved, %")
         ax.set_ylim(-2, _top([d["sides"][d["arm"]] for d in details] + [base]))

@@ -24,26 +24,26 @@ __all__ = ["RENDERERS", "build_report", "headline", "render_csv", "render_html",
 # How each derived figure is computed, shown beside the run record so a reader can check the method.
 STATISTICS = {
     "success rate": "tasks whose kept candidate passed every test / tasks compared (every arm's on the tasks all "
-                    "arms finished, each pair's on the tasks both finished); 95 % Wilson score interval",
+    "arms finished, each pair's on the tasks both finished); 95 % Wilson score interval",
     "mean test-pass ratio": "mean over tasks of tests passed / tests; 95 % Wilson interval with n = tasks "
-                            "(conservative for a score in [0, 1])",
+    "(conservative for a score in [0, 1])",
     "difference": "arm minus baseline success rate; 95 % paired percentile bootstrap over tasks",
     "McNemar": "exact two-sided binomial test on the discordant tasks (only one of the pair solved)",
     "ratios": "baseline / arm per task, median over tasks, 95 % percentile bootstrap of the median; "
-              "'% less' = 100 (1 - 1 / ratio)",
+    "'% less' = 100 (1 - 1 / ratio)",
     "per-task medians": "median over tasks with a 95 % percentile bootstrap interval",
     "cost per solved task": "total spend of an arm on all tasks / tasks it solved",
     "equal budget": "an arm's attempt tree replayed in the order it was made and cut once its running spend "
-                    "exceeds the baseline's spend on that task; solved only if a passing attempt is reached "
-                    "within it. CPU per attempt is the task's model-server CPU apportioned by each call's gen_s, "
-                    "plus the attempt's sandbox CPU",
+    "exceeds the baseline's spend on that task; solved only if a passing attempt is reached "
+    "within it. CPU per attempt is the task's model-server CPU apportioned by each call's gen_s, "
+    "plus the attempt's sandbox CPU",
     "enforced budget": "an arm run with a budget stops expanding before a call that could take it over: calls "
-                       "exactly, completion tokens by reserving each call's max_tokens, model-server CPU "
-                       "seconds by reserving the mean CPU of the calls so far; each result stores what stopped "
-                       "it (stopped_by)",
+    "exactly, completion tokens by reserving each call's max_tokens, model-server CPU "
+    "seconds by reserving the mean CPU of the calls so far; each result stores what stopped "
+    "it (stopped_by)",
     "pass@k over nodes": "unbiased estimator 1 - C(n-c, k) / C(n, k) per task with every tree node a sample, "
-                         "mean over tasks; NaN if a task has fewer than k nodes. Tree nodes are not independent "
-                         "samples",
+    "mean over tasks; NaN if a task has fewer than k nodes. Tree nodes are not independent "
+    "samples",
     "tests": "the task's tests are both the repairing arms' feedback and the verdict (no hidden tests)",
 }
 
@@ -53,11 +53,20 @@ def _attempt_dict(attempt: Any) -> dict[str, Any]:
 
 
 def _side_row(r: TaskResult) -> dict[str, Any]:
-    return {"status": r.status, "passed": r.passed, "tests_passed": r.tests_passed, "tests_total": r.tests_total,
-            "depth_reached": r.depth_reached, "model_calls": r.model_calls, "wall_s": r.wall_s,
-            "cpu_s": FIGURES["cpu_s"][0](r), "peak_rss_mb": r.server.peak_rss_mb,
-            "tokens": r.prompt_tokens + r.completion_tokens, "gen_s": r.gen_s,
-            "best_attempt_id": r.best_attempt_id}
+    return {
+        "status": r.status,
+        "passed": r.passed,
+        "tests_passed": r.tests_passed,
+        "tests_total": r.tests_total,
+        "depth_reached": r.depth_reached,
+        "model_calls": r.model_calls,
+        "wall_s": r.wall_s,
+        "cpu_s": FIGURES["cpu_s"][0](r),
+        "peak_rss_mb": r.server.peak_rss_mb,
+        "tokens": r.prompt_tokens + r.completion_tokens,
+        "gen_s": r.gen_s,
+        "best_attempt_id": r.best_attempt_id,
+    }
 
 
 def _methods(results: list[TaskResult]) -> dict[str, dict[str, list[str]]]:
@@ -72,8 +81,9 @@ def _methods(results: list[TaskResult]) -> dict[str, dict[str, list[str]]]:
     return {arm: {k: sorted(v) for k, v in sorted(figs.items())} for arm, figs in out.items()}
 
 
-def _run_section(index: int, run: RunRecord, results: list[TaskResult], baseline: str | None, resamples: int,
-                 seed: int) -> dict[str, Any]:
+def _run_section(
+    index: int, run: RunRecord, results: list[TaskResult], baseline: str | None, resamples: int, seed: int
+) -> dict[str, Any]:
     cmp = compare(run, results, baseline=baseline, resamples=resamples, seed=seed)
     names = [arm["name"] for arm in cmp["arms"]]
     by_arm = {name: {r.task_id: r for r in results if r.arm == name} for name in names}
@@ -82,26 +92,68 @@ def _run_section(index: int, run: RunRecord, results: list[TaskResult], baseline
     for i, task_id in enumerate(common_tasks(results, names)):
         anchor = f"run{index}-task{i}"
         arms = {name: by_arm[name][task_id] for name in names}
-        equal = {d["arm"]: {kind: e["per_task"][task_id] for kind, e in d["equal_budget"].items()}
-                 for d in cmp["pair_details"] if task_id in d["equal_budget"]["tokens"]["per_task"]}
-        rows.append({"task_id": task_id, "anchor": anchor, "arms": {n: _side_row(r) for n, r in arms.items()},
-                     "solved_at_equal": equal,
-                     "first_pass_tokens": {n: first_pass_spend(arms[n], "tokens", siblings_together=together)
-                                           for n, together in first_pass.items()}})
-        trees.append({"task_id": task_id, "anchor": anchor,
-                      "sides": {n: {"model": r.model, "status": r.status, "best_attempt_id": r.best_attempt_id,
-                                    "attempts": [_attempt_dict(x) for x in r.attempts]} for n, r in arms.items()}})
-    record = {"run_id": run.run_id, "started_at": run.started_at, "status": run.status, "config": run.config,
-              "arms": [arm.model_dump(exclude_none=True) for arm in run.arms],
-              "environment": run.environment, "dataset_hash": run.environment.get("dataset_hash"),
-              "tasks_in_run": len(run.task_ids), "load": run.load, "measured": _methods(results),
-              "statistics": STATISTICS}
-    return {"run_id": run.run_id, "anchor": f"run{index}", "comparison": cmp, "task_rows": rows, "trees": trees,
-            "record": record}
+        equal = {
+            d["arm"]: {kind: e["per_task"][task_id] for kind, e in d["equal_budget"].items()}
+            for d in cmp["pair_details"]
+            if task_id in d["equal_budget"]["tokens"]["per_task"]
+        }
+        rows.append(
+            {
+                "task_id": task_id,
+                "anchor": anchor,
+                "arms": {n: _side_row(r) for n, r in arms.items()},
+                "solved_at_equal": equal,
+                "first_pass_tokens": {
+                    n: first_pass_spend(arms[n], "tokens", siblings_together=together)
+                    for n, together in first_pass.items()
+                },
+            }
+        )
+        trees.append(
+            {
+                "task_id": task_id,
+                "anchor": anchor,
+                "sides": {
+                    n: {
+                        "model": r.model,
+                        "status": r.status,
+                        "best_attempt_id": r.best_attempt_id,
+                        "attempts": [_attempt_dict(x) for x in r.attempts],
+                    }
+                    for n, r in arms.items()
+                },
+            }
+        )
+    record = {
+        "run_id": run.run_id,
+        "started_at": run.started_at,
+        "status": run.status,
+        "config": run.config,
+        "arms": [arm.model_dump(exclude_none=True) for arm in run.arms],
+        "environment": run.environment,
+        "dataset_hash": run.environment.get("dataset_hash"),
+        "tasks_in_run": len(run.task_ids),
+        "load": run.load,
+        "measured": _methods(results),
+        "statistics": STATISTICS,
+    }
+    return {
+        "run_id": run.run_id,
+        "anchor": f"run{index}",
+        "comparison": cmp,
+        "task_rows": rows,
+        "trees": trees,
+        "record": record,
+    }
 
 
-def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], sections: list[dict[str, Any]],
-                 baseline: str | None, resamples: int, seed: int) -> dict[str, Any]:
+def _across_runs(
+    runs: list[tuple[RunRecord, list[TaskResult]]],
+    sections: list[dict[str, Any]],
+    baseline: str | None,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
     """Configurations side by side on the tasks every run finished on every arm. A run whose results are
     all on common tasks keeps the comparison its own section computed (compare is deterministic)."""
     common: set[str] | None = None
@@ -112,14 +164,22 @@ def _across_runs(runs: list[tuple[RunRecord, list[TaskResult]]], sections: list[
     rows = []
     for (run, results), section in zip(runs, sections, strict=True):
         kept = [r for r in results if r.task_id in common]
-        cmp = section["comparison"] if len(kept) == len(results) else compare(
-            run, kept, baseline=baseline, resamples=resamples, seed=seed)
+        cmp = (
+            section["comparison"]
+            if len(kept) == len(results)
+            else compare(run, kept, baseline=baseline, resamples=resamples, seed=seed)
+        )
         rows.append({"run_id": run.run_id, "config": run.config, "comparison": cmp})
     return {"common_tasks": len(common), "rows": rows}
 
 
-def build_report(runs_and_results: Iterable[tuple[RunRecord, list[TaskResult]]], *, baseline: str | None = None,
-                 resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED) -> dict[str, Any]:
+def build_report(
+    runs_and_results: Iterable[tuple[RunRecord, list[TaskResult]]],
+    *,
+    baseline: str | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+) -> dict[str, Any]:
     """All the numbers of a report over one run or several (several: also compared on common tasks)."""
     runs = list(runs_and_results)
     if not runs:
@@ -147,6 +207,7 @@ def headline(report: dict[str, Any]) -> str:
 
 # -- JSON and CSV --------------------------------------------------------------------------------------
 
+
 def _plain(value: Any) -> Any:
     """JSON has no NaN: an undefined estimate becomes null, never a number."""
     if isinstance(value, float):
@@ -171,6 +232,7 @@ def _csv_rows(section: dict[str, Any]) -> Iterable[list[Any]]:
     def row(part: str, metric: str, side: str, value: Any, ci: Any = None, task: str = "") -> list[Any]:
         value = None if fmt.missing(value) else value
         return [run_id, part, task, metric, side, value, *(ci if ci else (None, None))]
+
     for s in cmp["arms"]:
         name = s["name"]
         yield row("quality", "success_rate", name, s["success_rate"], s["success_rate_ci95"])
@@ -200,17 +262,30 @@ def _csv_rows(section: dict[str, Any]) -> Iterable[list[Any]]:
             elif key.endswith(("_faster", "_less")):  # the seed's totals-based percentages
                 yield row("ratio", key, f"{a} vs {b}", value)
         for kind, e in d["equal_budget"].items():
-            yield row("equal_budget", f"{a}_success_rate_at_{b}_{kind}", a, e[f"{a}_success_rate"],
-                      e[f"{a}_success_rate_ci95"])
+            yield row(
+                "equal_budget",
+                f"{a}_success_rate_at_{b}_{kind}",
+                a,
+                e[f"{a}_success_rate"],
+                e[f"{a}_success_rate_ci95"],
+            )
             yield row("equal_budget", f"mcnemar_p_at_{b}_{kind}", f"{a}-{b}", e["mcnemar_p"])
         for depth, s in d["branching"]["success_if_stopped_at_depth"].items():
-            yield row("branching", f"success_if_stopped_at_depth_{depth}", a, s["success_rate"],
-                      s["success_rate_ci95"])
+            yield row("branching", f"success_if_stopped_at_depth_{depth}", a, s["success_rate"], s["success_rate_ci95"])
             yield row("branching", f"trees_reaching_depth_{depth}", a, d["branching"]["depth_reached"][depth])
     for t in section["task_rows"]:
         for name, x in t["arms"].items():
-            for metric in ("passed", "tests_passed", "tests_total", "depth_reached", "model_calls", "wall_s",
-                           "cpu_s", "peak_rss_mb", "tokens"):
+            for metric in (
+                "passed",
+                "tests_passed",
+                "tests_total",
+                "depth_reached",
+                "model_calls",
+                "wall_s",
+                "cpu_s",
+                "peak_rss_mb",
+                "tokens",
+            ):
                 yield row("task", metric, name, x[metric], task=t["task_id"])
         for name, kinds in t["solved_at_equal"].items():
             for kind, solved in kinds.items():
@@ -229,6 +304,7 @@ def render_csv(report: dict[str, Any]) -> str:
 
 # -- Markdown ------------------------------------------------------------------------------------------
 
+
 def _md_cell(text: str) -> str:
     # Store text is untrusted: no raw HTML and no table breakage when it is pasted into a PR.
     return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
@@ -245,33 +321,65 @@ def render_markdown(report: dict[str, Any]) -> str:
     parts = ["# sizeup report", "", f"Generated {report['generated_at']}.", ""]
     parts += ["## Headline", "", *[_md_cell(line) + "\n" for line in headline(report).split("\n") if line], ""]
     if report["across_runs"]:
-        parts += [f"## Runs compared on their {report['across_runs']['common_tasks']} common tasks", "",
-                  _md_table(tables.runs_table(report["across_runs"])), ""]
+        parts += [
+            f"## Runs compared on their {report['across_runs']['common_tasks']} common tasks",
+            "",
+            _md_table(tables.runs_table(report["across_runs"])),
+            "",
+        ]
     for section in report["runs"]:
         cmp, rec = section["comparison"], section["record"]
-        parts += [f"## Run {_md_cell(section['run_id'])}", "",
-                  f"{cmp['tasks_all_arms']} tasks finished by every arm; baseline {_md_cell(cmp['baseline'])}.", "",
-                  "### Arms", "", _md_table(tables.comparison_table(cmp)), ""]
+        parts += [
+            f"## Run {_md_cell(section['run_id'])}",
+            "",
+            f"{cmp['tasks_all_arms']} tasks finished by every arm; baseline {_md_cell(cmp['baseline'])}.",
+            "",
+            "### Arms",
+            "",
+            _md_table(tables.comparison_table(cmp)),
+            "",
+        ]
         if cmp["pair_details"]:
             parts += ["### Each arm against the baseline", "", _md_table(tables.pairs_table(cmp)), ""]
         for d in cmp["pair_details"]:
-            parts += [f"### {_md_cell(d['arm'])} vs {_md_cell(d['baseline'])}", "",
-                      f"{d['tasks']} tasks finished by both ({d['tasks_unpaired']} by one of them only).", "",
-                      "#### Cost ratios", "", _md_table(tables.ratio_table(d)), "",
-                      "#### Equal budget", "", _md_table(tables.equal_budget_table(d)), "",
-                      "#### Branching", "", _md_table(tables.branching_table(d)), "",
-                      _md_cell(tables.branching_summary(d)), ""]
-        parts += ["### Tasks", "", _md_table(tables.task_table(section)), "",
-                  "### Run record", "",
-                  f"- dataset hash: `{_md_cell(rec['dataset_hash'])}`; status {_md_cell(rec['status'])}; "
-                  f"started {_md_cell(rec['started_at'])}",
-                  f"- arms: `{_md_cell(json.dumps(rec['arms'], sort_keys=True))}`",
-                  f"- config: `{_md_cell(json.dumps(rec['config'], sort_keys=True))}`",
-                  f"- environment: `{_md_cell(json.dumps(rec['environment'], sort_keys=True))}`",
-                  f"- model load (kept apart from task figures): `{_md_cell(json.dumps(rec['load'], sort_keys=True))}`",
-                  f"- measured: `{_md_cell(json.dumps(rec['measured'], sort_keys=True))}`",
-                  f"- bootstrap: {cmp['statistics']['bootstrap_resamples']} resamples, seed "
-                  f"{cmp['statistics']['bootstrap_seed']}", ""]
+            parts += [
+                f"### {_md_cell(d['arm'])} vs {_md_cell(d['baseline'])}",
+                "",
+                f"{d['tasks']} tasks finished by both ({d['tasks_unpaired']} by one of them only).",
+                "",
+                "#### Cost ratios",
+                "",
+                _md_table(tables.ratio_table(d)),
+                "",
+                "#### Equal budget",
+                "",
+                _md_table(tables.equal_budget_table(d)),
+                "",
+                "#### Branching",
+                "",
+                _md_table(tables.branching_table(d)),
+                "",
+                _md_cell(tables.branching_summary(d)),
+                "",
+            ]
+        parts += [
+            "### Tasks",
+            "",
+            _md_table(tables.task_table(section)),
+            "",
+            "### Run record",
+            "",
+            f"- dataset hash: `{_md_cell(rec['dataset_hash'])}`; status {_md_cell(rec['status'])}; "
+            f"started {_md_cell(rec['started_at'])}",
+            f"- arms: `{_md_cell(json.dumps(rec['arms'], sort_keys=True))}`",
+            f"- config: `{_md_cell(json.dumps(rec['config'], sort_keys=True))}`",
+            f"- environment: `{_md_cell(json.dumps(rec['environment'], sort_keys=True))}`",
+            f"- model load (kept apart from task figures): `{_md_cell(json.dumps(rec['load'], sort_keys=True))}`",
+            f"- measured: `{_md_cell(json.dumps(rec['measured'], sort_keys=True))}`",
+            f"- bootstrap: {cmp['statistics']['bootstrap_resamples']} resamples, seed "
+            f"{cmp['statistics']['bootstrap_seed']}",
+            "",
+        ]
     parts += ["## How each figure is computed", ""]
     parts += [f"- **{name}**: {_md_cell(text)}" for name, text in STATISTICS.items()]
     return "\n".join(parts) + "\n"

@@ -72,8 +72,10 @@ def _table(table: tables.Table, link_column: dict[str, str] | None = None, css: 
                 text = f'<span class="status-{escape(cell)}">{text}</span>'
             cells.append(f"<td>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return (f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
-            "</tbody></table></div>")
+    return (
+        f'<div class="scroll"><table class="{css}"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}'
+        "</tbody></table></div>"
+    )
 
 
 def _kv(items: dict[str, Any]) -> str:
@@ -95,28 +97,37 @@ def _load_table(load: dict[str, Any]) -> str:
     if not models:
         return _kv(load)
     keys = sorted({k for v in models.values() for k in v})
-    rows = [[model] + [fmt.num(v[k]) if isinstance(v.get(k), float) else str(v.get(k, "")) for k in keys]
-            for model, v in models.items()]
+    rows = [
+        [model] + [fmt.num(v[k]) if isinstance(v.get(k), float) else str(v.get(k, "")) for k in keys]
+        for model, v in models.items()
+    ]
     return _table((["model", *keys], rows))
 
 
 def _node(attempt: dict[str, Any], children: dict[str | None, list[dict[str, Any]]], best: str | None) -> str:
     status = attempt["status"] or "unknown"
-    head = (f'<span class="node-head"><code>{escape(attempt["attempt_id"])}</code> '
-            f'<span class="status-{escape(status)}">{escape(status)}</span> '
-            f'{attempt["tests_passed"]}/{attempt["tests_total"]} tests · depth {attempt["depth"]} · '
-            f'{attempt["prompt_tokens"]} + {attempt["completion_tokens"]} tokens · gen '
-            f'{escape(fmt.num(attempt["gen_s"], "s"))} · finish {escape(str(attempt["finish_reason"]))}</span>')
+    head = (
+        f'<span class="node-head"><code>{escape(attempt["attempt_id"])}</code> '
+        f'<span class="status-{escape(status)}">{escape(status)}</span> '
+        f"{attempt['tests_passed']}/{attempt['tests_total']} tests · depth {attempt['depth']} · "
+        f"{attempt['prompt_tokens']} + {attempt['completion_tokens']} tokens · gen "
+        f"{escape(fmt.num(attempt['gen_s'], 's'))} · finish {escape(str(attempt['finish_reason']))}</span>"
+    )
     if attempt["attempt_id"] == best:
         head += ' <span class="kept">kept</span>'
     if attempt.get("error"):
         head += f' <span class="status-error">harness error: {escape(attempt["error"])}</span>'
     # One toggle per node keeps a tree readable; the prompt and raw reply sit one level further in.
-    body = "".join(f'<div class="label">{label}</div><pre>{escape(attempt[key])}</pre>'
-                   for label, key in (("code", "code"), ("test feedback (the verdict)", "feedback"))
-                   if attempt.get(key))
-    raw = "".join(f'<div class="label">{label}</div><pre>{escape(attempt[key])}</pre>'
-                  for label, key in (("prompt", "prompt"), ("raw response", "response")) if attempt.get(key))
+    body = "".join(
+        f'<div class="label">{label}</div><pre>{escape(attempt[key])}</pre>'
+        for label, key in (("code", "code"), ("test feedback (the verdict)", "feedback"))
+        if attempt.get(key)
+    )
+    raw = "".join(
+        f'<div class="label">{label}</div><pre>{escape(attempt[key])}</pre>'
+        for label, key in (("prompt", "prompt"), ("raw response", "response"))
+        if attempt.get(key)
+    )
     if raw:
         body += f"<details><summary>prompt and raw response</summary>{raw}</details>"
     parts = [head, f"<details><summary>code and feedback</summary>{body}</details>" if body else ""]
@@ -146,12 +157,15 @@ def _task_trees(section: dict[str, Any]) -> str:
     for tree in section["trees"]:
         sides = tree["sides"]
         cols = "".join(
-            f'<div><h4>{escape(which)}: {escape(str(s["model"]))} — '
+            f"<div><h4>{escape(which)}: {escape(str(s['model']))} — "
             f'<span class="status-{escape(s["status"])}">{escape(s["status"])}</span></h4>{_tree(s)}</div>'
-            for which, s in sides.items())
-        out.append(f'<article class="task" id="{escape(tree["anchor"])}"><h4>Task {escape(tree["task_id"])}</h4>'
-                   f'<div class="sides">{cols}</div><a class="back" href="#{escape(back)}">↑ back to the task '
-                   f"table</a></article>")
+            for which, s in sides.items()
+        )
+        out.append(
+            f'<article class="task" id="{escape(tree["anchor"])}"><h4>Task {escape(tree["task_id"])}</h4>'
+            f'<div class="sides">{cols}</div><a class="back" href="#{escape(back)}">↑ back to the task '
+            f"table</a></article>"
+        )
     return "".join(out)
 
 
@@ -164,31 +178,46 @@ def _plots(section: dict[str, Any], enabled: bool) -> str:
         return '<p class="note">plots need matplotlib: pip install "sizeup[report]"</p>'
     p = all_plots(section)
     captions = {
-        "success_vs_cost": ("wide", "Success rate (95 % Wilson CI) against per-task median CPU-seconds, tokens and "
-                                    "model peak memory (95 % bootstrap CI), one point per arm: an arm no other is "
-                                    "both above and left of is on the Pareto front."),
+        "success_vs_cost": (
+            "wide",
+            "Success rate (95 % Wilson CI) against per-task median CPU-seconds, tokens and "
+            "model peak memory (95 % bootstrap CI), one point per arm: an arm no other is "
+            "both above and left of is on the Pareto front.",
+        ),
         "time_distributions": ("", "Wall time per task: box (quartiles, median) and every task as a point."),
-        "budget_curves": ("wide", "Each arm: tasks solved if every task were capped at a given spend (its tree "
-                                  "replayed in the order it was made). The baseline is a point at its mean spend."),
+        "budget_curves": (
+            "wide",
+            "Each arm: tasks solved if every task were capped at a given spend (its tree "
+            "replayed in the order it was made). The baseline is a point at its mean spend.",
+        ),
     }
     figures = [(key, *captions[key]) for key in captions if key in p]
-    figures += [(key, "", f"{key.split(':', 1)[1]}: deepest level its trees reached, and the depth of the first "
-                          "passing node.") for key in p if key.startswith("depth_histogram:")]
-    return '<div class="grid">' + "".join(
-        f'<figure class="{css}"><img alt="{escape(key)}" src="{p[key]}"><figcaption>{escape(caption)}'
-        f"</figcaption></figure>" for key, css, caption in figures) + "</div>"
+    figures += [
+        (key, "", f"{key.split(':', 1)[1]}: deepest level its trees reached, and the depth of the first passing node.")
+        for key in p
+        if key.startswith("depth_histogram:")
+    ]
+    return (
+        '<div class="grid">'
+        + "".join(
+            f'<figure class="{css}"><img alt="{escape(key)}" src="{p[key]}"><figcaption>{escape(caption)}'
+            f"</figcaption></figure>"
+            for key, css, caption in figures
+        )
+        + "</div>"
+    )
 
 
 def _pair(section: dict[str, Any], d: dict[str, Any]) -> str:
     a = f"{section['anchor']}-pair-{escape(d['arm'])}"
     together = "together, as they ran concurrently" if d["statistics"]["siblings_counted_together"] else "one by one"
     return f"""
-<section id="{a}"><h3>{escape(d['arm'])} against {escape(d['baseline'])}</h3>
-<p class="meta">{d['tasks']} tasks finished by both ({d['tasks_unpaired']} by one of them only)</p>
+<section id="{a}"><h3>{escape(d["arm"])} against {escape(d["baseline"])}</h3>
+<p class="meta">{d["tasks"]} tasks finished by both ({d["tasks_unpaired"]} by one of them only)</p>
 <h4>Cost ratios, task by task</h4>{_table(tables.ratio_table(d))}
 <h4>Equal budget</h4>
-<p class="note">Each task's tree of {escape(d['arm'])} is replayed in the order it was made (siblings {together})
-and cut where its spend passes {escape(d['baseline'])}'s spend on that task.</p>{_table(tables.equal_budget_table(d))}
+<p class="note">Each task's tree of {escape(d["arm"])} is replayed in the order it was made (siblings {together})
+and cut where its spend passes {escape(d["baseline"])}'s spend on that task.</p>{_table(tables.equal_budget_table(d))}
 <h4>Branching</h4>{_table(tables.branching_table(d))}
 <p>{escape(tables.branching_summary(d))}</p></section>"""
 
@@ -197,28 +226,41 @@ def _run(section: dict[str, Any], plots: bool) -> str:
     cmp, rec, a = section["comparison"], section["record"], section["anchor"]
     links = {t["task_id"]: t["anchor"] for t in section["task_rows"]}
     measured = "".join(f"<div><h4>{escape(arm)}</h4>{_kv(figs)}</div>" for arm, figs in rec["measured"].items())
-    pairs = (f"<h3>Each arm against the baseline</h3>{_table(tables.pairs_table(cmp))}"
-             if cmp["pair_details"] else "")
+    pairs = f"<h3>Each arm against the baseline</h3>{_table(tables.pairs_table(cmp))}" if cmp["pair_details"] else ""
     return f"""
-<section id="{a}"><h2>Run {escape(section['run_id'])}</h2>
-<p class="meta">{cmp['tasks_all_arms']} tasks finished by every arm · baseline {escape(cmp['baseline'])} ·
-dataset {escape(str(rec['dataset_hash']))} · {escape(str(rec['status']))} · started {escape(str(rec['started_at']))}</p>
+<section id="{a}"><h2>Run {escape(section["run_id"])}</h2>
+<p class="meta">{cmp["tasks_all_arms"]} tasks finished by every arm · baseline {escape(cmp["baseline"])} ·
+dataset {escape(str(rec["dataset_hash"]))} · {escape(str(rec["status"]))} · started {escape(str(rec["started_at"]))}</p>
 <section id="{a}-comparison"><h3>Arms</h3>{_table(tables.comparison_table(cmp))}{pairs}</section>
 <section id="{a}-plots"><h3>Plots</h3>{_plots(section, plots)}</section>
 <section id="{a}-pairs">{"".join(_pair(section, d) for d in cmp["pair_details"])}</section>
 <section id="{a}-tasks"><h3>Tasks</h3><p class="note">Click a task for its attempt trees.</p>
 {_table(tables.task_table(section), links)}</section>
 <section id="{a}-record"><h3>Run record</h3>
-{_kv({"run id": rec['run_id'], "dataset hash": rec['dataset_hash'], "tasks in run": rec['tasks_in_run']})}
-<h4>arms</h4>{_table((["name", "strategy", "models", "params", "budget"], [
-        [arm["name"], arm["strategy"], " + ".join(arm["models"]), json.dumps(arm.get("params", {}), sort_keys=True),
-         json.dumps(arm.get("budget") or {}, sort_keys=True)] for arm in rec["arms"]]))}
-<div class="grid"><div><h4>config</h4>{_kv(rec['config'])}</div>
-<div><h4>environment (versions, machine)</h4>{_kv(rec['environment'])}</div></div>
-<h4>model load and warm-up (kept apart from the task figures)</h4>{_load_table(rec['load'])}
+{_kv({"run id": rec["run_id"], "dataset hash": rec["dataset_hash"], "tasks in run": rec["tasks_in_run"]})}
+<h4>arms</h4>{
+        _table(
+            (
+                ["name", "strategy", "models", "params", "budget"],
+                [
+                    [
+                        arm["name"],
+                        arm["strategy"],
+                        " + ".join(arm["models"]),
+                        json.dumps(arm.get("params", {}), sort_keys=True),
+                        json.dumps(arm.get("budget") or {}, sort_keys=True),
+                    ]
+                    for arm in rec["arms"]
+                ],
+            )
+        )
+    }
+<div class="grid"><div><h4>config</h4>{_kv(rec["config"])}</div>
+<div><h4>environment (versions, machine)</h4>{_kv(rec["environment"])}</div></div>
+<h4>model load and warm-up (kept apart from the task figures)</h4>{_load_table(rec["load"])}
 <h4>how each stored figure was measured</h4><div class="grid">{measured}</div>
-<p class="note">Bootstrap: {cmp['statistics']['bootstrap_resamples']} resamples, seed
-{cmp['statistics']['bootstrap_seed']}.</p></section>
+<p class="note">Bootstrap: {cmp["statistics"]["bootstrap_resamples"]} resamples, seed
+{cmp["statistics"]["bootstrap_seed"]}.</p></section>
 <section id="{a}-trees"><h3>Attempt trees</h3>
 <p class="note">Every node of every tree: verdict, tokens (prompt + completion), time waiting for the model, and
 behind the toggles its code, the test feedback it got, its prompt and the model's raw reply.</p>
@@ -238,23 +280,37 @@ def _headline_block(block: str) -> str:
 
 def render(report: dict[str, Any], *, plots: bool = True) -> str:
     runs = report["runs"]
-    top = ['<a href="#headline">headline</a>'] + (['<a href="#runs">runs compared</a>'] if report["across_runs"]
-                                                  else [])
+    top = ['<a href="#headline">headline</a>'] + (
+        ['<a href="#runs">runs compared</a>'] if report["across_runs"] else []
+    )
     nav = [" ".join(top)]
     for s in runs:
         a = s["anchor"]
         prefix = f"<b>{escape(s['run_id'])}:</b> " if len(runs) > 1 else ""
-        nav.append(prefix + " ".join(f'<a href="#{a}-{key}">{label}</a>' for key, label in (
-            ("comparison", "arms"), ("plots", "plots"), ("pairs", "pairs: ratios, equal budget, branching"),
-            ("tasks", "tasks"), ("record", "run record"), ("trees", "attempt trees"))))
+        nav.append(
+            prefix
+            + " ".join(
+                f'<a href="#{a}-{key}">{label}</a>'
+                for key, label in (
+                    ("comparison", "arms"),
+                    ("plots", "plots"),
+                    ("pairs", "pairs: ratios, equal budget, branching"),
+                    ("tasks", "tasks"),
+                    ("record", "run record"),
+                    ("trees", "attempt trees"),
+                )
+            )
+        )
     nav[-1] += ' <a href="#methods">methods</a>'
     if len(runs) == 1:  # one run: one line of links
         nav = [" ".join(nav)]
     lines = "".join(_headline_block(block) for block in headline(report).split("\n\n"))
     across = ""
     if report["across_runs"]:
-        across = (f'<section id="runs"><h2>Runs compared on their {report["across_runs"]["common_tasks"]} common '
-                  f'tasks</h2>{_table(tables.runs_table(report["across_runs"]), css="wrap")}</section>')
+        across = (
+            f'<section id="runs"><h2>Runs compared on their {report["across_runs"]["common_tasks"]} common '
+            f"tasks</h2>{_table(tables.runs_table(report['across_runs']), css='wrap')}</section>"
+        )
     methods = "".join(f"<tr><td>{escape(k)}</td><td>{escape(v)}</td></tr>" for k, v in STATISTICS.items())
     title = "sizeup report — " + ", ".join(s["run_id"] for s in runs)
     return f"""<!doctype html>

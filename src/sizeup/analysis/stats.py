@@ -36,9 +36,14 @@ def mcnemar_exact_p(only_a: int, only_b: int) -> float:
     return float(binomtest(only_b, discordant, 0.5).pvalue) if discordant else 1.0
 
 
-def bootstrap_ci(values: Sequence[float] | np.ndarray, statistic: Callable[..., np.ndarray] = np.mean, *,
-                 resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED,
-                 level: float = 0.95) -> tuple[float, float] | None:
+def bootstrap_ci(
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[..., np.ndarray] = np.mean,
+    *,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = DEFAULT_SEED,
+    level: float = 0.95,
+) -> tuple[float, float] | None:
     """Percentile bootstrap interval of `statistic` over tasks (resampled with replacement).
 
     `statistic(sample, axis=1)` must reduce each row of a (resamples, n) matrix. Paired data are passed

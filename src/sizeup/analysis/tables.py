@@ -9,8 +9,14 @@ from sizeup.analysis import fmt
 
 Table = tuple[list[str], list[list[str]]]  # header, rows
 
-FIGURE_LABELS = {"wall_s": ("wall time", "s"), "cpu_s": ("CPU", "s"), "peak_rss_mb": ("model peak memory", "MB"),
-                 "tokens": ("tokens", ""), "gpu_mem_mb": ("GPU memory", "MB"), "energy_j": ("energy", "J")}
+FIGURE_LABELS = {
+    "wall_s": ("wall time", "s"),
+    "cpu_s": ("CPU", "s"),
+    "peak_rss_mb": ("model peak memory", "MB"),
+    "tokens": ("tokens", ""),
+    "gpu_mem_mb": ("GPU memory", "MB"),
+    "energy_j": ("energy", "J"),
+}
 BUDGET_LABELS = {"tokens": "tokens", "cpu_s": "CPU-seconds", "gen_s": "model wall seconds (gen_s)"}
 
 
@@ -19,7 +25,7 @@ def side_name(side: dict[str, Any], which: str) -> str:
 
 
 def arm_label(arm: dict[str, Any]) -> str:
-    """"small adaptive (smollm2:135m)": an arm's name, strategy and models, from its summary."""
+    """ "small adaptive (smollm2:135m)": an arm's name, strategy and models, from its summary."""
     models = arm.get("models") or [str(arm.get("model"))]
     return f"{arm['name']} {arm.get('strategy') or '?'} ({' + '.join(models)})"
 
@@ -41,8 +47,11 @@ def headline_lines(cmp: dict[str, Any]) -> list[str]:
         return [f"Run {cmp['run_id']} has one arm ({cmp['baseline']}): nothing to compare it with."]
     lines = []
     if len(cmp["arms"]) > 2:
-        lines.append(f"On the {cmp['tasks_all_arms']} tasks every arm finished: " + "; ".join(
-            f"{arm_label(arm)} {fmt.rate(arm['success_rate'], arm['success_ci'])}" for arm in cmp["arms"]) + ".")
+        lines.append(
+            f"On the {cmp['tasks_all_arms']} tasks every arm finished: "
+            + "; ".join(f"{arm_label(arm)} {fmt.rate(arm['success_rate'], arm['success_ci'])}" for arm in cmp["arms"])
+            + "."
+        )
     for d in details:
         lines += _pair_lines(d)
     sandbox = cmp.get("sandbox")
@@ -69,21 +78,31 @@ def _pair_lines(d: dict[str, Any]) -> list[str]:
         f"{fmt.rate(base['success_rate'], base['success_rate_ci95'])}; difference "
         f"{fmt.pp(eff['success_rate_diff'])} {fmt.pp_ci(q['success_rate_diff_ci95'])}, {verdict} "
         f"(exact McNemar p = {fmt.p_value(p)}; only {a} solved {q[f'only_{a}_solved']}, "
-        f"only {b} {q[f'only_{b}_solved']})."]
+        f"only {b} {q[f'only_{b}_solved']})."
+    ]
     r = eff["ratios"]
-    parts = [f"{FIGURE_LABELS[name][0]} {fmt.ratio(r[name]['median'], r[name]['ci95'])}"
-             for name in ("wall_s", "cpu_s", "peak_rss_mb", "tokens") if not fmt.missing(r[name]["median"])]
-    words = [_less_or_more(eff[key], word) for key, word in (("time_pct_faster_per_task", "time"),
-                                                              ("memory_pct_less_per_task", "memory"))]
+    parts = [
+        f"{FIGURE_LABELS[name][0]} {fmt.ratio(r[name]['median'], r[name]['ci95'])}"
+        for name in ("wall_s", "cpu_s", "peak_rss_mb", "tokens")
+        if not fmt.missing(r[name]["median"])
+    ]
+    words = [
+        _less_or_more(eff[key], word)
+        for key, word in (("time_pct_faster_per_task", "time"), ("memory_pct_less_per_task", "memory"))
+    ]
     words = [w for w in words if w != "n/a"]
     if parts:
-        lines.append(f"Cost per task, {b}/{a} (median, 95 % CI): {', '.join(parts)}"
-                     + (f"; so {a} took {' and '.join(words)}." if words else "."))
+        lines.append(
+            f"Cost per task, {b}/{a} (median, 95 % CI): {', '.join(parts)}"
+            + (f"; so {a} took {' and '.join(words)}." if words else ".")
+        )
     eb = d["equal_budget"]
-    lines.append(f"At equal cost ({a} capped per task at what {b} spent) {a} solved "
-                 f"{fmt.rate(eb['tokens'][f'{a}_success_rate'], eb['tokens'][f'{a}_success_rate_ci95'])} on tokens "
-                 f"and {fmt.rate(eb['cpu_s'][f'{a}_success_rate'], eb['cpu_s'][f'{a}_success_rate_ci95'])}"
-                 f" on CPU-seconds, against {b}'s {fmt.pct(base['success_rate'])}.")
+    lines.append(
+        f"At equal cost ({a} capped per task at what {b} spent) {a} solved "
+        f"{fmt.rate(eb['tokens'][f'{a}_success_rate'], eb['tokens'][f'{a}_success_rate_ci95'])} on tokens "
+        f"and {fmt.rate(eb['cpu_s'][f'{a}_success_rate'], eb['cpu_s'][f'{a}_success_rate_ci95'])}"
+        f" on CPU-seconds, against {b}'s {fmt.pct(base['success_rate'])}."
+    )
     return lines
 
 
@@ -97,34 +116,54 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
 
     def median_row(name: str) -> list[str]:
         label, unit = FIGURE_LABELS[name]
-        return row(f"{label} per task, median [95 % CI]", lambda s: (
-            f"{fmt.num(s['per_task_median'][name]['median'], unit)} {fmt.num_ci(s['per_task_median'][name]['ci95'])}"
-            .strip() if s["per_task_median"][name]["tasks"] else "not measured"))
+
+        def cell(s: dict[str, Any]) -> str:
+            median = s["per_task_median"][name]
+            if not median["tasks"]:
+                return "not measured"
+            return f"{fmt.num(median['median'], unit)} {fmt.num_ci(median['ci95'])}".strip()
+
+        return row(f"{label} per task, median [95 % CI]", cell)
 
     def per_solved(name: str, unit: str) -> list[str]:
         label = FIGURE_LABELS[name][0]
-        return row(f"{label} per solved task", lambda s: fmt.num(s["cost_per_solved"][name], unit)
-                   if s["cost_per_solved"][name] is not None else ("nothing solved" if not s["solved"]
-                                                                   else "not measured"))
+        return row(
+            f"{label} per solved task",
+            lambda s: (
+                fmt.num(s["cost_per_solved"][name], unit)
+                if s["cost_per_solved"][name] is not None
+                else ("nothing solved" if not s["solved"] else "not measured")
+            ),
+        )
+
     rows = [
         row("success rate [95 % CI]", lambda s: fmt.rate(s["success_rate"], s["success_rate_ci95"])),
         row("solved", lambda s: f"{s['solved']} / {s['tasks']}"),
-        row("mean test-pass ratio [95 % CI]",
-            lambda s: fmt.rate(s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"])),
+        row(
+            "mean test-pass ratio [95 % CI]",
+            lambda s: fmt.rate(s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"]),
+        ),
         row("pass@1 over tree nodes", lambda s: fmt.pct(s["pass_at_k_nodes"].get("1"))),
         *(median_row(name) for name in ("wall_s", "cpu_s", "peak_rss_mb", "gpu_mem_mb", "tokens", "energy_j")),
         row("wall time, total", lambda s: fmt.num(s["wall_s_total"], "s")),
         row("CPU, total (model server + sandbox)", lambda s: fmt.num(s["cpu_s_total"], "s")),
         row("tokens, total (prompt + completion)", lambda s: fmt.num(s["tokens_total"], digits=0)),
         row("model calls", lambda s: fmt.num(s["model_calls"], digits=0)),
-        per_solved("cpu_s", "s"), per_solved("tokens", ""), per_solved("wall_s", "s"), per_solved("energy_j", "J"),
+        per_solved("cpu_s", "s"),
+        per_solved("tokens", ""),
+        per_solved("wall_s", "s"),
+        per_solved("energy_j", "J"),
         row("time to first token, median", lambda s: fmt.num(s["ttft_s_median"], "s")),
         row("sandbox executions", lambda s: fmt.num(s["sandbox_executions"], digits=0)),
         row("stopped by", lambda s: ", ".join(f"{k} {v}" for k, v in s.get("stopped_by", {}).items())),
     ]
     if any(arm.get("budget") for arm in arms):
-        rows.append(row("budget per task (enforced)", lambda s: ", ".join(
-            f"{k} {v:g}" for k, v in (s.get("budget") or {}).items()) or "none"))
+        rows.append(
+            row(
+                "budget per task (enforced)",
+                lambda s: ", ".join(f"{k} {v:g}" for k, v in (s.get("budget") or {}).items()) or "none",
+            )
+        )
         rows.append(row("tasks over budget", lambda s: str(s.get("over_budget", 0))))
     if any("containers_started" in arm for arm in arms):
         rows += [
@@ -140,15 +179,28 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
 
 def pairs_table(cmp: dict[str, Any]) -> Table:
     """Each arm against the baseline: the paired difference in success and its exact test."""
-    header = ["arm", "vs baseline", "tasks", "success difference [95 % CI]", "only arm / only baseline",
-              "exact McNemar p"]
+    header = [
+        "arm",
+        "vs baseline",
+        "tasks",
+        "success difference [95 % CI]",
+        "only arm / only baseline",
+        "exact McNemar p",
+    ]
     rows = []
     for d in cmp.get("pair_details") or []:
         b, a = pair_names(d)
         q = d["quality"]
-        rows.append([a, b, str(d["tasks"]), f"{fmt.pp(d['efficiency']['success_rate_diff'])} "
-                     f"{fmt.pp_ci(q['success_rate_diff_ci95'])}".strip(),
-                     f"{q[f'only_{a}_solved']} / {q[f'only_{b}_solved']}", fmt.p_value(q["mcnemar_p"])])
+        rows.append(
+            [
+                a,
+                b,
+                str(d["tasks"]),
+                f"{fmt.pp(d['efficiency']['success_rate_diff'])} {fmt.pp_ci(q['success_rate_diff_ci95'])}".strip(),
+                f"{q[f'only_{a}_solved']} / {q[f'only_{b}_solved']}",
+                fmt.p_value(q["mcnemar_p"]),
+            ]
+        )
     return header, rows
 
 
@@ -168,10 +220,14 @@ def _less_or_more(derived: dict[str, Any], word: str) -> str:
 def ratio_table(cmp: dict[str, Any]) -> Table:
     b, a = pair_names(cmp)
     eff = cmp["efficiency"]
-    derived = {"wall_s": ("time_pct_faster_per_task", "time"), "cpu_s": ("cpu_pct_less_per_task", "CPU"),
-               "peak_rss_mb": ("memory_pct_less_per_task", "memory"), "tokens": ("tokens_pct_less_per_task", "tokens"),
-               "gpu_mem_mb": ("gpu_memory_pct_less_per_task", "GPU memory"),
-               "energy_j": ("energy_pct_less_per_task", "energy")}
+    derived = {
+        "wall_s": ("time_pct_faster_per_task", "time"),
+        "cpu_s": ("cpu_pct_less_per_task", "CPU"),
+        "peak_rss_mb": ("memory_pct_less_per_task", "memory"),
+        "tokens": ("tokens_pct_less_per_task", "tokens"),
+        "gpu_mem_mb": ("gpu_memory_pct_less_per_task", "GPU memory"),
+        "energy_j": ("energy_pct_less_per_task", "energy"),
+    }
     header = ["figure", f"{b} / {a}, median [95 % CI]", "tasks", f"so {a} used [95 % CI]"]
     rows = []
     for name, (label, _unit) in FIGURE_LABELS.items():
@@ -183,28 +239,53 @@ def ratio_table(cmp: dict[str, Any]) -> Table:
 
 def equal_budget_table(cmp: dict[str, Any]) -> Table:
     b, a = pair_names(cmp)
-    header = [f"budget per task = {b}'s spend in", f"{a} solved [95 % CI]", f"{b} solved",
-              f"only {a} / only {b}", "exact McNemar p"]
-    rows = [[BUDGET_LABELS[kind], f"{e[f'{a}_solved']} / {e['tasks']} = "
-             f"{fmt.rate(e[f'{a}_success_rate'], e[f'{a}_success_rate_ci95'])}",
-             f"{e[f'{b}_solved']} / {e['tasks']}", f"{e[f'only_{a}_solved']} / {e[f'only_{b}_solved']}",
-             fmt.p_value(e["mcnemar_p"])] for kind, e in cmp["equal_budget"].items()]
+    header = [
+        f"budget per task = {b}'s spend in",
+        f"{a} solved [95 % CI]",
+        f"{b} solved",
+        f"only {a} / only {b}",
+        "exact McNemar p",
+    ]
+    rows = [
+        [
+            BUDGET_LABELS[kind],
+            f"{e[f'{a}_solved']} / {e['tasks']} = {fmt.rate(e[f'{a}_success_rate'], e[f'{a}_success_rate_ci95'])}",
+            f"{e[f'{b}_solved']} / {e['tasks']}",
+            f"{e[f'only_{a}_solved']} / {e[f'only_{b}_solved']}",
+            fmt.p_value(e["mcnemar_p"]),
+        ]
+        for kind, e in cmp["equal_budget"].items()
+    ]
     arm = cmp["sides"][a]
-    rows.append(["no cap (as run)", f"{arm['solved']} / {arm['tasks']} = "
-                 f"{fmt.rate(arm['success_rate'], arm['success_rate_ci95'])}",
-                 f"{cmp['sides'][b]['solved']} / {cmp['tasks']}",
-                 f"{cmp['quality'][f'only_{a}_solved']} / {cmp['quality'][f'only_{b}_solved']}",
-                 fmt.p_value(cmp["quality"]["mcnemar_p"])])
+    rows.append(
+        [
+            "no cap (as run)",
+            f"{arm['solved']} / {arm['tasks']} = {fmt.rate(arm['success_rate'], arm['success_rate_ci95'])}",
+            f"{cmp['sides'][b]['solved']} / {cmp['tasks']}",
+            f"{cmp['quality'][f'only_{a}_solved']} / {cmp['quality'][f'only_{b}_solved']}",
+            fmt.p_value(cmp["quality"]["mcnemar_p"]),
+        ]
+    )
     return header, rows
 
 
 def branching_table(cmp: dict[str, Any]) -> Table:
     br = cmp["branching"]
-    header = ["depth", "trees that reached it (deepest level)", "first passing node at it",
-              "success had the tree stopped there [95 % CI]"]
-    rows = [[d, str(br["depth_reached"][d]), str(br["first_pass_depth"][d]),
-             fmt.rate(s["success_rate"], s["success_rate_ci95"])]
-            for d, s in br["success_if_stopped_at_depth"].items()]
+    header = [
+        "depth",
+        "trees that reached it (deepest level)",
+        "first passing node at it",
+        "success had the tree stopped there [95 % CI]",
+    ]
+    rows = [
+        [
+            d,
+            str(br["depth_reached"][d]),
+            str(br["first_pass_depth"][d]),
+            fmt.rate(s["success_rate"], s["success_rate_ci95"]),
+        ]
+        for d, s in br["success_if_stopped_at_depth"].items()
+    ]
     return header, rows
 
 
@@ -214,32 +295,50 @@ def branching_summary(cmp: dict[str, Any]) -> str:
     pass_k = ", ".join(f"pass@{k} {fmt.pct(v)}" for k, v in br["pass_at_k_nodes"].items())
     dist = ", ".join(f"{n} calls: {count} tasks" for n, count in calls["distribution"].items())
     who = f"{cmp['arm']}: m" if "arm" in cmp else "M"
-    return (f"{who}odel instances (calls) per task: mean {calls['mean']:.2f}, median {calls['median']}, max "
-            f"{calls['max']} ({dist}). {br['nodes']} tree nodes, {br['passing_nodes']} passing; over nodes "
-            f"{pass_k} (NaN where a tree has fewer nodes than k).")
+    return (
+        f"{who}odel instances (calls) per task: mean {calls['mean']:.2f}, median {calls['median']}, max "
+        f"{calls['max']} ({dist}). {br['nodes']} tree nodes, {br['passing_nodes']} passing; over nodes "
+        f"{pass_k} (NaN where a tree has fewer nodes than k)."
+    )
 
 
 def runs_table(across: dict[str, Any]) -> Table:
-    header = ["run", "arms (strategy, models)", "tasks", "success per arm", "first pair: difference",
-              "McNemar p", "arm at baseline's tokens", "time baseline/arm", "memory baseline/arm"]
+    header = [
+        "run",
+        "arms (strategy, models)",
+        "tasks",
+        "success per arm",
+        "first pair: difference",
+        "McNemar p",
+        "arm at baseline's tokens",
+        "time baseline/arm",
+        "memory baseline/arm",
+    ]
     rows = []
     for r in across["rows"]:
         c = r["comparison"]
-        arms = "; ".join(" ".join([arm_label(arm), *(f"{k}={v}" for k, v in sorted(arm["params"].items()))])
-                         for arm in c["arms"])
+        arms = "; ".join(
+            " ".join([arm_label(arm), *(f"{k}={v}" for k, v in sorted(arm["params"].items()))]) for arm in c["arms"]
+        )
         rates = "; ".join(f"{arm['name']} {fmt.rate(arm['success_rate'], arm['success_ci'])}" for arm in c["arms"])
         if not c.get("pair_details"):
             rows.append([r["run_id"], arms, str(c["tasks_all_arms"]), rates, "", "", "", "", ""])
             continue
         b, a = pair_names(c)
         eff, eb = c["efficiency"], c["equal_budget"]["tokens"]
-        rows.append([r["run_id"], arms, str(c["tasks_all_arms"]), rates,
-                     f"{a} − {b}: {fmt.pp(eff['success_rate_diff'])} "
-                     f"{fmt.pp_ci(c['quality']['success_rate_diff_ci95'])}",
-                     fmt.p_value(c["quality"]["mcnemar_p"]),
-                     fmt.rate(eb[f"{a}_success_rate"], eb[f"{a}_success_rate_ci95"]),
-                     fmt.ratio(eff["ratios"]["wall_s"]["median"], eff["ratios"]["wall_s"]["ci95"]),
-                     fmt.ratio(eff["ratios"]["peak_rss_mb"]["median"], eff["ratios"]["peak_rss_mb"]["ci95"])])
+        rows.append(
+            [
+                r["run_id"],
+                arms,
+                str(c["tasks_all_arms"]),
+                rates,
+                f"{a} − {b}: {fmt.pp(eff['success_rate_diff'])} {fmt.pp_ci(c['quality']['success_rate_diff_ci95'])}",
+                fmt.p_value(c["quality"]["mcnemar_p"]),
+                fmt.rate(eb[f"{a}_success_rate"], eb[f"{a}_success_rate_ci95"]),
+                fmt.ratio(eff["ratios"]["wall_s"]["median"], eff["ratios"]["wall_s"]["ci95"]),
+                fmt.ratio(eff["ratios"]["peak_rss_mb"]["median"], eff["ratios"]["peak_rss_mb"]["ci95"]),
+            ]
+        )
     return header, rows
 
 
@@ -258,8 +357,13 @@ def task_table(section: dict[str, Any]) -> Table:
         row = [t["task_id"]]
         for name in names:
             x = t["arms"][name]
-            row += [x["status"], f"{x['tests_passed']}/{x['tests_total']}", str(x["model_calls"]),
-                    fmt.num(x["wall_s"], "s"), str(x["tokens"])]
+            row += [
+                x["status"],
+                f"{x['tests_passed']}/{x['tests_total']}",
+                str(x["model_calls"]),
+                fmt.num(x["wall_s"], "s"),
+                str(x["tokens"]),
+            ]
         for name in others:
             equal = t["solved_at_equal"].get(name, {})
             row += ["solved" if equal.get("tokens") else "-", "solved" if equal.get("cpu_s") else "-"]

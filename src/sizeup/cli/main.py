@@ -21,8 +21,20 @@ from sizeup.store import StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
 SANDBOXES = ("auto", "isolated", "process", "docker")
-SUBCOMMANDS = ("import", "run", "compare", "report", "export", "copy", "tasks", "models", "exec", "check-references",
-               "sandbox", "measure")
+SUBCOMMANDS = (
+    "import",
+    "run",
+    "compare",
+    "report",
+    "export",
+    "copy",
+    "tasks",
+    "models",
+    "exec",
+    "check-references",
+    "sandbox",
+    "measure",
+)
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
   sizeup run --all --limit 20 --max-depth 2
@@ -34,8 +46,11 @@ EPILOG = """examples:
 
 
 def _db(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", help="store URL: sqlite:///path.db (default ./sizeup.db) or "
-                        "mongodb://host:port/dbname; also $SIZEUP_DB or a .env file")
+    parser.add_argument(
+        "--db",
+        help="store URL: sqlite:///path.db (default ./sizeup.db) or "
+        "mongodb://host:port/dbname; also $SIZEUP_DB or a .env file",
+    )
 
 
 def _run_options(parser: argparse.ArgumentParser) -> None:
@@ -47,25 +62,40 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     sel.add_argument("--task", help="a free-text task (no tests: its verdict is 'unverified')")
     sel.add_argument("--task-type", help="built-in task type(s), comma-separated, or 'builtin' for all")
     mod = parser.add_argument_group("models")
-    mod.add_argument("--provider", choices=("embedded", "ollama", "openai"),
-                     help="default: ollama when --url is given, else embedded")
+    mod.add_argument(
+        "--provider",
+        choices=("embedded", "ollama", "openai"),
+        help="default: ollama when --url is given, else embedded",
+    )
     mod.add_argument("--url", help="model server URL (Ollama: http://host:11434; OpenAI-compatible: .../v1)")
-    mod.add_argument("--large-model",
-                     help="large single-shot model (default gemma3:270m, or deepseek-r1:7b with --url)")
+    mod.add_argument(
+        "--large-model", help="large single-shot model (default gemma3:270m, or deepseek-r1:7b with --url)"
+    )
     mod.add_argument("--small-model", help="small adaptive model (default smollm2:135m, or qwen:0.5b with --url)")
     mod.add_argument("--pull", action="store_true", help="Ollama: pull a missing model")
     mod.add_argument("--max-tokens", type=int, help="completion tokens per model call (default 384)")
     mod.add_argument("--n-ctx", type=int, help="context length (embedded default 2048; Ollama: num_ctx)")
     mod.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai: env variable holding the key")
     mod.add_argument("--server-pid", type=int, help="pid of a local model server to measure (Ollama, vLLM, ...)")
-    mod.add_argument("--threads", type=int, help="CPU threads per model (embedded: its server's threads; Ollama: "
-                     "num_thread, and a change reloads the model's runner)")
+    mod.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads per model (embedded: its server's threads; Ollama: "
+        "num_thread, and a change reloads the model's runner)",
+    )
     arms = parser.add_argument_group(
-        "arms", "Without --plan or --arm: the seed's two arms, large (single, --large-model) and small "
-        "(adaptive, --small-model). Strategy flags below are defaults for every arm whose strategy has them.")
+        "arms",
+        "Without --plan or --arm: the seed's two arms, large (single, --large-model) and small "
+        "(adaptive, --small-model). Strategy flags below are defaults for every arm whose strategy has them.",
+    )
     arms.add_argument("--plan", metavar="FILE", help="a TOML plan naming the arms (see examples/plan.toml)")
-    arms.add_argument("--arm", action="append", default=[], metavar="'name=N strategy=S models=M[,M] k=v ...'",
-                      help="one arm (repeatable); strategies: single, adaptive, best-of-n")
+    arms.add_argument(
+        "--arm",
+        action="append",
+        default=[],
+        metavar="'name=N strategy=S models=M[,M] k=v ...'",
+        help="one arm (repeatable); strategies: single, adaptive, best-of-n",
+    )
     arms.add_argument("--baseline", help="the arm the others are compared with (default: the first)")
     br = parser.add_argument_group("strategy parameters (defaults in parentheses are the strategies' own)")
     br.add_argument("--max-depth", type=int, help="adaptive: repair rounds after the first attempt (2)")
@@ -80,8 +110,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     bud.add_argument("--budget-calls", type=int, help="model calls")
     bud.add_argument("--budget-cpu", type=float, help="CPU seconds of the arm's model servers")
     sb = parser.add_argument_group("sandbox")
-    sb.add_argument("--sandbox", default="auto", choices=SANDBOXES,
-                    help="auto (isolated where bubblewrap works, else process), isolated, process, docker")
+    sb.add_argument(
+        "--sandbox",
+        default="auto",
+        choices=SANDBOXES,
+        help="auto (isolated where bubblewrap works, else process), isolated, process, docker",
+    )
     sb.add_argument("--image", help="docker: image with python3 (default $SIZEUP_DOCKER_IMAGE or python:3.11-slim)")
     sb.add_argument("--timeout", type=float, default=10.0, help="seconds per candidate execution")
     sb.add_argument("--memory", type=int, default=1024, help="MB of address space per execution")
@@ -91,9 +125,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sizeup", description="One large model, or small models that "
-                                     "try, test and branch? Measured.", epilog=EPILOG,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sizeup",
+        description="One large model, or small models that try, test and branch? Measured.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     subs = parser.add_subparsers(dest="command", metavar="COMMAND")
     imp = subs.add_parser("import", help="import tasks from MBPP / HumanEval / sizeup JSONL")
     imp.add_argument("--jsonl-file", help="tasks file (.jsonl or .jsonl.gz)")
@@ -159,9 +196,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def build_flat_parser() -> argparse.ArgumentParser:
     """The seed's interface: flags only, no subcommand."""
-    parser = argparse.ArgumentParser(prog="sizeup", epilog=EPILOG, description=(
-        "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sizeup COMMAND --help). Without one, the seed's flags:"),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="sizeup",
+        epilog=EPILOG,
+        description=(
+            "Subcommands: " + ", ".join(SUBCOMMANDS) + " (sizeup COMMAND --help). Without one, the seed's flags:"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--import-data", action="store_true", help="import --jsonl-file into the store")
     parser.add_argument("--jsonl-file", help="tasks file for --import-data")
     parser.add_argument("--no-clear", action="store_true", help="with --import-data: upsert, keep others")
@@ -247,8 +289,9 @@ def run_arms(args: argparse.Namespace, provider: str) -> tuple[list[ArmSpec], st
     params, budget = flag_params(args), flag_budget(args)
     if args.plan or args.arm:
         if args.large_model or args.small_model:
-            raise ValueError("--large-model/--small-model do not combine with --plan/--arm: name the models "
-                             "in the arms")
+            raise ValueError(
+                "--large-model/--small-model do not combine with --plan/--arm: name the models in the arms"
+            )
         arms, baseline = load_plan(args.plan, params, budget) if args.plan else ([], None)
         arms += [parse_arm_option(text, params, budget) for text in args.arm]
         names = [arm.name for arm in arms]
@@ -266,10 +309,20 @@ def run_arms(args: argparse.Namespace, provider: str) -> tuple[list[ArmSpec], st
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     provider = args.provider or ("ollama" if args.url else "embedded")
     arms, baseline = run_arms(args, provider)
-    config = RunConfig(provider=provider, url=args.url, timeout_s=args.timeout, memory_mb=args.memory,
-                       sandbox=args.sandbox, pull=args.pull, n_ctx=args.n_ctx, n_threads=args.threads,
-                       api_key_env=args.api_key_env, server_pid=args.server_pid, image=args.image,
-                       baseline=baseline)
+    config = RunConfig(
+        provider=provider,
+        url=args.url,
+        timeout_s=args.timeout,
+        memory_mb=args.memory,
+        sandbox=args.sandbox,
+        pull=args.pull,
+        n_ctx=args.n_ctx,
+        n_threads=args.threads,
+        api_key_env=args.api_key_env,
+        server_pid=args.server_pid,
+        image=args.image,
+        baseline=baseline,
+    )
     with open_store(args.db) as store:
         run = None
         if args.resume:
@@ -280,8 +333,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         else:
             tasks = select_tasks(args, store)
         if not tasks:
-            raise ValueError("no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
-                             "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)")
+            raise ValueError(
+                "no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
+                "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)"
+            )
         run_id = Runner(store, config, arms, console).run(tasks, resume=run)
         views.print_comparison(console, store, run_id)
     if args.json:
@@ -390,8 +445,10 @@ def cmd_copy(args: argparse.Namespace, console: Console) -> int:
 
     with open_store(args.source) as source, open_store(args.target) as target:
         done = copy_store(source, target, args.run_id)
-        console.print(f"copied {done.tasks} tasks, {done.runs} runs, {done.results} results and "
-                      f"{done.attempts} attempts from {source.url} to {target.url}")
+        console.print(
+            f"copied {done.tasks} tasks, {done.runs} runs, {done.results} results and "
+            f"{done.attempts} attempts from {source.url} to {target.url}"
+        )
     return 0
 
 
@@ -409,10 +466,14 @@ def cmd_measure(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         print(json.dumps(data))
     else:
-        extra = "".join(f", {k} {v}" for k, v in data.items()
-                        if k not in ("wall_s", "cpu_s", "peak_rss_mb", "exit_code", "method"))
-        console.print(f"wall {data['wall_s']:.3f} s, CPU {data['cpu_s']:.3f} s, peak {data['peak_rss_mb']:.1f} MB "
-                      f"({data['method']}), exit code {data['exit_code']}{extra}", markup=False)
+        extra = "".join(
+            f", {k} {v}" for k, v in data.items() if k not in ("wall_s", "cpu_s", "peak_rss_mb", "exit_code", "method")
+        )
+        console.print(
+            f"wall {data['wall_s']:.3f} s, CPU {data['cpu_s']:.3f} s, peak {data['peak_rss_mb']:.1f} MB "
+            f"({data['method']}), exit code {data['exit_code']}{extra}",
+            markup=False,
+        )
     return result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
 
 
@@ -423,6 +484,17 @@ def cmd_sandbox(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-COMMANDS = {"import": cmd_import, "run": cmd_run, "compare": cmd_compare, "report": cmd_report, "tasks": cmd_tasks,
-            "models": cmd_models, "exec": cmd_exec, "check-references": cmd_check_references,
-            "sandbox": cmd_sandbox, "export": cmd_export, "copy": cmd_copy, "measure": cmd_measure}
+COMMANDS = {
+    "import": cmd_import,
+    "run": cmd_run,
+    "compare": cmd_compare,
+    "report": cmd_report,
+    "tasks": cmd_tasks,
+    "models": cmd_models,
+    "exec": cmd_exec,
+    "check-references": cmd_check_references,
+    "sandbox": cmd_sandbox,
+    "export": cmd_export,
+    "copy": cmd_copy,
+    "measure": cmd_measure,
+}

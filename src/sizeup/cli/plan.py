@@ -39,8 +39,16 @@ from sizeup.strategies import parse_params
 
 ARM_KEYS = ("name", "strategy", "models", "budget")
 # CLI flag (argparse dest) -> strategy parameter, applied where a strategy has it.
-PARAM_FLAGS = {"max_tokens": "max_tokens", "seed": "seed", "max_depth": "max_depth", "branching": "branching",
-               "beam": "beam", "parallel": "parallel", "temperature": "temperature", "samples": "n"}
+PARAM_FLAGS = {
+    "max_tokens": "max_tokens",
+    "seed": "seed",
+    "max_depth": "max_depth",
+    "branching": "branching",
+    "beam": "beam",
+    "parallel": "parallel",
+    "temperature": "temperature",
+    "samples": "n",
+}
 BUDGET_FLAGS = {"budget_tokens": "tokens", "budget_calls": "calls", "budget_cpu": "cpu_s"}
 
 
@@ -58,11 +66,14 @@ def flag_budget(args: Any) -> Budget | None:
     return Budget(**values) if values else None
 
 
-def seed_arms(large_model: str, small_model: str, params: dict[str, Any],
-              budget: Budget | None = None) -> list[ArmSpec]:
+def seed_arms(
+    large_model: str, small_model: str, params: dict[str, Any], budget: Budget | None = None
+) -> list[ArmSpec]:
     """The seed's two arms (a budget applies to the adaptive one)."""
-    return [arm_spec({"name": LARGE, "strategy": "single", "models": [large_model]}, params, budget),
-            arm_spec({"name": SMALL, "strategy": "adaptive", "models": [small_model]}, params, budget)]
+    return [
+        arm_spec({"name": LARGE, "strategy": "single", "models": [large_model]}, params, budget),
+        arm_spec({"name": SMALL, "strategy": "adaptive", "models": [small_model]}, params, budget),
+    ]
 
 
 def arm_spec(raw: dict[str, Any], defaults: dict[str, Any], budget: Budget | None = None) -> ArmSpec:
@@ -162,17 +173,22 @@ def load_plan(path: str | Path, defaults: dict[str, Any], budget: Budget | None)
             arms.append(arm_spec(raw, {**defaults, **plan_defaults}, budget))
         except ValueError as err:
             field = str(err).split(":", 1)[0].split(".")[0].strip()
-            raise PlanError(f"{locate.arm_field(index, field)}: arm {index + 1} ({raw.get('name', '?')}), "
-                            f"field '{field}': {str(err).split(':', 1)[-1].strip()}") from None
+            raise PlanError(
+                f"{locate.arm_field(index, field)}: arm {index + 1} ({raw.get('name', '?')}), "
+                f"field '{field}': {str(err).split(':', 1)[-1].strip()}"
+            ) from None
     names = [arm.name for arm in arms]
     duplicate = next((n for n in names if names.count(n) > 1), None)
     if duplicate:
-        raise PlanError(f"{locate.arm_field(names.index(duplicate, names.index(duplicate) + 1), 'name')}: "
-                        f"field 'name': arm name {duplicate!r} is used twice")
+        raise PlanError(
+            f"{locate.arm_field(names.index(duplicate, names.index(duplicate) + 1), 'name')}: "
+            f"field 'name': arm name {duplicate!r} is used twice"
+        )
     baseline = data.get("baseline")
     if baseline is not None and baseline not in names:
-        raise PlanError(f"{locate.top('baseline')}: field 'baseline': {baseline!r} is none of the arms "
-                        f"({', '.join(names)})")
+        raise PlanError(
+            f"{locate.top('baseline')}: field 'baseline': {baseline!r} is none of the arms ({', '.join(names)})"
+        )
     return arms, baseline
 
 
@@ -198,7 +214,13 @@ class _Locator:
         if index >= len(headers):
             return f"{self.path}:1"
         start = headers[index]
-        stop = next((n for n in range(start + 1, len(self.lines)) if re.match(r"^\s*\[", self.lines[n])
-                     and not re.match(r"^\s*\[arm\.", self.lines[n])), None)
+        stop = next(
+            (
+                n
+                for n in range(start + 1, len(self.lines))
+                if re.match(r"^\s*\[", self.lines[n]) and not re.match(r"^\s*\[arm\.", self.lines[n])
+            ),
+            None,
+        )
         found = self._line_of(rf"^\s*{re.escape(field)}\s*=|^\s*\[arm\.{re.escape(field)}\]", start + 1, stop)
         return f"{self.path}:{(found if found is not None else start) + 1}"

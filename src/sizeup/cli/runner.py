@@ -71,9 +71,15 @@ def environment() -> dict:
         llama_version = llama_cpp.__version__
     except ImportError:
         llama_version = None
-    return {"sizeup": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-            "machine": platform.machine(), "cpus": os.cpu_count(),
-            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1), "llama_cpp_python": llama_version}
+    return {
+        "sizeup": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "llama_cpp_python": llama_version,
+    }
 
 
 def dataset_hash(tasks: list[Task]) -> str:
@@ -87,13 +93,14 @@ def dataset_hash(tasks: list[Task]) -> str:
 SERVER_CONCURRENCY = {
     "embedded": "the embedded llama.cpp server answers one request at a time (they queue)",
     "ollama": "Ollama serves OLLAMA_NUM_PARALLEL requests per model at once (default 1): set it where "
-              "`ollama serve` starts, and mind that memory grows with it",
+    "`ollama serve` starts, and mind that memory grows with it",
 }
 
 
 class Runner:
-    def __init__(self, store: Store, config: RunConfig, arms: list[ArmSpec] | None = None,
-                 console: Console | None = None):
+    def __init__(
+        self, store: Store, config: RunConfig, arms: list[ArmSpec] | None = None, console: Console | None = None
+    ):
         self.store, self.config, self.arms = store, config, list(arms or [])
         self.console = console or Console(stderr=True)
 
@@ -150,8 +157,13 @@ class Runner:
             run.status = "running"
             return run
         run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
-        run = RunRecord(run_id=run_id, config=asdict(self.config), environment=environment(),
-                        task_ids=[t.task_id for t in tasks], arms=self.arms)
+        run = RunRecord(
+            run_id=run_id,
+            config=asdict(self.config),
+            environment=environment(),
+            task_ids=[t.task_id for t in tasks],
+            arms=self.arms,
+        )
         run.environment["dataset_hash"] = dataset_hash(tasks)
         self.store.save_run(run)
         return run
@@ -162,28 +174,45 @@ class Runner:
         clients: dict[str, ModelClient] = {}
         run.config["server_concurrency"] = SERVER_CONCURRENCY.get(cfg.provider, "set by the server")
         if cfg.provider == "ollama" and cfg.n_threads:
-            self.console.print(f"note: Ollama num_thread {cfg.n_threads}: a model resident with another thread "
-                               "count is reloaded (new runner) by the warm-up, and that load is recorded",
-                               markup=False)
+            self.console.print(
+                f"note: Ollama num_thread {cfg.n_threads}: a model resident with another thread "
+                "count is reloaded (new runner) by the warm-up, and that load is recorded",
+                markup=False,
+            )
         parallel = max(int(arm.params.get("parallel", 1)) for arm in self.arms)
         if parallel > 1 and cfg.provider in SERVER_CONCURRENCY:
-            self.console.print(f"[yellow]note: parallel {parallel} sends calls at once, but "
-                               f"{SERVER_CONCURRENCY[cfg.provider]}")
+            self.console.print(
+                f"[yellow]note: parallel {parallel} sends calls at once, but {SERVER_CONCURRENCY[cfg.provider]}"
+            )
         for model in dict.fromkeys(m for arm in self.arms for m in arm.models):
             with self.console.status(f"starting model {model} ({cfg.provider})"):
-                client = make_client(cfg.provider, model, url=cfg.url, pull=cfg.pull, n_ctx=cfg.n_ctx,
-                                     n_threads=cfg.n_threads, api_key_env=cfg.api_key_env, server_pid=cfg.server_pid)
+                client = make_client(
+                    cfg.provider,
+                    model,
+                    url=cfg.url,
+                    pull=cfg.pull,
+                    n_ctx=cfg.n_ctx,
+                    n_threads=cfg.n_threads,
+                    api_key_env=cfg.api_key_env,
+                    server_pid=cfg.server_pid,
+                )
                 clients[model] = client
-                load = {"provider": cfg.provider, **client.load_info(), "processes": client.attribution(),
-                        "prompt_style": client.style.value}
+                load = {
+                    "provider": cfg.provider,
+                    **client.load_info(),
+                    "processes": client.attribution(),
+                    "prompt_style": client.style.value,
+                }
             if model in run.load:  # a resumed run: keep the first start, list the restarts
                 run.load.setdefault("restarts", []).append({"model": model, **load})
             else:
                 run.load[model] = load
         for arm in self.arms:
             if arm.budget is not None and arm.budget.cpu_s is not None and not arm_pids(arm, clients):
-                raise ValueError(f"arm {arm.name}: a CPU budget needs a local model server to measure; "
-                                 f"{clients[arm.models[0]].attribution()}")
+                raise ValueError(
+                    f"arm {arm.name}: a CPU budget needs a local model server to measure; "
+                    f"{clients[arm.models[0]].attribution()}"
+                )
         run.config["server_attribution"] = server_attribution(self.arms, clients)
         if run.config["server_attribution"] != "per_arm":
             self.console.print(f"[yellow]note: {run.config['server_attribution']}")
@@ -191,13 +220,26 @@ class Runner:
 
     def strategy(self, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox, limits: Limits) -> Strategy:
         cls = strategy_class(arm.strategy)
-        return cls([clients[m] for m in arm.models], sandbox, parse_params(arm.strategy, arm.params),
-                   limits=limits, budget=arm.budget, cpu_meter=cpu_meter(arm, clients))
+        return cls(
+            [clients[m] for m in arm.models],
+            sandbox,
+            parse_params(arm.strategy, arm.params),
+            limits=limits,
+            budget=arm.budget,
+            cpu_meter=cpu_meter(arm, clients),
+        )
 
-    def _loop(self, run: RunRecord, todo: list[Task], done: set, clients: dict[str, ModelClient],
-              sandbox: Sandbox) -> None:
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn())
+    def _loop(
+        self, run: RunRecord, todo: list[Task], done: set, clients: dict[str, ModelClient], sandbox: Sandbox
+    ) -> None:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
         with Progress(*columns, console=self.console, transient=False) as progress:
             bar = progress.add_task(f"run {run.run_id}", total=len(todo))
             base = Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb)
@@ -212,8 +254,9 @@ class Runner:
                     self.store.save_result(result)
                 progress.advance(bar)
 
-    def solve(self, run_id: str, task: Task, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox,
-              limits: Limits) -> TaskResult:
+    def solve(
+        self, run_id: str, task: Task, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox, limits: Limits
+    ) -> TaskResult:
         strategy = self.strategy(arm, clients, sandbox, limits)
         arm_clients = [clients[m] for m in arm.models]
         # A server shared by several models (`ollama serve`) is measured apart from the models' own processes,
@@ -227,28 +270,48 @@ class Runner:
         if failed_calls:
             # A result with a failed model call would measure the harness, not the arm: stop the run
             # without storing this task, so that --resume redoes it once the server is back.
-            raise ModelError(f"arm {arm.name} ({' + '.join(arm.models)}): {failed_calls[0]} "
-                             f"(stopped; continue with: sizeup run --resume {run_id})")
+            raise ModelError(
+                f"arm {arm.name} ({' + '.join(arm.models)}): {failed_calls[0]} "
+                f"(stopped; continue with: sizeup run --resume {run_id})"
+            )
         processes = "; ".join(dict.fromkeys(c.attribution() for c in arm_clients))
         return TaskResult(
-            run_id=run_id, task_id=task.task_id, arm=arm.name, model=" + ".join(arm.models), strategy=arm.strategy,
-            status=best.status, tests_passed=best.tests_passed, tests_total=best.tests_total,
-            best_attempt_id=best.attempt_id, depth_reached=outcome.depth_reached, model_calls=len(attempts),
-            stopped_by=outcome.stopped_by, budget=arm.budget,
-            wall_s=monitor.summary.wall_s, prompt_tokens=sum(a.prompt_tokens for a in attempts),
+            run_id=run_id,
+            task_id=task.task_id,
+            arm=arm.name,
+            model=" + ".join(arm.models),
+            strategy=arm.strategy,
+            status=best.status,
+            tests_passed=best.tests_passed,
+            tests_total=best.tests_total,
+            best_attempt_id=best.attempt_id,
+            depth_reached=outcome.depth_reached,
+            model_calls=len(attempts),
+            stopped_by=outcome.stopped_by,
+            budget=arm.budget,
+            wall_s=monitor.summary.wall_s,
+            prompt_tokens=sum(a.prompt_tokens for a in attempts),
             completion_tokens=sum(a.completion_tokens for a in attempts),
-            ttft_s=attempts[0].ttft_s, gen_s=sum(a.gen_s for a in attempts),
-            server=monitor.summary, shared_server=watch_shared.summary if watch_shared else None,
+            ttft_s=attempts[0].ttft_s,
+            gen_s=sum(a.gen_s for a in attempts),
+            server=monitor.summary,
+            shared_server=watch_shared.summary if watch_shared else None,
             sandbox_executions=len(attempts),
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
-            sandbox_wall_s=sum(a.exec_wall_s for a in attempts), attempts=attempts,
+            sandbox_wall_s=sum(a.exec_wall_s for a in attempts),
+            attempts=attempts,
             sandbox_containers=len({a.container_id for a in attempts if a.container_id}),
-            sandbox_figures=sandbox_figures(attempts), decode_tokens_per_s=decode_rate(attempts),
-            method={**figure_methods(attempts, monitor.summary), "model_processes": processes,
-                    "sandbox_backend": sandbox.name,
-                    "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
-                                      f"{limits.memory_mb} MB"})
+            sandbox_figures=sandbox_figures(attempts),
+            decode_tokens_per_s=decode_rate(attempts),
+            method={
+                **figure_methods(attempts, monitor.summary),
+                "model_processes": processes,
+                "sandbox_backend": sandbox.name,
+                "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
+                f"{limits.memory_mb} MB",
+            },
+        )
 
 
 def arm_pids(arm: ArmSpec, clients: dict[str, ModelClient]) -> list[int]:
@@ -265,6 +328,7 @@ def cpu_meter(arm: ArmSpec, clients: dict[str, ModelClient]) -> Callable[[], flo
     def used() -> float:
         readings = (process.read_stat(pid) for pid in process.tree(arm_pids(arm, clients)))
         return sum(r.cpu_s for r in readings if r is not None)
+
     return used
 
 
@@ -276,11 +340,13 @@ def server_attribution(arms: list[ArmSpec], clients: dict[str, ModelClient]) -> 
     if not any(pids.values()):
         return "not_measurable: no local server process (a remote server's host figures are out of reach)"
     for i, first in enumerate(arms):
-        for second in arms[i + 1:]:
+        for second in arms[i + 1 :]:
             if set(first.models) != set(second.models) and pids[first.name] & pids[second.name]:
-                return (f"shared: one server process serves arms {first.name} and {second.name} with different "
-                        "models; CPU per arm is the arm's own (arms never run at once), peak memory holds every "
-                        "model it serves and is not attributable to one arm")
+                return (
+                    f"shared: one server process serves arms {first.name} and {second.name} with different "
+                    "models; CPU per arm is the arm's own (arms never run at once), peak memory holds every "
+                    "model it serves and is not attributable to one arm"
+                )
     return "per_arm"
 
 
@@ -314,8 +380,9 @@ def figure_methods(attempts: list[Attempt], server: ResourceSummary) -> dict[str
         "completion_tokens": tokens,
         "ttft_s": "client_stream (request sent -> first non-empty chunk)",
         "decode_tokens_per_s": "server_timings" if from_server else "client_stream (total - ttft)",
-        **{f"model_{name}": str(how.value if isinstance(how, Measured) else how)
-           for name, how in server.method.items()},
+        **{
+            f"model_{name}": str(how.value if isinstance(how, Measured) else how) for name, how in server.method.items()
+        },
         "sandbox_cpu_s": "kernel (wait4 utime+stime of each execution)",
         "sandbox_peak_rss_mb": "kernel (the child's VmHWM)",
         "model_load": "apart, in the run record (server start + warm-up call)",

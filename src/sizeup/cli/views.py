@@ -33,8 +33,10 @@ def print_comparison(console: Console, store: Store, run_id: str) -> None:
 def render_comparison(console: Console, data: dict[str, Any]) -> None:
     """The headline and the comparison table: the same functions as `sizeup report`."""
     header, rows = comparison_table(data)
-    table = Table(title=f"run {data['run_id']} — {data['tasks_all_arms']} tasks finished by every arm, "
-                        f"baseline {data['baseline']}")
+    table = Table(
+        title=f"run {data['run_id']} — {data['tasks_all_arms']} tasks finished by every arm, "
+        f"baseline {data['baseline']}"
+    )
     for index, title in enumerate(header):
         table.add_column(Text(title), justify="left" if index == 0 else "right")
     for row in rows:
@@ -67,8 +69,15 @@ def models(provider: str, url: str | None) -> list[dict[str, Any]]:
     for name, info in BUNDLED.items():
         try:
             path = gguf_path(name)
-            rows.append({"name": name, "style": info.style.value, "size_mb": round(path.stat().st_size / 1e6),
-                         "path": str(path), "installed": True})
+            rows.append(
+                {
+                    "name": name,
+                    "style": info.style.value,
+                    "size_mb": round(path.stat().st_size / 1e6),
+                    "path": str(path),
+                    "installed": True,
+                }
+            )
         except ModelError as err:
             rows.append({"name": name, "style": info.style.value, "installed": False, "error": str(err)})
     return rows
@@ -99,18 +108,28 @@ def read_tests(path: Path) -> list[str]:
 
 
 def execution_dict(result: Execution) -> dict[str, Any]:
-    return {"status": result.status.value, "tests_passed": result.tests_passed,
-            "tests_total": result.tests_total,
-            "tests": [{"source": t.source, "outcome": t.outcome.value, "message": t.message} for t in result.tests],
-            "stdout": result.stdout, "stderr": result.stderr, "exit_code": result.exit_code,
-            "wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
-            "backend": result.backend, "detail": result.detail}
+    return {
+        "status": result.status.value,
+        "tests_passed": result.tests_passed,
+        "tests_total": result.tests_total,
+        "tests": [{"source": t.source, "outcome": t.outcome.value, "message": t.message} for t in result.tests],
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "exit_code": result.exit_code,
+        "wall_s": result.wall_s,
+        "cpu_s": result.cpu_s,
+        "peak_rss_mb": result.peak_rss_mb,
+        "backend": result.backend,
+        "detail": result.detail,
+    }
 
 
 def render_execution(console: Console, result: Execution) -> None:
-    console.print(f"[bold]{result.status.value}[/bold]: {result.tests_passed}/{result.tests_total} tests "
-                  f"({result.backend}; wall {result.wall_s:.3f} s, CPU {result.cpu_s:.3f} s, "
-                  f"peak {result.peak_rss_mb:.1f} MB)")
+    console.print(
+        f"[bold]{result.status.value}[/bold]: {result.tests_passed}/{result.tests_total} tests "
+        f"({result.backend}; wall {result.wall_s:.3f} s, CPU {result.cpu_s:.3f} s, "
+        f"peak {result.peak_rss_mb:.1f} MB)"
+    )
     for test in result.tests:
         console.print(f"  {test.outcome.value:8} {test.source.splitlines()[0][:90]} {test.message}")
     if result.detail:
@@ -123,13 +142,17 @@ def render_execution(console: Console, result: Execution) -> None:
 
 def report_dict(report: Any) -> dict[str, Any]:
     data = dataclasses.asdict(report)
-    data["failures"] = [dict(zip(("task_id", "status", "reason"), f, strict=False)) if isinstance(f, tuple | list)
-                        else f for f in data["failures"]]
+    data["failures"] = [
+        dict(zip(("task_id", "status", "reason"), f, strict=False)) if isinstance(f, tuple | list) else f
+        for f in data["failures"]
+    ]
     return data
 
 
 def render_references(console: Console, report: Any) -> None:
-    console.print(f"{report.passed}/{report.total} reference solutions passed in {report.seconds:.1f} s "
-                  f"({report.backend} sandbox)")
+    console.print(
+        f"{report.passed}/{report.total} reference solutions passed in {report.seconds:.1f} s "
+        f"({report.backend} sandbox)"
+    )
     for failure in report_dict(report)["failures"]:
         console.print(f"  {failure['task_id']}: {failure['status']} — {failure['reason']}", markup=False)

@@ -20,8 +20,20 @@ from sizeup.models.types import (
     Usage,
 )
 
-__all__ = ["Completion", "GenerationParams", "ModelClient", "ModelError", "Prompt", "PromptStyle", "Usage",
-           "DEFAULT_MODELS", "PROVIDERS", "ProviderSettings", "make_client", "register_provider"]
+__all__ = [
+    "Completion",
+    "GenerationParams",
+    "ModelClient",
+    "ModelError",
+    "Prompt",
+    "PromptStyle",
+    "Usage",
+    "DEFAULT_MODELS",
+    "PROVIDERS",
+    "ProviderSettings",
+    "make_client",
+    "register_provider",
+]
 
 # Defaults per provider: (large, small). With --url and no model flags the seed's Ollama pair applies.
 DEFAULT_MODELS = {
@@ -51,6 +63,7 @@ def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]
     def add(factory: ProviderFactory) -> ProviderFactory:
         PROVIDERS[name] = factory
         return factory
+
     return add
 
 
@@ -76,8 +89,15 @@ def _ollama(model: str, s: ProviderSettings) -> ModelClient:
     from sizeup.models.ollama import DEFAULT_URL, OllamaClient
 
     # style None: from the model's template (a bare `{{ .Prompt }}` is a base model: completion-style).
-    return OllamaClient(model, s.url or DEFAULT_URL, style=s.style, pull=s.pull, num_ctx=s.n_ctx,
-                        num_thread=s.n_threads, server_pid=s.server_pid)
+    return OllamaClient(
+        model,
+        s.url or DEFAULT_URL,
+        style=s.style,
+        pull=s.pull,
+        num_ctx=s.n_ctx,
+        num_thread=s.n_threads,
+        server_pid=s.server_pid,
+    )
 
 
 @register_provider("openai")
@@ -86,5 +106,10 @@ def _openai(model: str, s: ProviderSettings) -> ModelClient:
 
     if not s.url:
         raise ModelError("--provider openai needs --url, e.g. http://127.0.0.1:8000/v1")
-    return OpenAICompatClient(model, s.url, style=s.style or PromptStyle.CHAT,
-                              api_key=os.environ.get(s.api_key_env, "sk-no-key-needed"), server_pid=s.server_pid)
+    return OpenAICompatClient(
+        model,
+        s.url,
+        style=s.style or PromptStyle.CHAT,
+        api_key=os.environ.get(s.api_key_env, "sk-no-key-needed"),
+        server_pid=s.server_pid,
+    )

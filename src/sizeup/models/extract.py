@@ -38,18 +38,27 @@ def keep_definitions(code: str, entry_point: str) -> str:
         tree = ast.parse(code)
     except SyntaxError:
         return code
-    defines = any(isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef)
-                  and node.name == entry_point for node in tree.body)
+    defines = any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name == entry_point
+        for node in tree.body
+    )
     if not defines:
         return code
     lines = code.splitlines()
     kept = [node for node in tree.body if isinstance(node, _DEFINITIONS)]
-    parts = ["\n".join(lines[_first_line(node) - 1: node.end_lineno]) for node in kept]
+    parts = ["\n".join(lines[_first_line(node) - 1 : node.end_lineno]) for node in kept]
     return "\n\n".join(parts)
 
 
-_DEFINITIONS = (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Assign,
-                ast.AnnAssign)
+_DEFINITIONS = (
+    ast.Import,
+    ast.ImportFrom,
+    ast.FunctionDef,
+    ast.AsyncFunctionDef,
+    ast.ClassDef,
+    ast.Assign,
+    ast.AnnAssign,
+)
 
 
 def _first_line(node: ast.stmt) -> int:
@@ -90,8 +99,9 @@ def _code_lines(text: str) -> str:
 
 def _looks_like_code(line: str) -> bool:
     stripped = line.strip()
-    return stripped.startswith(("#", "return", "if ", "for ", "while ", "print(", "assert ", ")", "]", "}")) \
-        or stripped.endswith((":", ")", "]"))
+    return stripped.startswith(
+        ("#", "return", "if ", "for ", "while ", "print(", "assert ", ")", "]", "}")
+    ) or stripped.endswith((":", ")", "]"))
 
 
 def _trim_to_valid(code: str) -> str:

@@ -33,15 +33,23 @@ import json
 import socket
 import time
 import uuid
-from typing import Any
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import llama_cpp
 
 # llama_cpp.server's request defaults (llama_cpp/server/types.py), so that sizeup's runs sample as before.
-DEFAULTS = {"max_tokens": 16, "temperature": 0.8, "top_p": 0.95, "min_p": 0.05, "top_k": 40,
-            "repeat_penalty": 1.1, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+DEFAULTS = {
+    "max_tokens": 16,
+    "temperature": 0.8,
+    "top_p": 0.95,
+    "min_p": 0.05,
+    "top_k": 40,
+    "repeat_penalty": 1.1,
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+}
 PASSED = (*DEFAULTS, "stop", "seed")
 
 
@@ -112,8 +120,13 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.rstrip("/") == "/v1/models":
-            self._send_json(200, {"object": "list", "data": [
-                {"id": self.server.alias, "object": "model", "owned_by": "sizeup", "created": 0}]})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": self.server.alias, "object": "model", "owned_by": "sizeup", "created": 0}],
+                },
+            )
         else:
             self._send_error(404, f"no such endpoint: GET {self.path}")
 
@@ -178,12 +191,20 @@ class Handler(BaseHTTPRequestHandler):
             text_sent = text_sent or _has_text(chunk)
             last = chunk
         if want_usage:
-            self._send_event({"id": (last or {}).get("id", f"cmpl-{uuid.uuid4()}"),
-                              "object": "chat.completion.chunk" if chat else "text_completion",
-                              "created": int(time.time()), "model": self.server.alias, "choices": [],
-                              "usage": {"prompt_tokens": counter.prompt_tokens,
-                                        "completion_tokens": counter.completion_tokens,
-                                        "total_tokens": counter.prompt_tokens + counter.completion_tokens}})
+            self._send_event(
+                {
+                    "id": (last or {}).get("id", f"cmpl-{uuid.uuid4()}"),
+                    "object": "chat.completion.chunk" if chat else "text_completion",
+                    "created": int(time.time()),
+                    "model": self.server.alias,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": counter.prompt_tokens,
+                        "completion_tokens": counter.completion_tokens,
+                        "total_tokens": counter.prompt_tokens + counter.completion_tokens,
+                    },
+                }
+            )
         self._end_stream()
 
     # --- HTTP plumbing: JSON replies, and server-sent events in HTTP chunks written straight to the socket ---
@@ -236,14 +257,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n_ctx", type=int, default=2048)
     parser.add_argument("--n_threads", type=int, default=None)
     parser.add_argument("--n_threads_batch", type=int, default=None)
-    parser.add_argument("--request_timeout", type=float, default=Handler.timeout,
-                        help="seconds a new connection may take to send its request (default %(default)s)")
-    parser.add_argument("--flush_ms", type=float, default=50.0,
-                        help="after the first token, send the stream at most every this many ms (0: every token)")
+    parser.add_argument(
+        "--request_timeout",
+        type=float,
+        default=Handler.timeout,
+        help="seconds a new connection may take to send its request (default %(default)s)",
+    )
+    parser.add_argument(
+        "--flush_ms",
+        type=float,
+        default=50.0,
+        help="after the first token, send the stream at most every this many ms (0: every token)",
+    )
     args = parser.parse_args(argv)
     Handler.timeout = args.request_timeout
-    llama = llama_cpp.Llama(model_path=args.model, n_ctx=args.n_ctx, n_threads=args.n_threads,
-                            n_threads_batch=args.n_threads_batch or args.n_threads, verbose=False)
+    llama = llama_cpp.Llama(
+        model_path=args.model,
+        n_ctx=args.n_ctx,
+        n_threads=args.n_threads,
+        n_threads_batch=args.n_threads_batch or args.n_threads,
+        verbose=False,
+    )
     server = ModelServer((args.host, args.port), llama, args.alias, flush_s=args.flush_ms / 1000)
     print(f"sizeup llama server: {args.alias} on http://{args.host}:{args.port}", flush=True)
     try:

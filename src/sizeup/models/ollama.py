@@ -88,17 +88,27 @@ def _find_runner(serve_pid: int, blob: str) -> _Runner | None:
 
 class OllamaModelMissing(ModelError):
     def __init__(self, model: str, url: str):
-        super().__init__(f"model '{model}' is not available on {url}; "
-                         f"run `ollama pull {model}` or pass --pull")
+        super().__init__(f"model '{model}' is not available on {url}; run `ollama pull {model}` or pass --pull")
 
 
 class OllamaClient(ModelClient):
     provider = "ollama"
 
-    def __init__(self, model: str, url: str = DEFAULT_URL, *, style: PromptStyle | None = None,
-                 keep_alive: str | float = "30m", num_ctx: int | None = None, num_thread: int | None = None,
-                 timeout_s: float = 300.0, pull: bool = False, retries: int = 2, backoff_s: float = 0.5,
-                 server_pid: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        url: str = DEFAULT_URL,
+        *,
+        style: PromptStyle | None = None,
+        keep_alive: str | float = "30m",
+        num_ctx: int | None = None,
+        num_thread: int | None = None,
+        timeout_s: float = 300.0,
+        pull: bool = False,
+        retries: int = 2,
+        backoff_s: float = 0.5,
+        server_pid: int | None = None,
+    ):
         self.model = model
         self.url = url
         self._style = style  # None: read from the model's template on first use (see _describe)
@@ -227,14 +237,16 @@ class OllamaClient(ModelClient):
                         raise
                     self._pull_once()
                     shown = self._show()
-                self._facts = _ModelFacts(style=style_from_template(shown.template or ""),
-                                          blob=_blob_from_modelfile(shown.modelfile or ""))
+                self._facts = _ModelFacts(
+                    style=style_from_template(shown.template or ""), blob=_blob_from_modelfile(shown.modelfile or "")
+                )
             return self._facts
 
     def _show(self) -> Any:
         def show() -> Any:
             with _ollama_errors(self.url, self.model):
                 return self._client.show(self.model)
+
         return self._retrying(show)
 
     def close(self) -> None:
@@ -246,12 +258,22 @@ class OllamaClient(ModelClient):
         with _ollama_errors(self.url, self.model):
             if style is PromptStyle.COMPLETION:
                 # raw=True: the completion text is sent as is, without the model's chat template.
-                chunks = self._client.generate(self.model, prompt.completion, raw=True, stream=True,
-                                               options=self._options(params, prompt.stop),
-                                               keep_alive=self.keep_alive)
+                chunks = self._client.generate(
+                    self.model,
+                    prompt.completion,
+                    raw=True,
+                    stream=True,
+                    options=self._options(params, prompt.stop),
+                    keep_alive=self.keep_alive,
+                )
             else:
-                chunks = self._client.chat(self.model, prompt.messages(), stream=True,
-                                           options=self._options(params, ()), keep_alive=self.keep_alive)
+                chunks = self._client.chat(
+                    self.model,
+                    prompt.messages(),
+                    stream=True,
+                    options=self._options(params, ()),
+                    keep_alive=self.keep_alive,
+                )
             return self._collect(chunks, style, started)
 
     def _options(self, params: GenerationParams, stop: tuple[str, ...]) -> dict[str, Any]:
@@ -315,11 +337,17 @@ def list_models(url: str = DEFAULT_URL, timeout_s: float = 30.0) -> list[dict[st
         running = {model.model: model for model in client.ps().models}
     if any(not model.model for model in local):
         raise ModelError("malformed reply from Ollama: an /api/tags entry has no model name")
-    return [{"name": model.model, "size": _int_or_none(model.size), "loaded": model.model in running,
-             "size_vram": _int_or_none(running[model.model].size_vram) if model.model in running else None,
-             "parameter_size": model.details.parameter_size if model.details else None,
-             "quantization_level": model.details.quantization_level if model.details else None}
-            for model in local]
+    return [
+        {
+            "name": model.model,
+            "size": _int_or_none(model.size),
+            "loaded": model.model in running,
+            "size_vram": _int_or_none(running[model.model].size_vram) if model.model in running else None,
+            "parameter_size": model.details.parameter_size if model.details else None,
+            "quantization_level": model.details.quantization_level if model.details else None,
+        }
+        for model in local
+    ]
 
 
 def _make_client(url: str, timeout_s: float) -> ollama.Client:
@@ -330,14 +358,22 @@ def _make_client(url: str, timeout_s: float) -> ollama.Client:
 def _usage(final: Any, text: str, ttft: float | None, total: float) -> Usage:
     # Ollama omits zero-valued counters (omitempty), so only a count that must be positive is required.
     if final.prompt_eval_count is None:
-        raise ModelError("malformed reply from Ollama: the final chunk has no prompt_eval_count "
-                         "(old Ollama versions drop it for cached prompts)")
+        raise ModelError(
+            "malformed reply from Ollama: the final chunk has no prompt_eval_count "
+            "(old Ollama versions drop it for cached prompts)"
+        )
     if final.eval_count is None and text:
         raise ModelError("malformed reply from Ollama: the final chunk has no eval_count for a reply")
-    return Usage(prompt_tokens=final.prompt_eval_count, completion_tokens=final.eval_count or 0, ttft_s=ttft,
-                 total_s=total, load_s=_seconds(final.load_duration),
-                 prompt_eval_s=_seconds(final.prompt_eval_duration), eval_s=_seconds(final.eval_duration),
-                 source="server")
+    return Usage(
+        prompt_tokens=final.prompt_eval_count,
+        completion_tokens=final.eval_count or 0,
+        ttft_s=ttft,
+        total_s=total,
+        load_s=_seconds(final.load_duration),
+        prompt_eval_s=_seconds(final.prompt_eval_duration),
+        eval_s=_seconds(final.eval_duration),
+        source="server",
+    )
 
 
 def _seconds(nanoseconds: int | None) -> float | None:

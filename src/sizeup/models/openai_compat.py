@@ -36,8 +36,16 @@ from sizeup.models.types import (
 class OpenAICompatClient(ModelClient):
     provider = "openai"
 
-    def __init__(self, model: str, base_url: str, *, style: PromptStyle = PromptStyle.CHAT,
-                 api_key: str = "sk-no-key-needed", timeout_s: float = 300.0, server_pid: int | None = None):
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        style: PromptStyle = PromptStyle.CHAT,
+        api_key: str = "sk-no-key-needed",
+        timeout_s: float = 300.0,
+        server_pid: int | None = None,
+    ):
         self.model = model
         self.style = style
         self.base_url = base_url
@@ -49,9 +57,13 @@ class OpenAICompatClient(ModelClient):
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         # include_usage: vLLM and llama.cpp's llama-server then end the stream with the token counts.
-        common: dict[str, Any] = {"model": self.model, "max_tokens": params.max_tokens,
-                                  "temperature": params.temperature, "stream": True,
-                                  "stream_options": {"include_usage": True}}
+        common: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if params.seed is not None:
             common["seed"] = params.seed
         if params.top_p is not None:
@@ -60,7 +72,8 @@ class OpenAICompatClient(ModelClient):
         try:
             if self.style is PromptStyle.COMPLETION:
                 request = self._client.completions.with_streaming_response.create(
-                    prompt=prompt.completion, stop=list(prompt.stop) or None, **common)
+                    prompt=prompt.completion, stop=list(prompt.stop) or None, **common
+                )
             else:
                 common["messages"] = prompt.messages()  # role/content dicts: what the SDK's TypedDicts describe
                 request = self._client.chat.completions.with_streaming_response.create(**common)
@@ -100,12 +113,17 @@ class OpenAICompatClient(ModelClient):
         # A usage of 0 completion tokens is a count only when no text came (an immediate end of sequence);
         # beside text it is a server's placeholder.
         if usage is not None and (usage.get("completion_tokens") or not pieces):
-            out = Usage(prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                        completion_tokens=int(usage.get("completion_tokens") or 0), ttft_s=ttft, total_s=total,
-                        source="server")
+            out = Usage(
+                prompt_tokens=int(usage.get("prompt_tokens") or 0),
+                completion_tokens=int(usage.get("completion_tokens") or 0),
+                ttft_s=ttft,
+                total_s=total,
+                source="server",
+            )
         else:  # no usage: one token per chunk, and the prompt's size is unknown, and said to be
-            out = Usage(prompt_tokens=0, completion_tokens=len(pieces), ttft_s=ttft, total_s=total,
-                        source=COMPLETION_ONLY)
+            out = Usage(
+                prompt_tokens=0, completion_tokens=len(pieces), ttft_s=ttft, total_s=total, source=COMPLETION_ONLY
+            )
         return Completion(text=text, usage=out, finish_reason=finish)
 
     def server_pids(self) -> list[int]:

@@ -82,8 +82,9 @@ def measure_command(argv: list[str], hz: float = 20.0) -> MeasureResult:
     spawner: subprocess.Popen | None = None
     try:
         with Monitor(lambda: [spawner.pid] if spawner else [], hz=hz, reset_hwm=False) as monitor:
-            spawner = subprocess.Popen([sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv],
-                                       pass_fds=(write_end,))
+            spawner = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", _SPAWNER, str(write_end), *argv], pass_fds=(write_end,)
+            )
             os.close(write_end)
             write_end = -1
             spawner.wait()
@@ -102,9 +103,15 @@ def measure_command(argv: list[str], hz: float = 20.0) -> MeasureResult:
     method = {"peak_rss_mb": Measured.KERNEL, "cpu_s": Measured.KERNEL}
     method.update({name: summary.method[name] for name in GPU_AND_ENERGY if getattr(summary, name) is not None})
     return MeasureResult(
-        argv=list(argv), wall_s=report["wall_s"], cpu_s=report["utime"] + report["stime"],
-        peak_rss_mb=report["maxrss_kb"] * 1024 / 1e6, exit_code=os.waitstatus_to_exitcode(report["status"]),
-        method=method, floor_rss_mb=report["spawner_rss_kb"] * 1024 / 1e6, resources=summary)
+        argv=list(argv),
+        wall_s=report["wall_s"],
+        cpu_s=report["utime"] + report["stime"],
+        peak_rss_mb=report["maxrss_kb"] * 1024 / 1e6,
+        exit_code=os.waitstatus_to_exitcode(report["status"]),
+        method=method,
+        floor_rss_mb=report["spawner_rss_kb"] * 1024 / 1e6,
+        resources=summary,
+    )
 
 
 def _raise_for_exec_error(command: str, code: int) -> None:
@@ -120,8 +127,13 @@ def _raise_for_exec_error(command: str, code: int) -> None:
 def measure_result_dict(result: MeasureResult) -> dict:
     """The JSON of `sizeup measure --json`: wall_s, cpu_s, peak_rss_mb, exit_code, method (figure -> how
     it was obtained), and the GPU/energy figures that were measured on this machine."""
-    out: dict = {"wall_s": result.wall_s, "cpu_s": result.cpu_s, "peak_rss_mb": result.peak_rss_mb,
-                 "exit_code": result.exit_code, "method": {name: how.value for name, how in result.method.items()}}
+    out: dict = {
+        "wall_s": result.wall_s,
+        "cpu_s": result.cpu_s,
+        "peak_rss_mb": result.peak_rss_mb,
+        "exit_code": result.exit_code,
+        "method": {name: how.value for name, how in result.method.items()},
+    }
     for name in GPU_AND_ENERGY:
         value = getattr(result.resources, name)
         if value is not None:

@@ -54,8 +54,16 @@ class Monitor:
     `sampler_cpu_s` is the CPU time the sampler thread itself used, for its overhead.
     """
 
-    def __init__(self, pids: Callable[[], list[int]] | list[int], hz: float = 20.0, *, reset_hwm: bool = True,
-                 gpu: bool = True, cpu_energy: bool = True, descendants: bool = True):
+    def __init__(
+        self,
+        pids: Callable[[], list[int]] | list[int],
+        hz: float = 20.0,
+        *,
+        reset_hwm: bool = True,
+        gpu: bool = True,
+        cpu_energy: bool = True,
+        descendants: bool = True,
+    ):
         if hz <= 0:
             raise ValueError(f"hz must be positive, not {hz}")
         self._pids = pids if callable(pids) else (lambda: list(pids))
@@ -91,8 +99,10 @@ class Monitor:
         self._thread.join()
         self._sample(edge=True)
         wall = time.perf_counter() - self._started
-        marks = {pid: process.peak_rss_bytes(pid) if w.hwm_window_only and not w.gone else None
-                 for pid, w in self._watched.items()}
+        marks = {
+            pid: process.peak_rss_bytes(pid) if w.hwm_window_only and not w.gone else None
+            for pid, w in self._watched.items()
+        }
         self.summary = self._summarise(wall, marks)
 
     def _run(self) -> None:
@@ -174,7 +184,8 @@ class Monitor:
         else:
             peak, method["cpu_s"], method["peak_rss_mb"] = self._peak_rss, Measured.KERNEL, Measured.SAMPLED
         figures: dict[str, float | None] = dict.fromkeys(
-            ("gpu_mem_mb", "gpu_total_mem_mb", "gpu_util_pct", "gpu_energy_j"), None)
+            ("gpu_mem_mb", "gpu_total_mem_mb", "gpu_util_pct", "gpu_energy_j"), None
+        )
         if self._gpu is not None:
             figures.update(self._gpu.figures())
         figures["cpu_energy_j"] = self._rapl.result_j() if self._rapl is not None else None
@@ -184,6 +195,14 @@ class Monitor:
             else:
                 method[name] = Measured.COUNTER if name.endswith("energy_j") else Measured.SAMPLED
         return ResourceSummary(
-            wall_s=wall, cpu_s=cpu, peak_rss_mb=peak / MB, sampled_peak_rss_mb=self._peak_rss / MB,
-            mean_cpu_pct=100.0 * cpu / wall if wall > 0 else 0.0, peak_cpu_pct=self._peak_cpu_pct,
-            processes=len(watched), samples=self._samples, method=method, **figures)
+            wall_s=wall,
+            cpu_s=cpu,
+            peak_rss_mb=peak / MB,
+            sampled_peak_rss_mb=self._peak_rss / MB,
+            mean_cpu_pct=100.0 * cpu / wall if wall > 0 else 0.0,
+            peak_cpu_pct=self._peak_cpu_pct,
+            processes=len(watched),
+            samples=self._samples,
+            method=method,
+            **figures,
+        )

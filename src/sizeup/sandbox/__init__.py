@@ -15,19 +15,21 @@ ISOLATION = {
     "isolated": "bubblewrap namespaces, no network, read-only system, a uid of its own",
     "docker": "containers without network, read-only root, a non-root user",
 }
-NOT_ISOLATED = ("NOT isolated: candidates run as this user, can read its files and reach the network; "
-                "install bubblewrap (apt-get install bubblewrap) for the isolated backend")
+NOT_ISOLATED = (
+    "NOT isolated: candidates run as this user, can read its files and reach the network; "
+    "install bubblewrap (apt-get install bubblewrap) for the isolated backend"
+)
 
 
 def isolation_note(backend: str) -> str:
-    """"isolated (bubblewrap namespaces, ...)", or "process: NOT isolated: ..." said plainly."""
+    """ "isolated (bubblewrap namespaces, ...)", or "process: NOT isolated: ..." said plainly."""
     if backend in ISOLATION:
         return f"{backend} ({ISOLATION[backend]})"
     return f"{backend}: {NOT_ISOLATED}" if backend == "process" else f"{backend}: isolation unknown"
 
 
 def make_sandbox(name: str = "auto", *, image: str | None = None) -> Sandbox:
-    """"auto": the isolated backend wherever bwrap works, else the process backend. A named backend that
+    """ "auto": the isolated backend wherever bwrap works, else the process backend. A named backend that
     cannot run here raises ValueError (SandboxUnavailable) with the reason in one line. "docker" runs
     candidates in containers of `image` (default $SIZEUP_DOCKER_IMAGE or python:3.11-slim) on the engine
     that DOCKER_HOST names; its SDK is imported only then."""
@@ -52,7 +54,20 @@ def make_sandbox(name: str = "auto", *, image: str | None = None) -> Sandbox:
 
 
 __all__ = [
-    "BACKENDS", "Execution", "IsolatedSandbox", "Limits", "ProcessSandbox", "ReferenceReport", "Sandbox",
-    "SandboxUnavailable", "Status", "TestOutcome", "TestResult", "calibrate", "check_references", "isolation_note",
-    "make_sandbox", "unavailable_reason",
+    "BACKENDS",
+    "Execution",
+    "IsolatedSandbox",
+    "Limits",
+    "ProcessSandbox",
+    "ReferenceReport",
+    "Sandbox",
+    "SandboxUnavailable",
+    "Status",
+    "TestOutcome",
+    "TestResult",
+    "calibrate",
+    "check_references",
+    "isolation_note",
+    "make_sandbox",
+    "unavailable_reason",
 ]

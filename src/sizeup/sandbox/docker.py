@@ -90,8 +90,11 @@ def connect(base_url: str | None = None) -> Any:
     except ImportError as err:
         raise DockerUnavailable("the docker SDK is not installed (pip install 'sizeup[docker]')") from err
     try:
-        client = (docker.DockerClient(base_url=base_url, timeout=CLIENT_TIMEOUT_S) if base_url
-                  else docker.from_env(timeout=CLIENT_TIMEOUT_S))
+        client = (
+            docker.DockerClient(base_url=base_url, timeout=CLIENT_TIMEOUT_S)
+            if base_url
+            else docker.from_env(timeout=CLIENT_TIMEOUT_S)
+        )
         client.ping()
     except Exception as err:  # DockerException, requests' ConnectionError, ...
         where = base_url or os.environ.get("DOCKER_HOST") or "the default socket"
@@ -102,8 +105,15 @@ def connect(base_url: str | None = None) -> Any:
 class DockerSandbox(Sandbox):
     name = "docker"
 
-    def __init__(self, image: str = DEFAULT_IMAGE, pool_size: int = 2, *, client: Any = None,
-                 cpus: float = 1.0, limits: Limits = DEFAULT_LIMITS):
+    def __init__(
+        self,
+        image: str = DEFAULT_IMAGE,
+        pool_size: int = 2,
+        *,
+        client: Any = None,
+        cpus: float = 1.0,
+        limits: Limits = DEFAULT_LIMITS,
+    ):
         """Connects, checks the image, and starts `pool_size` containers shaped for `limits` (the time that
         takes is `startup_s`, kept apart from every execution's figures)."""
         self.image, self.pool_size, self.cpus = image, pool_size, cpus
@@ -135,20 +145,36 @@ class DockerSandbox(Sandbox):
         try:
             self._client.images.get(self.image)
         except docker.errors.ImageNotFound:
-            raise DockerUnavailable(f"image {self.image} is not on the engine (pull it, or build sizeup-python:3.11 "
-                                    "with scripts/podman_service.sh)") from None
+            raise DockerUnavailable(
+                f"image {self.image} is not on the engine (pull it, or build sizeup-python:3.11 "
+                "with scripts/podman_service.sh)"
+            ) from None
 
     def _options(self, shape: Shape) -> dict:
         from docker.types import Ulimit
 
         return {
-            "image": self.image, "command": ["sleep", "infinity"], "init": True, "user": CANDIDATE,
-            "working_dir": WORK, "environment": {"PATH": PATH}, "network_mode": "none", "read_only": True,
+            "image": self.image,
+            "command": ["sleep", "infinity"],
+            "init": True,
+            "user": CANDIDATE,
+            "working_dir": WORK,
+            "environment": {"PATH": PATH},
+            "network_mode": "none",
+            "read_only": True,
             # podman mounts writable tmpfs on /tmp, /var/tmp and /run of a read-only container: not here.
-            "tmpfs": {WORK: f"rw,nosuid,nodev,noexec,size={shape.work_mb}m,mode=755", "/tmp": "ro,size=4k",
-                      "/var/tmp": "ro,size=4k", "/run": "ro,size=4k"},
-            "shm_size": "16m", "mem_limit": f"{shape.memory_mb}m", "memswap_limit": f"{shape.memory_mb}m",
-            "pids_limit": shape.pids, "nano_cpus": int(self.cpus * 1e9), "cap_drop": ["ALL"],
+            "tmpfs": {
+                WORK: f"rw,nosuid,nodev,noexec,size={shape.work_mb}m,mode=755",
+                "/tmp": "ro,size=4k",
+                "/var/tmp": "ro,size=4k",
+                "/run": "ro,size=4k",
+            },
+            "shm_size": "16m",
+            "mem_limit": f"{shape.memory_mb}m",
+            "memswap_limit": f"{shape.memory_mb}m",
+            "pids_limit": shape.pids,
+            "nano_cpus": int(self.cpus * 1e9),
+            "cap_drop": ["ALL"],
             "security_opt": ["no-new-privileges"],
             "ulimits": [Ulimit(name=name, soft=value, hard=value) for name, value in ULIMITS],
             "labels": {LABEL: "1", OWNER_LABEL: owner_label(), "sizeup.pool": str(self.pool_size)},
@@ -234,8 +260,9 @@ class DockerSandbox(Sandbox):
 
     # --- one execution --------------------------------------------------------------------------------------
 
-    def run(self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS,
-            setup_code: str = "") -> Execution:
+    def run(
+        self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS, setup_code: str = ""
+    ) -> Execution:
         start = time.perf_counter()
         tests = list(tests)
         shape = Shape.of(limits)
@@ -260,58 +287,90 @@ class DockerSandbox(Sandbox):
         execution.figures_from["wall_s"] = "host: perf_counter around run(), container start included"
         return execution
 
-    def _execute(self, container: Any, program: str, tests: list[str], limits: Limits,
-                 setup_code: str) -> tuple[Execution, str]:
+    def _execute(
+        self, container: Any, program: str, tests: list[str], limits: Limits, setup_code: str
+    ) -> tuple[Execution, str]:
         """Run one job in `container`: (the execution, why the container must be replaced or '')."""
         run_dir, nonce = f"{WORK}/run-{secrets.token_hex(8)}", secrets.token_hex(16)
-        job = {"setup_code": setup_code, "program": program, "tests": tests,
-               "test_timeout_s": limits.test_timeout_s, "nonce": nonce}
+        job = {
+            "setup_code": setup_code,
+            "program": program,
+            "tests": tests,
+            "test_timeout_s": limits.test_timeout_s,
+            "nonce": nonce,
+        }
         container.put_archive(WORK, _job_tar(os.path.basename(run_dir), job))
-        command = ["timeout", "-k", "1s", f"{limits.timeout_s + LAUNCHER_GRACE_S:g}s",
-                   "python3", "-s", "-S", f"{INSIDE}/launcher.py", run_dir, f"{limits.timeout_s:g}",
-                   str(limits.max_output_bytes), str(limits.memory_mb), str(limits.max_file_mb)]
+        command = [
+            "timeout",
+            "-k",
+            "1s",
+            f"{limits.timeout_s + LAUNCHER_GRACE_S:g}s",
+            "python3",
+            "-s",
+            "-S",
+            f"{INSIDE}/launcher.py",
+            run_dir,
+            f"{limits.timeout_s:g}",
+            str(limits.max_output_bytes),
+            str(limits.memory_mb),
+            str(limits.max_file_mb),
+        ]
         exec_started = time.perf_counter()
         # The low-level calls, not exec_run: it inspects every exec for its exit code, one more round trip,
         # and the report says all we need; the exit code is asked for only when the report is missing.
         api = self._client.api
-        exec_id = api.exec_create(container.id, command, user=CANDIDATE, workdir=WORK,
-                                  environment={"PATH": PATH})["Id"]
+        exec_id = api.exec_create(container.id, command, user=CANDIDATE, workdir=WORK, environment={"PATH": PATH})["Id"]
         out, err = api.exec_start(exec_id, demux=True) or (None, None)
         exec_s = time.perf_counter() - exec_started
         try:
             report = json.loads(out or b"")
         except ValueError:
-            return _no_report(tests, api.exec_inspect(exec_id).get("ExitCode"), err or b"",
-                              in_time=exec_s < limits.timeout_s + LAUNCHER_GRACE_S)
+            return _no_report(
+                tests,
+                api.exec_inspect(exec_id).get("ExitCode"),
+                err or b"",
+                in_time=exec_s < limits.timeout_s + LAUNCHER_GRACE_S,
+            )
         execution = _judge(tests, nonce, report)
-        execution.figures.update(exec_s=exec_s, run_wall_s=report["run_wall_s"],
-                                 rusage_cpu_s=report["rusage_cpu_s"])
+        execution.figures.update(exec_s=exec_s, run_wall_s=report["run_wall_s"], rusage_cpu_s=report["rusage_cpu_s"])
         execution.figures.update(_engine_stats(container))
-        execution.figures_from.update({name: ENGINE_FIGURES[name] for name in execution.figures
-                                       if name in ENGINE_FIGURES})
+        execution.figures_from.update(
+            {name: ENGINE_FIGURES[name] for name in execution.figures if name in ENGINE_FIGURES}
+        )
         return execution, _why_replace(report)
 
 
 # --- the report, the verdict and the figures ------------------------------------------------------------------
 
+
 def _judge(tests: list[str], nonce: str, report: dict) -> Execution:
     before, after = report["before"], report["after"]
     counted = before["cpu_s"] is not None and after["cpu_s"] is not None
     cpu_s = after["cpu_s"] - before["cpu_s"] if counted else report["rusage_cpu_s"]
-    execution = judge(tests, nonce, *(base64.b64decode(report[key]) for key in ("stdout", "stderr", "channel")),
-                      timed_out=report["timed_out"], returncode=report["returncode"], cpu_s=cpu_s,
-                      fallback_peak_mb=report["hwm_mb"])
+    execution = judge(
+        tests,
+        nonce,
+        *(base64.b64decode(report[key]) for key in ("stdout", "stderr", "channel")),
+        timed_out=report["timed_out"],
+        returncode=report["returncode"],
+        cpu_s=cpu_s,
+        fallback_peak_mb=report["hwm_mb"],
+    )
     oom_kills = (after["oom_kills"] or 0) - (before["oom_kills"] or 0)
     if oom_kills > 0 and execution.status is not Status.TIMEOUT:
         execution.status = Status.MEMORY_EXCEEDED
         execution.detail = "the container's memory cgroup killed a process of the run (out of memory)"
     version = after["cgroup"] or "none"
     execution.figures_from = {
-        "cpu_s": (f"cgroup {version} {'cpuacct.usage' if version == 'v1' else 'cpu.stat usage_usec'} delta, read in "
-                  "the container around the run (the launcher's own share included)") if counted
+        "cpu_s": (
+            f"cgroup {version} {'cpuacct.usage' if version == 'v1' else 'cpu.stat usage_usec'} delta, read in "
+            "the container around the run (the launcher's own share included)"
+        )
+        if counted
         else "wait4 rusage of the driver and the children it reaped (no cgroup CPU counter in the container)",
-        "peak_rss_mb": "driver: VmHWM of its process" if not report["hwm_mb"] else
-        "launcher: VmHWM of the driver at the deadline",
+        "peak_rss_mb": "driver: VmHWM of its process"
+        if not report["hwm_mb"]
+        else "launcher: VmHWM of the driver at the deadline",
         "rusage_cpu_s": "launcher: wait4 rusage of the driver and the children it reaped",
         "run_wall_s": "launcher: monotonic clock from the driver's fork to its reaping",
         "exec_s": "host: perf_counter around the exec call",
@@ -320,7 +379,8 @@ def _judge(tests: list[str], nonce: str, report: dict) -> Execution:
         execution.figures["container_peak_mb"] = after["peak_bytes"] / 2**20
         execution.figures_from["container_peak_mb"] = (
             f"cgroup {version} {'memory.max_usage_in_bytes' if version == 'v1' else 'memory.peak'}: "
-            "the container's peak since it started (warm containers: the highest of all its runs)")
+            "the container's peak since it started (warm containers: the highest of all its runs)"
+        )
     if after["oom_kills"] is not None:
         execution.figures["oom_kills"] = float(oom_kills)
         execution.figures_from["oom_kills"] = f"cgroup {version} oom_kill counter delta around the run"
@@ -342,8 +402,10 @@ def _engine_stats(container: Any) -> dict[str, float]:
     """The container's CPU and memory as the engine's stats API gives them (cumulative since it started)."""
     try:
         stats = container.stats(stream=False, one_shot=True)
-        figures = {"container_cpu_total_s": stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9,
-                   "container_memory_mb": stats["memory_stats"]["usage"] / 2**20}
+        figures = {
+            "container_cpu_total_s": stats["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9,
+            "container_memory_mb": stats["memory_stats"]["usage"] / 2**20,
+        }
         if "max_usage" in stats["memory_stats"]:  # Docker on cgroup v1; podman leaves it out
             figures["container_max_usage_mb"] = stats["memory_stats"]["max_usage"] / 2**20
         return figures
@@ -378,6 +440,7 @@ def _why_replace(report: dict) -> str:
 
 # --- archives, owners, clean-up -------------------------------------------------------------------------------
 
+
 def _tar(entries: list[tuple[str, bytes | None, int, int]]) -> bytes:
     """A tar of (name, data or None for a dir, mode, uid) entries; gid = uid."""
     buffer = io.BytesIO()
@@ -396,9 +459,13 @@ def _tar(entries: list[tuple[str, bytes | None, int, int]]) -> bytes:
 
 def _payload_tar() -> bytes:
     """driver.py and the launcher, root-owned and read-only for the candidate."""
-    return _tar([(".sizeup", None, 0o755, 0),
-                 (".sizeup/driver.py", (HERE / "driver.py").read_bytes(), 0o644, 0),
-                 (".sizeup/launcher.py", (HERE / "docker_launcher.py").read_bytes(), 0o644, 0)])
+    return _tar(
+        [
+            (".sizeup", None, 0o755, 0),
+            (".sizeup/driver.py", (HERE / "driver.py").read_bytes(), 0o644, 0),
+            (".sizeup/launcher.py", (HERE / "docker_launcher.py").read_bytes(), 0o644, 0),
+        ]
+    )
 
 
 def _job_tar(run_name: str, job: dict) -> bytes:

@@ -37,11 +37,16 @@ PR_SET_DUMPABLE = 4
 # Where a candidate might leave something for the next run: its run dir's parent (root's, but checked all the
 # same) and POSIX IPC. The root, /tmp, /var/tmp and /run are read-only.
 WRITABLE = ("/work", "/dev/shm", "/dev/mqueue")
-CGROUP_V1 = {"cpu_ns": "/sys/fs/cgroup/cpuacct/cpuacct.usage",
-             "peak_bytes": "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
-             "oom": "/sys/fs/cgroup/memory/memory.oom_control"}
-CGROUP_V2 = {"cpu_us": "/sys/fs/cgroup/cpu.stat", "peak_bytes": "/sys/fs/cgroup/memory.peak",
-             "oom": "/sys/fs/cgroup/memory.events"}
+CGROUP_V1 = {
+    "cpu_ns": "/sys/fs/cgroup/cpuacct/cpuacct.usage",
+    "peak_bytes": "/sys/fs/cgroup/memory/memory.max_usage_in_bytes",
+    "oom": "/sys/fs/cgroup/memory/memory.oom_control",
+}
+CGROUP_V2 = {
+    "cpu_us": "/sys/fs/cgroup/cpu.stat",
+    "peak_bytes": "/sys/fs/cgroup/memory.peak",
+    "oom": "/sys/fs/cgroup/memory.events",
+}
 
 
 def _read(path: str) -> str:
@@ -66,15 +71,21 @@ def cgroup_counters() -> dict:
     if os.path.exists(CGROUP_V1["cpu_ns"]):
         cpu = _read(CGROUP_V1["cpu_ns"]).strip()
         peak = _read(CGROUP_V1["peak_bytes"]).strip()
-        return {"cgroup": "v1", "cpu_s": int(cpu) / 1e9 if cpu else None,
-                "peak_bytes": int(peak) if peak else None,
-                "oom_kills": _field(_read(CGROUP_V1["oom"]), "oom_kill")}
+        return {
+            "cgroup": "v1",
+            "cpu_s": int(cpu) / 1e9 if cpu else None,
+            "peak_bytes": int(peak) if peak else None,
+            "oom_kills": _field(_read(CGROUP_V1["oom"]), "oom_kill"),
+        }
     if os.path.exists(CGROUP_V2["cpu_us"]):
         usage = _field(_read(CGROUP_V2["cpu_us"]), "usage_usec")
         peak = _read(CGROUP_V2["peak_bytes"]).strip()  # Linux >= 5.19
-        return {"cgroup": "v2", "cpu_s": usage / 1e6 if usage is not None else None,
-                "peak_bytes": int(peak) if peak else None,
-                "oom_kills": _field(_read(CGROUP_V2["oom"]), "oom_kill")}
+        return {
+            "cgroup": "v2",
+            "cpu_s": usage / 1e6 if usage is not None else None,
+            "peak_bytes": int(peak) if peak else None,
+            "oom_kills": _field(_read(CGROUP_V2["oom"]), "oom_kill"),
+        }
     return {"cgroup": None, "cpu_s": None, "peak_bytes": None, "oom_kills": None}
 
 
@@ -111,12 +122,19 @@ def _limit(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def _start_driver(run_dir: str, result_fd: int, out_fd: int, err_fd: int, timeout_s: float, memory_mb: int,
-                  file_mb: int) -> int:
+def _start_driver(
+    run_dir: str, result_fd: int, out_fd: int, err_fd: int, timeout_s: float, memory_mb: int, file_mb: int
+) -> int:
     """fork + exec the driver: no subprocess import (it costs milliseconds of every run), and the child's
     setup is a handful of syscalls."""
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": run_dir, "TMPDIR": run_dir,
-           "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": run_dir,
+        "TMPDIR": run_dir,
+        "PYTHONHASHSEED": "0",
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
     pid = os.fork()
     if pid:
         return pid
@@ -152,6 +170,7 @@ def _left_behind(before: set, me: int) -> list:
 def _empty(run_dir: str) -> str:
     """Remove everything in the run dir, whatever modes the candidate set (it is ours: same uid). The dir itself
     stays: /work is root's, so that nothing but the engine creates entries there. '' or why not."""
+
     def make_writable_and_retry(function, path, _):
         os.chmod(os.path.dirname(path), 0o700)
         if os.path.isdir(path) and not os.path.islink(path):
@@ -191,8 +210,11 @@ def main() -> None:
     pid = _start_driver(run_dir, pipes[2][1], pipes[0][1], pipes[1][1], timeout_s, memory_mb, file_mb)
     for _, write_end in pipes:
         os.close(write_end)  # else the pipes never reach EOF
-    streams = {pipes[0][0]: (bytearray(), output_cap), pipes[1][0]: (bytearray(), output_cap),
-               pipes[2][0]: (bytearray(), driver.RESULT_CAP)}
+    streams = {
+        pipes[0][0]: (bytearray(), output_cap),
+        pipes[1][0]: (bytearray(), output_cap),
+        pipes[2][0]: (bytearray(), driver.RESULT_CAP),
+    }
     timed_out, status, usage, hwm_mb = driver.supervise(pid, streams, started + timeout_s - time.monotonic())
     returncode = os.waitstatus_to_exitcode(status)
     run_wall_s = time.monotonic() - started
@@ -202,16 +224,24 @@ def main() -> None:
     strays = sorted(_entries() - entries_before)
     out, err, channel = (bytes(buffer) for buffer, _ in streams.values())
     report = {
-        "stdout": base64.b64encode(out).decode(), "stderr": base64.b64encode(err).decode(),
-        "channel": base64.b64encode(channel).decode(), "channel_truncated": len(channel) >= driver.RESULT_CAP,
-        "timed_out": timed_out, "returncode": returncode, "run_wall_s": run_wall_s,
-        "rusage_cpu_s": usage.ru_utime + usage.ru_stime, "hwm_mb": hwm_mb,
-        "before": counters_before, "after": counters_after,
-        "left_processes": left[:10], "stray_files": strays[:10], "removal_problem": removal_problem,
+        "stdout": base64.b64encode(out).decode(),
+        "stderr": base64.b64encode(err).decode(),
+        "channel": base64.b64encode(channel).decode(),
+        "channel_truncated": len(channel) >= driver.RESULT_CAP,
+        "timed_out": timed_out,
+        "returncode": returncode,
+        "run_wall_s": run_wall_s,
+        "rusage_cpu_s": usage.ru_utime + usage.ru_stime,
+        "hwm_mb": hwm_mb,
+        "before": counters_before,
+        "after": counters_after,
+        "left_processes": left[:10],
+        "stray_files": strays[:10],
+        "removal_problem": removal_problem,
     }
     data = json.dumps(report).encode()
     while data:
-        data = data[os.write(1, data):]
+        data = data[os.write(1, data) :]
 
 
 if __name__ == "__main__":

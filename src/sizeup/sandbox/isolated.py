@@ -46,8 +46,7 @@ INSIDE = "/sizeup"  # where driver.py and worker.py appear in the sandbox, read-
 UID_BASE = 2_000_000_000  # candidate uids: far above any real user's, one per worker slot
 NOGROUP = 65534
 WORKER_CAPS = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
-ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf",
-             "/etc/hosts")
+ETC_FILES = ("/etc/ld.so.cache", "/etc/localtime", "/etc/passwd", "/etc/group", "/etc/nsswitch.conf", "/etc/hosts")
 START_TIMEOUT_S = 15.0
 # bwrap itself needs no environment; an empty one keeps the host's secrets out of /proc/1/environ inside.
 BWRAP_ENV = {"LANG": "C.UTF-8"}
@@ -68,8 +67,15 @@ def bwrap_command(bwrap: str, candidate_uid: int | None, tmp_mb: int) -> list[st
     uid_args = ["-1", "-1"] if candidate_uid is None else [str(candidate_uid), str(NOGROUP)]
     # The host's pid namespace, so the worker can prove it is in another before it kills "everyone else".
     host_pid_namespace = os.readlink("/proc/self/ns/pid")
-    return [*sandbox_prefix(bwrap, candidate_uid is not None, tmp_mb), "-s", "-S", "-P", f"{INSIDE}/worker.py",
-            *uid_args, host_pid_namespace]
+    return [
+        *sandbox_prefix(bwrap, candidate_uid is not None, tmp_mb),
+        "-s",
+        "-S",
+        "-P",
+        f"{INSIDE}/worker.py",
+        *uid_args,
+        host_pid_namespace,
+    ]
 
 
 def sandbox_prefix(bwrap: str, as_root: bool, tmp_mb: int) -> list[str]:
@@ -80,8 +86,16 @@ def sandbox_prefix(bwrap: str, as_root: bool, tmp_mb: int) -> list[str]:
     every other namespace of --unshare-all, and only the capabilities the worker needs."""
     python = os.path.realpath(getattr(sys, "_base_executable", sys.executable))
     size = str(tmp_mb * 1024 * 1024)
-    command = [bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-               "--die-with-parent", "--new-session"]
+    command = [
+        bwrap,
+        "--unshare-ipc",
+        "--unshare-pid",
+        "--unshare-net",
+        "--unshare-uts",
+        "--unshare-cgroup-try",
+        "--die-with-parent",
+        "--new-session",
+    ]
     if as_root:
         command += ["--cap-drop", "ALL"]
         for cap in WORKER_CAPS:
@@ -89,16 +103,58 @@ def sandbox_prefix(bwrap: str, as_root: bool, tmp_mb: int) -> list[str]:
     else:
         command += ["--unshare-user"]
     command += _system_view(python)
-    command += ["--proc", "/proc", "--dev", "/dev",
-                "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm", "--mqueue", "/dev/mqueue",
-                "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
-                "--dir", INSIDE, "--ro-bind", str(HERE / "driver.py"), f"{INSIDE}/driver.py",
-                "--ro-bind", str(HERE / "worker.py"), f"{INSIDE}/worker.py",
-                # The root and /dev are bwrap's own tmpfs: read-only, so only /tmp and /dev/shm keep writes.
-                "--remount-ro", "/dev", "--remount-ro", "/", "--chdir", "/",
-                "--clearenv", "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
-                "--setenv", "HOME", "/tmp", "--setenv", "PYTHONHASHSEED", "0",
-                "--setenv", "PYTHONDONTWRITEBYTECODE", "1", python]
+    command += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--perms",
+        "1777",
+        "--size",
+        size,
+        "--tmpfs",
+        "/dev/shm",
+        "--mqueue",
+        "/dev/mqueue",
+        "--perms",
+        "1777",
+        "--size",
+        size,
+        "--tmpfs",
+        "/tmp",
+        "--dir",
+        INSIDE,
+        "--ro-bind",
+        str(HERE / "driver.py"),
+        f"{INSIDE}/driver.py",
+        "--ro-bind",
+        str(HERE / "worker.py"),
+        f"{INSIDE}/worker.py",
+        # The root and /dev are bwrap's own tmpfs: read-only, so only /tmp and /dev/shm keep writes.
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        "/",
+        "--clearenv",
+        "--setenv",
+        "PATH",
+        "/usr/local/bin:/usr/bin:/bin",
+        "--setenv",
+        "LANG",
+        "C.UTF-8",
+        "--setenv",
+        "HOME",
+        "/tmp",
+        "--setenv",
+        "PYTHONHASHSEED",
+        "0",
+        "--setenv",
+        "PYTHONDONTWRITEBYTECODE",
+        "1",
+        python,
+    ]
     return command
 
 
@@ -111,8 +167,9 @@ def unavailable_reason(bwrap: str | None = None) -> str:
         return "bwrap (bubblewrap) is not installed"
     try:
         command = [*sandbox_prefix(found, os.getuid() == 0, 1), "-S", "-c", "pass"]
-        done = subprocess.run(command, capture_output=True, timeout=START_TIMEOUT_S, env=BWRAP_ENV,
-                              stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            command, capture_output=True, timeout=START_TIMEOUT_S, env=BWRAP_ENV, stdin=subprocess.DEVNULL
+        )
     except (OSError, subprocess.SubprocessError, SandboxUnavailable) as exc:
         return f"bwrap does not run here: {exc}"
     if done.returncode != 0:
@@ -152,8 +209,14 @@ class _Worker:
     def __init__(self, command: list[str], slot: int):
         self.slot = slot
         # Its own session: Ctrl-C in the terminal reaches only us, and we stop the workers.
-        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=BWRAP_ENV,
-                                     stderr=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=BWRAP_ENV,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
         stdin, stdout, stderr = self.proc.stdin, self.proc.stdout, self.proc.stderr
         assert stdin is not None and stdout is not None and stderr is not None  # all three are pipes
         self._stdin, self._stdout, self._stderr = stdin, stdout, stderr
@@ -164,7 +227,7 @@ class _Worker:
         data = memoryview(struct.pack(">I", len(body)) + body)
         try:
             while data:
-                data = data[os.write(self._stdin.fileno(), data):]
+                data = data[os.write(self._stdin.fileno(), data) :]
         except OSError as exc:
             raise WorkerLost(f"could not send the job: {exc}") from None
         return self.receive(deadline)
@@ -175,8 +238,8 @@ class _Worker:
             if len(self._buffer) >= 4:
                 size = struct.unpack(">I", self._buffer[:4])[0]
                 if len(self._buffer) >= 4 + size:
-                    body = bytes(self._buffer[4:4 + size])
-                    del self._buffer[:4 + size]
+                    body = bytes(self._buffer[4 : 4 + size])
+                    del self._buffer[: 4 + size]
                     try:
                         return json.loads(body)
                     except ValueError as exc:
@@ -224,13 +287,15 @@ class IsolatedSandbox(Sandbox):
         self.size = workers or os.cpu_count() or 1
         found = bwrap or shutil.which("bwrap")
         if not found:
-            raise SandboxUnavailable("isolated sandbox: bwrap (bubblewrap) is not installed; "
-                                     "install it or use the process sandbox")
+            raise SandboxUnavailable(
+                "isolated sandbox: bwrap (bubblewrap) is not installed; install it or use the process sandbox"
+            )
         self._as_root = os.getuid() == 0
         # Distinct per sizeup process too, so two runs on one machine do not share candidate uids.
         uid_base = UID_BASE + (os.getpid() % 65536) * 256
-        self._commands = [bwrap_command(found, uid_base + slot % 256 if self._as_root else None, tmp_mb)
-                          for slot in range(self.size)]
+        self._commands = [
+            bwrap_command(found, uid_base + slot % 256 if self._as_root else None, tmp_mb) for slot in range(self.size)
+        ]
         self._cond = threading.Condition()
         self._idle: list[_Worker] = []
         self._busy = self._starting = self._failures = 0
@@ -350,16 +415,24 @@ class IsolatedSandbox(Sandbox):
 
     # --- one execution ----------------------------------------------------------------------------------
 
-    def run(self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS,
-            setup_code: str = "") -> Execution:
+    def run(
+        self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS, setup_code: str = ""
+    ) -> Execution:
         start = time.perf_counter()
         tests = list(tests)
         nonce = secrets.token_hex(16)
         processes = limits.max_processes if self._as_root else limits.max_processes + 2  # + bwrap init, worker
-        job = {"program": program, "setup_code": setup_code, "tests": tests, "nonce": nonce,
-               "test_timeout_s": limits.test_timeout_s, "timeout_s": limits.timeout_s,
-               "rlimits": rlimits(limits, processes), "max_output_bytes": limits.max_output_bytes,
-               "result_cap": RESULT_CAP}
+        job = {
+            "program": program,
+            "setup_code": setup_code,
+            "tests": tests,
+            "nonce": nonce,
+            "test_timeout_s": limits.test_timeout_s,
+            "timeout_s": limits.timeout_s,
+            "rlimits": rlimits(limits, processes),
+            "max_output_bytes": limits.max_output_bytes,
+            "result_cap": RESULT_CAP,
+        }
         try:
             worker = self._acquire()
         except WorkerLost as exc:
@@ -387,10 +460,17 @@ class IsolatedSandbox(Sandbox):
         def raw(name: str) -> bytes:
             return reply[name].encode("latin-1")  # the worker sent bytes as latin-1: lossless
 
-        return judge(tests, nonce, raw("stdout"), raw("stderr"), raw("channel"), timed_out=reply["timed_out"],
-                     returncode=os.waitstatus_to_exitcode(reply["status"]),
-                     cpu_s=reply["utime"] + reply["stime"],
-                     fallback_peak_mb=reply["hwm_mb"] or reply["maxrss_kb"] / 1024)
+        return judge(
+            tests,
+            nonce,
+            raw("stdout"),
+            raw("stderr"),
+            raw("channel"),
+            timed_out=reply["timed_out"],
+            returncode=os.waitstatus_to_exitcode(reply["status"]),
+            cpu_s=reply["utime"] + reply["stime"],
+            fallback_peak_mb=reply["hwm_mb"] or reply["maxrss_kb"] / 1024,
+        )
 
     @staticmethod
     def _harness_error(tests: list[str], detail: str) -> Execution:

@@ -31,6 +31,7 @@ def _kill_descendants(pid: int) -> None:
     """Kill what left the group (setsid) while its parent is still alive to be walked from."""
     try:
         import psutil
+
         for child in psutil.Process(pid).children(recursive=True):
             child.kill()
     except Exception:  # psutil missing, or the processes already gone
@@ -45,8 +46,9 @@ class ProcessSandbox(Sandbox):
         # ignore PYTHONHASHSEED and make set iteration order (and so some verdicts) vary between runs.
         self._flags = ["-s", "-P"] if site_packages else ["-s", "-P", "-S"]
 
-    def run(self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS,
-            setup_code: str = "") -> Execution:
+    def run(
+        self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS, setup_code: str = ""
+    ) -> Execution:
         start = time.perf_counter()
         tests = list(tests)
         with tempfile.TemporaryDirectory(prefix="sizeup-") as workdir:
@@ -58,16 +60,27 @@ class ProcessSandbox(Sandbox):
         execution.wall_s = time.perf_counter() - start
         return execution
 
-    def _run_in(self, workdir: str, program: str, tests: list[str], limits: Limits,
-                setup_code: str, start: float) -> Execution:
+    def _run_in(
+        self, workdir: str, program: str, tests: list[str], limits: Limits, setup_code: str, start: float
+    ) -> Execution:
         nonce = secrets.token_hex(16)
         job_path = os.path.join(workdir, "job.json")
-        job = {"setup_code": setup_code, "program": program, "tests": tests,
-               "test_timeout_s": limits.test_timeout_s, "nonce": nonce}
+        job = {
+            "setup_code": setup_code,
+            "program": program,
+            "tests": tests,
+            "test_timeout_s": limits.test_timeout_s,
+            "nonce": nonce,
+        }
         with open(os.open(job_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as job_file:
             json.dump(job, job_file)
-        env = {"PATH": os.environ.get("PATH", os.defpath), "LANG": "C.UTF-8", "HOME": workdir,
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1"}
+        env = {
+            "PATH": os.environ.get("PATH", os.defpath),
+            "LANG": "C.UTF-8",
+            "HOME": workdir,
+            "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
         wanted = rlimits(limits)
 
         def set_limits() -> None:  # runs in the child between fork and exec: no imports, no locks
@@ -78,9 +91,15 @@ class ProcessSandbox(Sandbox):
         try:
             proc = subprocess.Popen(
                 [sys.executable, *self._flags, str(DRIVER), job_path, str(write_fd)],
-                cwd=workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE, pass_fds=(write_fd,), start_new_session=True,
-                preexec_fn=set_limits)
+                cwd=workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                start_new_session=True,
+                preexec_fn=set_limits,
+            )
         except BaseException:
             os.close(read_fd)
             raise
@@ -89,9 +108,11 @@ class ProcessSandbox(Sandbox):
         stdout, stderr = proc.stdout, proc.stderr
         assert stdout is not None and stderr is not None  # both were opened as pipes above
         with os.fdopen(read_fd, "rb") as results:
-            streams = {stdout: (bytearray(), limits.max_output_bytes),
-                       stderr: (bytearray(), limits.max_output_bytes),
-                       results: (bytearray(), RESULT_CAP)}
+            streams = {
+                stdout: (bytearray(), limits.max_output_bytes),
+                stderr: (bytearray(), limits.max_output_bytes),
+                results: (bytearray(), RESULT_CAP),
+            }
             fds = {stream.fileno(): spec for stream, spec in streams.items()}
             seconds = start + limits.timeout_s - time.perf_counter()
             try:
@@ -105,6 +126,14 @@ class ProcessSandbox(Sandbox):
         stdout.close()
         stderr.close()
         # ru_maxrss is the last resort: it counts the RSS this (big) parent had when it forked the child.
-        return judge(tests, nonce, bytes(out), bytes(err), bytes(channel), timed_out=timed_out,
-                     returncode=proc.returncode, cpu_s=usage.ru_utime + usage.ru_stime,
-                     fallback_peak_mb=hwm_mb or usage.ru_maxrss / 1024)
+        return judge(
+            tests,
+            nonce,
+            bytes(out),
+            bytes(err),
+            bytes(channel),
+            timed_out=timed_out,
+            returncode=proc.returncode,
+            cpu_s=usage.ru_utime + usage.ru_stime,
+            fallback_peak_mb=hwm_mb or usage.ru_maxrss / 1024,
+        )

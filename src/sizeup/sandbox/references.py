@@ -27,8 +27,9 @@ class ReferenceReport:
     skipped: int = 0  # tasks without a reference
 
     def summary(self) -> str:
-        return (f"{self.passed}/{self.total} references passed in {self.seconds:.1f} s on {self.backend!r}"
-                + (f" ({self.skipped} without a reference)" if self.skipped else ""))
+        return f"{self.passed}/{self.total} references passed in {self.seconds:.1f} s on {self.backend!r}" + (
+            f" ({self.skipped} without a reference)" if self.skipped else ""
+        )
 
 
 def _reason(execution: Execution) -> str:
@@ -39,8 +40,9 @@ def _reason(execution: Execution) -> str:
     return execution.detail or execution.status.value
 
 
-def check_references(tasks: Iterable[Task], sandbox: Sandbox, limits: Limits = DEFAULT_LIMITS,
-                     workers: int | None = None) -> ReferenceReport:
+def check_references(
+    tasks: Iterable[Task], sandbox: Sandbox, limits: Limits = DEFAULT_LIMITS, workers: int | None = None
+) -> ReferenceReport:
     start = time.perf_counter()
     tasks = list(tasks)
     runnable = [t for t in tasks if t.reference is not None]
@@ -50,8 +52,16 @@ def check_references(tasks: Iterable[Task], sandbox: Sandbox, limits: Limits = D
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         executions = list(pool.map(check, runnable))
-    failures: list[tuple[str, Status, str]] = [(task.task_id, ex.status, _reason(ex))
-                for task, ex in zip(runnable, executions, strict=True) if ex.status is not Status.PASSED]
-    return ReferenceReport(total=len(runnable), passed=len(runnable) - len(failures), failures=failures,
-                           seconds=time.perf_counter() - start, backend=sandbox.name,
-                           skipped=len(tasks) - len(runnable))
+    failures: list[tuple[str, Status, str]] = [
+        (task.task_id, ex.status, _reason(ex))
+        for task, ex in zip(runnable, executions, strict=True)
+        if ex.status is not Status.PASSED
+    ]
+    return ReferenceReport(
+        total=len(runnable),
+        passed=len(runnable) - len(failures),
+        failures=failures,
+        seconds=time.perf_counter() - start,
+        backend=sandbox.name,
+        skipped=len(tasks) - len(runnable),
+    )

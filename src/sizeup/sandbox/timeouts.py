@@ -30,5 +30,8 @@ def calibrate(task: Task, sandbox: Sandbox, base: Limits = Limits(), *, factor: 
     if run.status is not Status.PASSED:
         return base
     slowest = max(test.seconds for test in run.tests)
-    return replace(base, test_timeout_s=max(base.test_timeout_s, factor * slowest),
-                   timeout_s=max(base.timeout_s, factor * run.wall_s))
+    return replace(
+        base,
+        test_timeout_s=max(base.test_timeout_s, factor * slowest),
+        timeout_s=max(base.timeout_s, factor * run.wall_s),
+    )

@@ -62,8 +62,11 @@ class Execution:
 
     def feedback(self, max_chars: int = 1500) -> str:
         """The failing tests and what went wrong, for a repair prompt."""
-        lines = [f"{t.source}  # {t.outcome.value}: {t.message}".rstrip(": ")
-                 for t in self.tests if t.outcome is not TestOutcome.PASSED]
+        lines = [
+            f"{t.source}  # {t.outcome.value}: {t.message}".rstrip(": ")
+            for t in self.tests
+            if t.outcome is not TestOutcome.PASSED
+        ]
         if not lines and self.status is not Status.PASSED:
             lines.append(self.detail or self.stderr[-500:] or self.status.value)
         return "\n".join(lines)[:max_chars]
@@ -79,8 +82,7 @@ class Sandbox(ABC):
     name: str = "abstract"
 
     @abstractmethod
-    def run(self, program: str, tests: Sequence[str], limits: Limits = Limits(),
-            setup_code: str = "") -> Execution:
+    def run(self, program: str, tests: Sequence[str], limits: Limits = Limits(), setup_code: str = "") -> Execution:
         """Run `program`, then the test setup `setup_code`, then each test separately, each with its
         own timeout."""
 

@@ -53,8 +53,10 @@ def decide(facts: Facts) -> tuple[Status, str]:
         return Status.TIMEOUT, "the run exceeded its wall-clock limit and was killed"
     if killed_by == signal.SIGXCPU:
         return Status.TIMEOUT, "the run exceeded its CPU-time limit"
-    test_memory = any(o is TestOutcome.ERROR and m.startswith("MemoryError")
-                      for o, m in zip(facts.outcomes, facts.messages, strict=True))
+    test_memory = any(
+        o is TestOutcome.ERROR and m.startswith("MemoryError")
+        for o, m in zip(facts.outcomes, facts.messages, strict=True)
+    )
     if facts.load_memory or test_memory:
         return Status.MEMORY_EXCEEDED, "MemoryError: the program exceeded its memory limit"
     if killed_by == signal.SIGKILL:
@@ -75,8 +77,18 @@ def decide(facts: Facts) -> tuple[Status, str]:
     return Status.PASSED, ""
 
 
-def judge(tests: list[str], nonce: str, out: bytes, err: bytes, channel: bytes, *, timed_out: bool,
-          returncode: int, cpu_s: float, fallback_peak_mb: float) -> Execution:
+def judge(
+    tests: list[str],
+    nonce: str,
+    out: bytes,
+    err: bytes,
+    channel: bytes,
+    *,
+    timed_out: bool,
+    returncode: int,
+    cpu_s: float,
+    fallback_peak_mb: float,
+) -> Execution:
     """The Execution for what a backend observed of one run: the same rules for every backend."""
     facts = _parse(channel, nonce, len(tests), len(channel) >= RESULT_CAP)
     facts.timed_out, facts.returncode = timed_out, returncode
@@ -85,10 +97,15 @@ def judge(tests: list[str], nonce: str, out: bytes, err: bytes, channel: bytes, 
         detail += " | stderr: " + err.decode(errors="replace").strip().splitlines()[-1][:200]
     results = zip(tests, facts.outcomes, facts.messages, facts.seconds, strict=True)
     return Execution(
-        status=verdict, detail=detail, exit_code=returncode,
+        status=verdict,
+        detail=detail,
+        exit_code=returncode,
         tests=[TestResult(*result) for result in results],
-        stdout=out.decode(errors="replace"), stderr=err.decode(errors="replace"),
-        cpu_s=cpu_s, peak_rss_mb=facts.peak_mb or fallback_peak_mb)
+        stdout=out.decode(errors="replace"),
+        stderr=err.decode(errors="replace"),
+        cpu_s=cpu_s,
+        peak_rss_mb=facts.peak_mb or fallback_peak_mb,
+    )
 
 
 def rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int, int]]:

@@ -93,11 +93,12 @@ def _prctl(option: int, value: int) -> None:
 
 # --- framing ----------------------------------------------------------------------------------------------
 
+
 def _send(fd: int, message: dict) -> None:
     body = json.dumps(message).encode()
     data = memoryview(struct.pack(">I", len(body)) + body)
     while data:
-        data = data[os.write(fd, data):]
+        data = data[os.write(fd, data) :]
 
 
 def _receive(fd: int) -> dict | None:
@@ -119,6 +120,7 @@ def _read_exactly(fd: int, size: int) -> bytes | None:
 
 
 # --- one execution ----------------------------------------------------------------------------------------
+
 
 def _child(job: dict, run_dir: str, out_w: int, err_w: int, result_w: int, uid: int, gid: int) -> None:
     """In the forked child: confine this process, then let the driver run the candidate. Never returns."""
@@ -174,9 +176,16 @@ def _execute(job: dict, run_number: int, uid: int, gid: int) -> dict:
     finally:
         for fd in buffers:
             os.close(fd)
-    return {"status": status, "utime": usage.ru_utime, "stime": usage.ru_stime, "maxrss_kb": usage.ru_maxrss,
-            "timed_out": timed_out, "hwm_mb": hwm_mb, "poisoned": poisoned,
-            **{name: buffers[pipes[name][0]].decode("latin-1") for name in caps}}
+    return {
+        "status": status,
+        "utime": usage.ru_utime,
+        "stime": usage.ru_stime,
+        "maxrss_kb": usage.ru_maxrss,
+        "timed_out": timed_out,
+        "hwm_mb": hwm_mb,
+        "poisoned": poisoned,
+        **{name: buffers[pipes[name][0]].decode("latin-1") for name in caps},
+    }
 
 
 def _supervise(pid: int, buffers: dict, limits: dict, deadline: float):

@@ -25,7 +25,7 @@ def open_store(url: str | None = None) -> Store:
     """
     url = url or os.environ.get("SIZEUP_DB") or DEFAULT_URL
     if url.startswith(_SQLITE_PREFIX):
-        path = url[len(_SQLITE_PREFIX):]
+        path = url[len(_SQLITE_PREFIX) :]
         if not path:
             raise StoreError(f"store URL {url!r} names no file; write e.g. sqlite:///./sizeup.db")
         return SQLiteStore(path, url=url)
@@ -37,5 +37,7 @@ def open_store(url: str | None = None) -> Store:
         return MongoStore(url)
     if "://" not in url and url.lower().endswith(_BARE_SUFFIXES):
         return SQLiteStore(url)
-    raise StoreError(f"unknown store URL {redacted_url(url)!r}: expected sqlite:///path.db, "
-                     "a path ending in .db, or mongodb://host:port/dbname")
+    raise StoreError(
+        f"unknown store URL {redacted_url(url)!r}: expected sqlite:///path.db, "
+        "a path ending in .db, or mongodb://host:port/dbname"
+    )

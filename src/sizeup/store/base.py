@@ -31,8 +31,9 @@ class Store(ABC):
         upserted by task_id. Returns how many tasks were written."""
 
     @abstractmethod
-    def list_tasks(self, *, task_ids: Iterable[str] | None = None, source: str | None = None,
-                   limit: int | None = None) -> list[Task]:
+    def list_tasks(
+        self, *, task_ids: Iterable[str] | None = None, source: str | None = None, limit: int | None = None
+    ) -> list[Task]:
         """Tasks in import order, filtered."""
 
     @abstractmethod

@@ -110,8 +110,12 @@ class MongoStore(Store):
         self._timeout_ms = timeout_ms
         try:
             self._client: pymongo.MongoClient = pymongo.MongoClient(
-                url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                socketTimeoutMS=SOCKET_TIMEOUT_MS, appname="sizeup")
+                url,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                socketTimeoutMS=SOCKET_TIMEOUT_MS,
+                appname="sizeup",
+            )
             self._db = self._client.get_default_database(default=DEFAULT_DATABASE)
         except (PyMongoError, ValueError, TypeError) as exc:  # InvalidURI, a bad database name, bad options
             raise StoreError(f"bad MongoDB URL {self.url}: {self._one_line(exc)}") from None
@@ -131,8 +135,7 @@ class MongoStore(Store):
         self._insert_once(meta, {"_id": "schema_version", "value": SCHEMA_VERSION})
         found = (meta.find_one({"_id": "schema_version"}) or {}).get("value")
         if not isinstance(found, int) or found > SCHEMA_VERSION:
-            raise StoreError(f"store {self.url} has schema version {found}; "
-                             f"this sizeup understands {SCHEMA_VERSION}")
+            raise StoreError(f"store {self.url} has schema version {found}; this sizeup understands {SCHEMA_VERSION}")
         self._insert_once(meta, {"_id": _TASKS, "current": None, "previous": None})
 
     @staticmethod
@@ -148,18 +151,30 @@ class MongoStore(Store):
         # create_index is a no-op when the index exists, so every open may ask.
         db = self._db
         # A task id is unique within a generation, and readers only ever see one generation.
-        db.tasks.create_index([("gen", ASCENDING), ("task_id", ASCENDING)], unique=True,
-                              name="task_id_unique_per_generation")
+        db.tasks.create_index(
+            [("gen", ASCENDING), ("task_id", ASCENDING)], unique=True, name="task_id_unique_per_generation"
+        )
         db.tasks.create_index([("gen", ASCENDING), ("seq", ASCENDING)], name="tasks_in_import_order")
         db.runs.create_index([("started_at", DESCENDING), ("seq", DESCENDING)], name="runs_newest_first")
         # One result per (run, task, side). The _id holds the same key as JSON, so that every write of a save
         # filters by _id alone; this index states it in fields, and its run_id prefix serves per-run reads.
-        db.results.create_index([("run_id", ASCENDING), ("task_id", ASCENDING), ("side", ASCENDING)],
-                                unique=True, name="one_result_per_run_task_side")
+        db.results.create_index(
+            [("run_id", ASCENDING), ("task_id", ASCENDING), ("side", ASCENDING)],
+            unique=True,
+            name="one_result_per_run_task_side",
+        )
         db.results.create_index([("run_id", ASCENDING), ("seq", ASCENDING)], name="results_by_run")
-        db.attempts.create_index([("run_id", ASCENDING), ("task_id", ASCENDING), ("side", ASCENDING),
-                                  ("write_id", ASCENDING), ("attempt_id", ASCENDING)],
-                                 unique=True, name="one_attempt_per_write")
+        db.attempts.create_index(
+            [
+                ("run_id", ASCENDING),
+                ("task_id", ASCENDING),
+                ("side", ASCENDING),
+                ("write_id", ASCENDING),
+                ("attempt_id", ASCENDING),
+            ],
+            unique=True,
+            name="one_attempt_per_write",
+        )
 
     def close(self) -> None:
         self._client.close()
@@ -188,11 +203,14 @@ class MongoStore(Store):
 
     def _error(self, action: str, exc: PyMongoError) -> StoreError:
         if isinstance(exc, ServerSelectionTimeoutError):
-            return StoreError(f"cannot reach MongoDB at {self.url}: no server answered within "
-                              f"{self._timeout_ms / 1000:g} s ({self._one_line(exc)})")
+            return StoreError(
+                f"cannot reach MongoDB at {self.url}: no server answered within "
+                f"{self._timeout_ms / 1000:g} s ({self._one_line(exc)})"
+            )
         if isinstance(exc, OperationFailure) and exc.code == _AUTH_FAILED:
-            return StoreError(f"authentication failed for MongoDB store {self.url}: "
-                              "check the user name and password in the URL")
+            return StoreError(
+                f"authentication failed for MongoDB store {self.url}: check the user name and password in the URL"
+            )
         if isinstance(exc, OperationFailure) and exc.code == _UNAUTHORIZED:
             return StoreError(f"not authorized to {action} in MongoDB store {self.url}: {self._one_line(exc)}")
         if isinstance(exc, ConnectionFailure):
@@ -217,8 +235,9 @@ class MongoStore(Store):
             base, _ = self._tasks_generation()
             staged: dict[str, dict[str, Any]] = {}
             if not clear and base is not None:
-                for doc in self._db.tasks.find({"gen": base}, {"_id": 0, "task_id": 1, "seq": 1, "source": 1,
-                                                               "data": 1}).sort("seq", ASCENDING):
+                for doc in self._db.tasks.find(
+                    {"gen": base}, {"_id": 0, "task_id": 1, "seq": 1, "source": 1, "data": 1}
+                ).sort("seq", ASCENDING):
                     staged[doc["task_id"]] = doc
         next_seq = max((doc["seq"] for doc in staged.values()), default=-1) + 1
         written: set[str] = set()
@@ -229,8 +248,12 @@ class MongoStore(Store):
                 seq = staged[task.task_id]["seq"]
             else:
                 seq, next_seq = next_seq, next_seq + 1
-            staged[task.task_id] = {"task_id": task.task_id, "seq": seq, "source": task.source,
-                                    "data": task.model_dump_json()}
+            staged[task.task_id] = {
+                "task_id": task.task_id,
+                "seq": seq,
+                "source": task.source,
+                "data": task.model_dump_json(),
+            }
             written.add(task.task_id)
         generation = _clock.next()
         with self._errors("import tasks"):
@@ -250,14 +273,20 @@ class MongoStore(Store):
         """The import's single atomic step: make `generation` current if `base` still is."""
         staged = self._db.tasks.count_documents({"gen": generation})
         if staged != expected:
-            raise StoreError(f"cannot import tasks in store {self.url}: {expected - staged} staged tasks "
-                             "vanished before the commit; nothing was changed")
+            raise StoreError(
+                f"cannot import tasks in store {self.url}: {expected - staged} staged tasks "
+                "vanished before the commit; nothing was changed"
+            )
         before = self._db.meta.find_one_and_update(
-            {"_id": _TASKS, "current": base}, {"$set": {"current": generation, "previous": base}},
-            return_document=ReturnDocument.BEFORE)
+            {"_id": _TASKS, "current": base},
+            {"$set": {"current": generation, "previous": base}},
+            return_document=ReturnDocument.BEFORE,
+        )
         if before is None:
-            raise StoreError(f"cannot import tasks in store {self.url}: another import finished first; "
-                             "nothing was changed, run this import again")
+            raise StoreError(
+                f"cannot import tasks in store {self.url}: another import finished first; "
+                "nothing was changed, run this import again"
+            )
         # The generation readers may still be reading stays (it is `previous` now); the one before goes,
         # with generations that killed imports staged and never committed.
         superseded = before.get("previous")
@@ -271,8 +300,9 @@ class MongoStore(Store):
         except PyMongoError:
             pass  # invisible anyway (never current); a later import removes it once it is old
 
-    def list_tasks(self, *, task_ids: Iterable[str] | None = None, source: str | None = None,
-                   limit: int | None = None) -> list[Task]:
+    def list_tasks(
+        self, *, task_ids: Iterable[str] | None = None, source: str | None = None, limit: int | None = None
+    ) -> list[Task]:
         if limit == 0:
             return []  # pymongo's limit(0) means "no limit"
         with self._errors("list tasks"):
@@ -302,8 +332,12 @@ class MongoStore(Store):
                     # seq: first save's time; newest-first listing breaks started_at ties by it, as SQLite's rowid.
                     self._db.runs.update_one(
                         {"_id": run.run_id},
-                        {"$set": {"started_at": run.started_at, "status": run.status, "data": run.model_dump_json()},
-                         "$setOnInsert": {"seq": _clock.next()}}, upsert=True)
+                        {
+                            "$set": {"started_at": run.started_at, "status": run.status, "data": run.model_dump_json()},
+                            "$setOnInsert": {"seq": _clock.next()},
+                        },
+                        upsert=True,
+                    )
                     return
                 except DuplicateKeyError:
                     if retry:  # two first saves raced; the second try updates the one that won
@@ -324,9 +358,19 @@ class MongoStore(Store):
         key = {"run_id": result.run_id, "task_id": result.task_id, "side": result.arm}
         key_id = json.dumps([result.run_id, result.task_id, result.arm])  # unambiguous: ids hold '/'
         write_id = _clock.next()
-        attempts = [{**key, "write_id": write_id, "attempt_id": a.attempt_id, "parent_id": a.parent_id,
-                     "depth": a.depth, "ord": i, "status": a.status, "data": a.model_dump_json()}
-                    for i, a in enumerate(result.attempts)]
+        attempts = [
+            {
+                **key,
+                "write_id": write_id,
+                "attempt_id": a.attempt_id,
+                "parent_id": a.parent_id,
+                "depth": a.depth,
+                "ord": i,
+                "status": a.status,
+                "data": a.model_dump_json(),
+            }
+            for i, a in enumerate(result.attempts)
+        ]
         with self._errors("save result"):
             self._announce_write(key, key_id, write_id)
             try:
@@ -344,8 +388,9 @@ class MongoStore(Store):
             stale += [before["write_id"]] if before.get("write_id") else []
             if stale:
                 self._db.attempts.delete_many({**key, "write_id": {"$in": stale}})
-                self._db.results.update_one({"_id": key_id}, {"$pullAll": {"pending": stale},
-                                                              "$unset": {_version(w): "" for w in stale}})
+                self._db.results.update_one(
+                    {"_id": key_id}, {"$pullAll": {"pending": stale}, "$unset": {_version(w): "" for w in stale}}
+                )
 
     def _announce_write(self, key: dict[str, str], key_id: str, write_id: str) -> None:
         """Note the write id in the result document before writing attempts under it, so that a save
@@ -355,8 +400,10 @@ class MongoStore(Store):
             try:
                 # seq: the first save's time; a replaced result keeps its original place in the run.
                 self._db.results.update_one(
-                    {"_id": key_id}, {"$addToSet": {"pending": write_id},
-                                      "$setOnInsert": {**key, "seq": write_id, "write_id": ""}}, upsert=True)
+                    {"_id": key_id},
+                    {"$addToSet": {"pending": write_id}, "$setOnInsert": {**key, "seq": write_id, "write_id": ""}},
+                    upsert=True,
+                )
                 return
             except DuplicateKeyError:
                 if retry:  # two first saves raced; the second try updates the one that won
@@ -366,19 +413,30 @@ class MongoStore(Store):
         """The save's single atomic step: add this write's version of the result and make write_id the
         newest committed write id ($max, so an older write committing late changes nothing that readers
         see). Returns the document as it was before."""
-        version = {"model": result.model, "strategy": result.strategy, "status": result.status,
-                   "tests_passed": result.tests_passed, "tests_total": result.tests_total,
-                   "attempt_count": len(result.attempts), "data": result.model_dump_json(exclude={"attempts"})}
-        return self._db.results.find_one_and_update(
-            {"_id": key_id},
-            {"$max": {"write_id": write_id}, "$set": {_version(write_id): version}, "$pull": {"pending": write_id}},
-            return_document=ReturnDocument.BEFORE) or {}
+        version = {
+            "model": result.model,
+            "strategy": result.strategy,
+            "status": result.status,
+            "tests_passed": result.tests_passed,
+            "tests_total": result.tests_total,
+            "attempt_count": len(result.attempts),
+            "data": result.model_dump_json(exclude={"attempts"}),
+        }
+        return (
+            self._db.results.find_one_and_update(
+                {"_id": key_id},
+                {"$max": {"write_id": write_id}, "$set": {_version(write_id): version}, "$pull": {"pending": write_id}},
+                return_document=ReturnDocument.BEFORE,
+            )
+            or {}
+        )
 
     def _discard_write(self, key: dict[str, str], key_id: str, write_id: str) -> None:
         try:
             self._db.attempts.delete_many({**key, "write_id": write_id})
-            self._db.results.update_one({"_id": key_id}, {"$pull": {"pending": write_id},
-                                                          "$unset": {_version(write_id): ""}})
+            self._db.results.update_one(
+                {"_id": key_id}, {"$pull": {"pending": write_id}, "$unset": {_version(write_id): ""}}
+            )
         except PyMongoError:
             pass  # never committed, so never read; still listed as pending, so the next save removes them
 
@@ -393,12 +451,18 @@ class MongoStore(Store):
                 complete = self._read_results(query)
                 if complete is not None:
                     return complete
-        raise StoreError(f"cannot read results from store {self.url}: run {run_id} kept changing "
-                         f"during {READ_RETRIES} reads")
+        raise StoreError(
+            f"cannot read results from store {self.url}: run {run_id} kept changing during {READ_RETRIES} reads"
+        )
 
     def _read_results(self, query: dict[str, Any]) -> list[TaskResult] | None:
-        rows = [row for row in self._db.results.find(query, {"task_id": 1, "side": 1, "write_id": 1, "versions": 1})
-                .sort("seq", ASCENDING) if row["write_id"]]  # not the stubs of first saves never committed
+        rows = [
+            row
+            for row in self._db.results.find(query, {"task_id": 1, "side": 1, "write_id": 1, "versions": 1}).sort(
+                "seq", ASCENDING
+            )
+            if row["write_id"]
+        ]  # not the stubs of first saves never committed
         committed = {(row["task_id"], row["side"]): row["write_id"] for row in rows}
         trees: dict[tuple[str, str], list[Attempt]] = {}
         for doc in self._db.attempts.find(query, {"task_id": 1, "side": 1, "write_id": 1, "data": 1}):

@@ -59,8 +59,7 @@ class SQLiteStore(Store):
                 Path(self._file).parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans exactly
             # what we say (the sqlite3 module's implicit transactions would not cover the task iterator).
-            conn = sqlite3.connect(self._file, timeout=BUSY_TIMEOUT_S, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self._file, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")  # committed work survives SIGKILL; readers never block
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL keeps crash safety; only power loss can cost
             conn.execute("PRAGMA foreign_keys=ON")
@@ -81,8 +80,9 @@ class SQLiteStore(Store):
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             version = int(row[0]) if row and str(row[0]).isdigit() else None
             if row is not None and (version is None or version > SCHEMA_VERSION):
-                raise StoreError(f"store {self.path} has schema version {row[0]}; "
-                                 f"this sizeup understands {SCHEMA_VERSION}")
+                raise StoreError(
+                    f"store {self.path} has schema version {row[0]}; this sizeup understands {SCHEMA_VERSION}"
+                )
             for statement in _SCHEMA.split(";"):
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -151,13 +151,15 @@ class SQLiteStore(Store):
                 conn.execute(
                     "INSERT INTO tasks (task_id, seq, source, data) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT(task_id) DO UPDATE SET source = excluded.source, data = excluded.data",
-                    (task.task_id, next_seq, task.source, task.model_dump_json()))
+                    (task.task_id, next_seq, task.source, task.model_dump_json()),
+                )
                 next_seq += 1
                 written.add(task.task_id)
         return len(written)
 
-    def list_tasks(self, *, task_ids: Iterable[str] | None = None, source: str | None = None,
-                   limit: int | None = None) -> list[Task]:
+    def list_tasks(
+        self, *, task_ids: Iterable[str] | None = None, source: str | None = None, limit: int | None = None
+    ) -> list[Task]:
         where: list[str] = []
         params: list[str | int] = []
         if task_ids is not None:
@@ -181,7 +183,8 @@ class SQLiteStore(Store):
             conn.execute(
                 "INSERT INTO runs (run_id, started_at, data) VALUES (?, ?, ?) ON CONFLICT(run_id) "
                 "DO UPDATE SET started_at = excluded.started_at, data = excluded.data",
-                (run.run_id, run.started_at, run.model_dump_json()))
+                (run.run_id, run.started_at, run.model_dump_json()),
+            )
 
     def get_run(self, run_id: str) -> RunRecord | None:
         rows = self._query("read run", "SELECT data FROM runs WHERE run_id = ?", (run_id,))
@@ -204,23 +207,32 @@ class SQLiteStore(Store):
             "VALUES (?, ?, ?, (SELECT COALESCE(MAX(seq) + 1, 0) FROM results WHERE run_id = ?), ?, ?, ?, ?) "
             "ON CONFLICT(run_id, task_id, side) DO UPDATE SET status = excluded.status, "
             "model = excluded.model, strategy = excluded.strategy, data = excluded.data",
-            (*key, result.run_id, result.status, result.model, result.strategy,
-             result.model_dump_json(exclude={"attempts"})))
+            (
+                *key,
+                result.run_id,
+                result.status,
+                result.model,
+                result.strategy,
+                result.model_dump_json(exclude={"attempts"}),
+            ),
+        )
         conn.execute("DELETE FROM attempts WHERE run_id = ? AND task_id = ? AND side = ?", key)
         conn.executemany(
             "INSERT INTO attempts (run_id, task_id, side, attempt_id, parent_id, depth, ord, data) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*key, a.attempt_id, a.parent_id, a.depth, i, a.model_dump_json())
-             for i, a in enumerate(result.attempts)])
+            [(*key, a.attempt_id, a.parent_id, a.depth, i, a.model_dump_json()) for i, a in enumerate(result.attempts)],
+        )
 
     def results(self, run_id: str, arm: str | None = None) -> list[TaskResult]:
         # The arm's column is called side, as in the stores made before arms.
         side_filter, params = ("", (run_id,)) if arm is None else (" AND side = ?", (run_id, arm))
         with self._reading("read results") as conn:
-            rows = conn.execute("SELECT task_id, side, data FROM results WHERE run_id = ?"
-                                + side_filter + " ORDER BY seq", params).fetchall()
-            attempt_rows = conn.execute("SELECT task_id, side, data FROM attempts WHERE run_id = ?"
-                                        + side_filter, params).fetchall()
+            rows = conn.execute(
+                "SELECT task_id, side, data FROM results WHERE run_id = ?" + side_filter + " ORDER BY seq", params
+            ).fetchall()
+            attempt_rows = conn.execute(
+                "SELECT task_id, side, data FROM attempts WHERE run_id = ?" + side_filter, params
+            ).fetchall()
         trees: dict[tuple[str, str], list[Attempt]] = {}
         for task_id, side_value, data in attempt_rows:
             trees.setdefault((task_id, side_value), []).append(Attempt.model_validate_json(data))

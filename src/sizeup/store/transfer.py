@@ -25,10 +25,33 @@ ExportFormat = Literal["jsonl", "csv"]
 # One row per task and arm. Model figures are the model server's processes (ResourceSummary);
 # sandbox figures are the candidate executions. `side` repeats `arm`, for scripts written before arms.
 EXPORT_FIELDS = (
-    "run_id", "task_id", "arm", "side", "model", "strategy", "stopped_by", "status", "tests_passed", "tests_total",
-    "best_attempt_id", "depth_reached", "model_calls", "wall_s", "prompt_tokens", "completion_tokens",
-    "ttft_s", "gen_s", "decode_tokens_per_s", "model_cpu_s", "model_peak_rss_mb", "model_mean_cpu_pct",
-    "sandbox_executions", "sandbox_cpu_s", "sandbox_peak_rss_mb", "sandbox_wall_s", "finished_at",
+    "run_id",
+    "task_id",
+    "arm",
+    "side",
+    "model",
+    "strategy",
+    "stopped_by",
+    "status",
+    "tests_passed",
+    "tests_total",
+    "best_attempt_id",
+    "depth_reached",
+    "model_calls",
+    "wall_s",
+    "prompt_tokens",
+    "completion_tokens",
+    "ttft_s",
+    "gen_s",
+    "decode_tokens_per_s",
+    "model_cpu_s",
+    "model_peak_rss_mb",
+    "model_mean_cpu_pct",
+    "sandbox_executions",
+    "sandbox_cpu_s",
+    "sandbox_peak_rss_mb",
+    "sandbox_wall_s",
+    "finished_at",
 )
 
 

@@ -7,6 +7,22 @@ from sizeup.strategies.best_of_n import BestOfN, BestOfNParams
 from sizeup.strategies.registry import STRATEGIES, describe, parse_params, strategy_class
 from sizeup.strategies.single import SingleParams, SingleShot
 
-__all__ = ["STRATEGIES", "AdaptiveBranching", "AdaptiveParams", "BestOfN", "BestOfNParams", "Job", "SingleParams",
-           "SingleShot", "Spend", "Strategy", "StrategyParams", "TreeOutcome", "best_of", "describe",
-           "parse_params", "rank_key", "strategy_class"]
+__all__ = [
+    "STRATEGIES",
+    "AdaptiveBranching",
+    "AdaptiveParams",
+    "BestOfN",
+    "BestOfNParams",
+    "Job",
+    "SingleParams",
+    "SingleShot",
+    "Spend",
+    "Strategy",
+    "StrategyParams",
+    "TreeOutcome",
+    "best_of",
+    "describe",
+    "parse_params",
+    "rank_key",
+    "strategy_class",
+]

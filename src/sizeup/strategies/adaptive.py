@@ -51,9 +51,17 @@ class AdaptiveBranching(Strategy):
             if not parents:
                 return attempts, EXHAUSTED
             # Every node gets its own seed (its place in the tree) so siblings sample differently.
-            jobs = [Job(repair(task, parent.code, parent.feedback), f"{parent.attempt_id}.{i}", parent,
-                        seed=p.seed + len(attempts) + n, temperature=p.temperature, kind="repair")
-                    for n, (parent, i) in enumerate((q, i) for q in parents for i in range(p.branching))]
+            jobs = [
+                Job(
+                    repair(task, parent.code, parent.feedback),
+                    f"{parent.attempt_id}.{i}",
+                    parent,
+                    seed=p.seed + len(attempts) + n,
+                    temperature=p.temperature,
+                    kind="repair",
+                )
+                for n, (parent, i) in enumerate((q, i) for q in parents for i in range(p.branching))
+            ]
             level, cut = self.run_jobs(task, jobs, p.parallel)
             attempts.extend(level)
             if not level:

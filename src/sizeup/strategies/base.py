@@ -114,9 +114,16 @@ class Strategy(ABC):
     name: ClassVar[str] = "abstract"
     Params: ClassVar[type[StrategyParams]] = StrategyParams
 
-    def __init__(self, clients: ModelClient | Sequence[ModelClient], sandbox: Sandbox,
-                 params: StrategyParams | None = None, *, limits: Limits = Limits(), budget: Budget | None = None,
-                 cpu_meter: Callable[[], float] | None = None):
+    def __init__(
+        self,
+        clients: ModelClient | Sequence[ModelClient],
+        sandbox: Sandbox,
+        params: StrategyParams | None = None,
+        *,
+        limits: Limits = Limits(),
+        budget: Budget | None = None,
+        cpu_meter: Callable[[], float] | None = None,
+    ):
         self.clients = [clients] if isinstance(clients, ModelClient) else list(clients)
         if not self.clients:
             raise ValueError(f"strategy {self.name} needs at least one model")
@@ -172,13 +179,22 @@ class Strategy(ABC):
         error on the node, never as a program failure."""
         client = self.client_for(seq)
         parent = job.parent
-        record = Attempt(attempt_id=job.attempt_id, parent_id=parent.attempt_id if parent else None,
-                         depth=parent.depth + 1 if parent else 0, seed=job.seed, seq=seq, kind=job.kind,
-                         model=client.model, prompt=job.prompt.as_text(client.style),
-                         start_s=time.perf_counter() - self._started)
+        record = Attempt(
+            attempt_id=job.attempt_id,
+            parent_id=parent.attempt_id if parent else None,
+            depth=parent.depth + 1 if parent else 0,
+            seed=job.seed,
+            seq=seq,
+            kind=job.kind,
+            model=client.model,
+            prompt=job.prompt.as_text(client.style),
+            start_s=time.perf_counter() - self._started,
+        )
         try:
-            reply = client.generate(job.prompt, GenerationParams(max_tokens=self.params.max_tokens,
-                                                                 temperature=job.temperature, seed=job.seed))
+            reply = client.generate(
+                job.prompt,
+                GenerationParams(max_tokens=self.params.max_tokens, temperature=job.temperature, seed=job.seed),
+            )
         except ModelError as err:
             self.spend.settle(0)
             record.status, record.error = Status.HARNESS_ERROR, str(err)
@@ -212,8 +228,13 @@ def rank_key(attempt: Attempt) -> tuple:
     """Best first: passed, then most tests passed, then shallowest, then earliest made (ids compared as
     numbers where no creation order is stored: "0.2" before "0.10")."""
     made = attempt.seq if attempt.seq is not None else -1
-    return (attempt.status != Status.PASSED, -attempt.tests_passed, attempt.depth, made,
-            tree_order_key(attempt.depth, attempt.attempt_id))
+    return (
+        attempt.status != Status.PASSED,
+        -attempt.tests_passed,
+        attempt.depth,
+        made,
+        tree_order_key(attempt.depth, attempt.attempt_id),
+    )
 
 
 def best_of(attempts: list[Attempt]) -> Attempt:

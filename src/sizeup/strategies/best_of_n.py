@@ -36,8 +36,10 @@ class BestOfN(Strategy):
         attempts: list[Attempt] = []
         while len(attempts) < p.n:
             batch = min(p.parallel, p.n - len(attempts))
-            jobs = [Job(prompt, str(i), None, seed=p.seed + i, temperature=p.temperature, kind="sample")
-                    for i in range(len(attempts), len(attempts) + batch)]
+            jobs = [
+                Job(prompt, str(i), None, seed=p.seed + i, temperature=p.temperature, kind="sample")
+                for i in range(len(attempts), len(attempts) + batch)
+            ]
             made, cut = self.run_jobs(task, jobs, p.parallel)
             attempts.extend(made)
             if solved(attempts):

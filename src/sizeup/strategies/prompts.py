@@ -9,8 +9,10 @@ from sizeup.tasks.types import Task
 # at the first top-level one saves the tokens (and the time) without cutting the function.
 STOP = ("```", "\nassert ", "\nprint(", "\nif __name__", "\n###")
 
-SYSTEM = ("You are an expert Python programmer. Reply with a complete, self-contained Python solution "
-          "in a single ```python code block.")
+SYSTEM = (
+    "You are an expert Python programmer. Reply with a complete, self-contained Python solution "
+    "in a single ```python code block."
+)
 
 
 def _tests_block(task: Task) -> str:
@@ -35,13 +37,17 @@ def first_attempt(task: Task) -> Prompt:
 def repair(task: Task, code: str, feedback: str) -> Prompt:
     """Ask for a fix: the parent's code and what failed ("fix these parts")."""
     base = first_attempt(task)
-    user = (f"{base.user}\n\nThis attempt does not pass yet:\n```python\n{code}\n```\n"
-            f"Test results:\n{feedback}\n\nFix the parts that fail. Reply with the full corrected code "
-            "in a single ```python code block.")
+    user = (
+        f"{base.user}\n\nThis attempt does not pass yet:\n```python\n{code}\n```\n"
+        f"Test results:\n{feedback}\n\nFix the parts that fail. Reply with the full corrected code "
+        "in a single ```python code block."
+    )
     if task.stub:
         head = f"### Complete this function\n```python\n{task.stub}```\n"
     else:  # the task and its tests, without the first attempt's "### Solution" opening
         head = base.completion.rsplit("### Solution", 1)[0]
-    doc = (f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
-           "### Fixed solution\n```python\n")
+    doc = (
+        f"{head}\n### Attempt\n```python\n{code}\n```\n\n### Test results\n{feedback}\n\n"
+        "### Fixed solution\n```python\n"
+    )
     return Prompt(SYSTEM, user, doc, stop=STOP)

