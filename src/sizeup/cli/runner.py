@@ -34,11 +34,17 @@ from sizeup.models import ModelClient, ModelError, make_client
 from sizeup.models.types import COMPLETION_ONLY
 from sizeup.monitor import Monitor, process
 from sizeup.records import ArmSpec, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
-from sizeup.sandbox import Limits, Sandbox, isolation_note, make_sandbox
+from sizeup.sandbox import Limits, Sandbox, TestOutcome, isolation_note, make_sandbox
 from sizeup.sandbox.timeouts import calibrate
 from sizeup.store import Store
 from sizeup.strategies import Strategy, parse_params, strategy_class
+from sizeup.strategies.prompts import STANDARD, MbppThreeShot, Prompter
 from sizeup.tasks import Task
+from sizeup.verdicts import Status
+
+# How a result's verdict was reached (TaskResult.method["verdict"], compare's `protocol`).
+VISIBLE_HIDDEN = "visible-feedback/hidden-verdict"
+TESTS_ARE_FEEDBACK = "tests-are-feedback"
 
 
 @dataclass
@@ -57,6 +63,7 @@ class RunConfig:
     api_key_env: str = "OPENAI_API_KEY"
     server_pid: int | None = None
     baseline: str | None = None  # the arm the others are compared with (None: the first)
+    protocol: str = "standard"  # the prompts: standard, or mbpp-3shot (Austin et al. 2021)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
@@ -111,6 +118,7 @@ class Runner:
             self.arms = list(resume.arms)
         if not self.arms:
             raise ValueError("a run needs at least one arm")
+        self.prompter = make_prompter(self.config.protocol, self.store)
         # The sandbox first: a backend that cannot run here (--sandbox isolated without bubblewrap) stops
         # with one line before anything is stored or any model server started.
         with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
@@ -227,6 +235,7 @@ class Runner:
             limits=limits,
             budget=arm.budget,
             cpu_meter=cpu_meter(arm, clients),
+            prompter=self.prompter,
         )
 
     def _loop(
@@ -275,15 +284,21 @@ class Runner:
                 f"(stopped; continue with: sizeup run --resume {run_id})"
             )
         processes = "; ".join(dict.fromkeys(c.attribution() for c in arm_clients))
+        held_out = judge_held_out(task, best, sandbox, limits)
         return TaskResult(
             run_id=run_id,
             task_id=task.task_id,
             arm=arm.name,
             model=" + ".join(arm.models),
             strategy=arm.strategy,
-            status=best.status,
-            tests_passed=best.tests_passed,
-            tests_total=best.tests_total,
+            status=held_out.status,
+            tests_passed=held_out.tests_passed,
+            tests_total=held_out.tests_total,
+            visible_status=best.status,
+            visible_passed=best.tests_passed,
+            visible_total=best.tests_total,
+            hidden_passed=held_out.hidden_passed,
+            hidden_total=held_out.hidden_total,
             best_attempt_id=best.attempt_id,
             depth_reached=outcome.depth_reached,
             model_calls=len(attempts),
@@ -307,11 +322,68 @@ class Runner:
             method={
                 **figure_methods(attempts, monitor.summary),
                 "model_processes": processes,
+                "verdict": VISIBLE_HIDDEN if task.hidden_tests else TESTS_ARE_FEEDBACK,
                 "sandbox_backend": sandbox.name,
                 "sandbox_limits": f"{limits.timeout_s:g} s per run, {limits.test_timeout_s:g} s per test, "
                 f"{limits.memory_mb} MB",
             },
         )
+
+
+def make_prompter(protocol: str, store: Store) -> Prompter:
+    if protocol == "standard":
+        return STANDARD
+    if protocol == MbppThreeShot.name:
+        shots = {t.task_id: t for t in store.list_tasks(task_ids=list(MbppThreeShot.SHOT_IDS), source="mbpp")}
+        missing = [i for i in MbppThreeShot.SHOT_IDS if i not in shots]
+        if missing:
+            raise ValueError(
+                f"--protocol mbpp-3shot needs MBPP tasks {', '.join(missing)} as shots in {store.url}: "
+                "import mbpp.jsonl first"
+            )
+        return MbppThreeShot([shots[i] for i in MbppThreeShot.SHOT_IDS])
+    raise ValueError(f"unknown protocol {protocol!r}: standard or mbpp-3shot")
+
+
+def protocol_tasks(protocol: str, tasks: list[Task]) -> list[Task]:
+    """The tasks a protocol evaluates: mbpp-3shot runs MBPP's test split (ids 11-510), never its shots."""
+    if protocol != MbppThreeShot.name:
+        return tasks
+    return [
+        t
+        for t in tasks
+        if t.source == "mbpp"
+        and t.task_id.isdigit()
+        and int(t.task_id) in MbppThreeShot.TEST_SPLIT
+        and t.task_id not in MbppThreeShot.SHOT_IDS
+    ]
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    status: Status
+    tests_passed: int
+    tests_total: int
+    hidden_passed: int | None
+    hidden_total: int | None
+
+
+def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) -> HeldOut:
+    """The kept answer's verdict on visible + hidden tests: one more execution, after the search, whose
+    results go nowhere near a prompt (the strategy only ever saw the visible tests). Without hidden tests
+    the verdict is the visible one, as before held-out tests existed."""
+    if not task.hidden_tests or best.status == Status.HARNESS_ERROR:
+        hidden_total = len(task.hidden_tests) if task.hidden_tests else None
+        return HeldOut(best.status, best.tests_passed, best.tests_total, 0 if hidden_total else None, hidden_total)
+    run = sandbox.run(best.code, [*task.tests, *task.hidden_tests], limits, setup_code=task.setup_code)
+    hidden = run.tests[len(task.tests) :]
+    return HeldOut(
+        run.status,
+        run.tests_passed,
+        run.tests_total,
+        sum(t.outcome is TestOutcome.PASSED for t in hidden),
+        len(task.hidden_tests),
+    )
 
 
 def arm_pids(arm: ArmSpec, clients: dict[str, ModelClient]) -> list[int]:

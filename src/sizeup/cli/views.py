@@ -152,7 +152,20 @@ def report_dict(report: Any) -> dict[str, Any]:
 def render_references(console: Console, report: Any) -> None:
     console.print(
         f"{report.passed}/{report.total} reference solutions passed in {report.seconds:.1f} s "
-        f"({report.backend} sandbox)"
+        f"({report.backend} sandbox); tests passed: visible {report.visible_passed}/{report.visible_total}, "
+        f"hidden {report.hidden_passed}/{report.hidden_total}"
     )
     for failure in report_dict(report)["failures"]:
         console.print(f"  {failure['task_id']}: {failure['status']} — {failure['reason']}", markup=False)
+
+
+def derive_summary(report: Any) -> str:
+    """One paragraph: how many tasks got how many derived tests, and why the others got none."""
+    n = len(report.derived)
+    reasons = "; ".join(f"{count} × {why}" for why, count in sorted(report.reasons().items(), key=lambda kv: -kv[1]))
+    return (
+        f"derived tests (seed {report.seed}, up to {report.per_task} a task) for {n} tasks in "
+        f"{report.seconds:.1f} s: {report.with_at_least(5)} got at least 5, "
+        f"{report.with_at_least(report.per_task)} got {report.per_task}"
+        + (f"; none for {sum(report.reasons().values())}: {reasons}" if reasons else "")
+    )

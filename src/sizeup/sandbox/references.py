@@ -19,12 +19,16 @@ if TYPE_CHECKING:
 
 @dataclass
 class ReferenceReport:
-    total: int  # tasks with a reference, all of them run
+    total: int  # tasks with a reference, all of them run (visible and hidden tests together)
     passed: int
     failures: list[tuple[str, Status, str]] = field(default_factory=list)  # (task_id, status, reason)
     seconds: float = 0.0
     backend: str = ""
     skipped: int = 0  # tasks without a reference
+    visible_total: int = 0  # tests, over all tasks
+    visible_passed: int = 0
+    hidden_total: int = 0
+    hidden_passed: int = 0
 
     def summary(self) -> str:
         return f"{self.passed}/{self.total} references passed in {self.seconds:.1f} s on {self.backend!r}" + (
@@ -48,7 +52,7 @@ def check_references(
     runnable = [t for t in tasks if t.reference is not None]
 
     def check(task: Task) -> Execution:
-        return sandbox.run(task.reference or "", task.tests, limits, task.setup_code)
+        return sandbox.run(task.reference or "", [*task.tests, *task.hidden_tests], limits, task.setup_code)
 
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         executions = list(pool.map(check, runnable))
@@ -57,7 +61,14 @@ def check_references(
         for task, ex in zip(runnable, executions, strict=True)
         if ex.status is not Status.PASSED
     ]
+    passed_tests = [[t.outcome is TestOutcome.PASSED for t in ex.tests] for ex in executions]
+    visible = [(len(task.tests), ok[: len(task.tests)]) for task, ok in zip(runnable, passed_tests, strict=True)]
+    hidden = [(len(task.hidden_tests), ok[len(task.tests) :]) for task, ok in zip(runnable, passed_tests, strict=True)]
     return ReferenceReport(
+        visible_total=sum(n for n, _ in visible),
+        visible_passed=sum(sum(ok) for _, ok in visible),
+        hidden_total=sum(n for n, _ in hidden),
+        hidden_passed=sum(sum(ok) for _, ok in hidden),
         total=len(runnable),
         passed=len(runnable) - len(failures),
         failures=failures,

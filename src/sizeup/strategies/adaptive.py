@@ -4,7 +4,8 @@ Depth 0 is one greedy attempt. While nothing passes and depth < max_depth, the b
 candidates of the deepest level each get `branching` children, prompted with the parent's code and its
 failing tests, sampled with distinct seeds so siblings differ. The children of one level run
 concurrently (at most `parallel` at a time). The kept answer is the best node (most tests passed, then
-shallowest). The task's tests are both the feedback and the verdict, as in the seed.
+shallowest). It sees the task's visible tests only: the runner judges the kept answer on the hidden ones
+too, after the search.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from pydantic import Field
 
 from sizeup.records import Attempt
 from sizeup.strategies.base import EXHAUSTED, NO_TESTS, SOLVED, Job, Strategy, StrategyParams, rank_key, solved
-from sizeup.strategies.prompts import first_attempt, repair
 from sizeup.strategies.registry import register
 from sizeup.tasks.types import Task
 from sizeup.verdicts import Status
@@ -37,7 +37,7 @@ class AdaptiveBranching(Strategy):
 
     def search(self, task: Task) -> tuple[list[Attempt], str]:
         p = self.params
-        root_job = Job(first_attempt(task), "0", None, seed=p.seed, temperature=0.0, kind="generate")
+        root_job = Job(self.prompter.first_attempt(task), "0", None, seed=p.seed, temperature=0.0, kind="generate")
         attempts, cut = self.run_jobs(task, [root_job], parallel=1)
         level = attempts
         while not cut:
@@ -53,7 +53,7 @@ class AdaptiveBranching(Strategy):
             # Every node gets its own seed (its place in the tree) so siblings sample differently.
             jobs = [
                 Job(
-                    repair(task, parent.code, parent.feedback),
+                    self.prompter.repair(task, parent.code, parent.feedback),
                     f"{parent.attempt_id}.{i}",
                     parent,
                     seed=p.seed + len(attempts) + n,

@@ -22,6 +22,7 @@ from sizeup.models.types import GenerationParams, ModelClient, ModelError, Promp
 from sizeup.records import Attempt, Budget, tree_order_key
 from sizeup.sandbox.types import Limits, Sandbox
 from sizeup.strategies.program import candidate_program
+from sizeup.strategies.prompts import STANDARD, Prompter
 from sizeup.tasks.types import Task
 from sizeup.verdicts import Status
 
@@ -123,6 +124,7 @@ class Strategy(ABC):
         limits: Limits = Limits(),
         budget: Budget | None = None,
         cpu_meter: Callable[[], float] | None = None,
+        prompter: Prompter = STANDARD,
     ):
         self.clients = [clients] if isinstance(clients, ModelClient) else list(clients)
         if not self.clients:
@@ -132,6 +134,7 @@ class Strategy(ABC):
         if not isinstance(self.params, self.Params):
             raise TypeError(f"strategy {self.name} takes {self.Params.__name__}, not {type(self.params).__name__}")
         self._cpu_meter = cpu_meter
+        self.prompter = prompter
         self._lock = threading.Lock()
         self._seq = 0
         self._started = 0.0
@@ -209,7 +212,7 @@ class Strategy(ABC):
             record.decode_s, record.decode_timed_by_server = reply.usage.eval_s, True
         elif reply.usage.ttft_s is not None:
             record.decode_s = reply.usage.total_s - reply.usage.ttft_s
-        record.code = candidate_program(task, reply.text, client.style)
+        record.code = candidate_program(task, self.prompter.clean(reply.text), client.style)
         self._execute(task, record)
         record.end_s = time.perf_counter() - self._started
         return record

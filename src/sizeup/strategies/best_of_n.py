@@ -11,7 +11,6 @@ from pydantic import Field
 
 from sizeup.records import Attempt
 from sizeup.strategies.base import EXHAUSTED, NO_TESTS, SOLVED, Job, Strategy, StrategyParams, solved
-from sizeup.strategies.prompts import first_attempt
 from sizeup.strategies.registry import register
 from sizeup.tasks.types import Task
 
@@ -32,7 +31,7 @@ class BestOfN(Strategy):
 
     def search(self, task: Task) -> tuple[list[Attempt], str]:
         p = self.params
-        prompt = first_attempt(task)
+        prompt = self.prompter.first_attempt(task)
         attempts: list[Attempt] = []
         while len(attempts) < p.n:
             batch = min(p.parallel, p.n - len(attempts))

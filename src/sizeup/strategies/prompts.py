@@ -51,3 +51,53 @@ def repair(task: Task, code: str, feedback: str) -> Prompt:
         "### Fixed solution\n```python\n"
     )
     return Prompt(SYSTEM, user, doc, stop=STOP)
+
+
+class Prompter:
+    """The prompts a run asks with: the standard ones above. A protocol (`--protocol`) swaps in another."""
+
+    name = "standard"
+
+    def first_attempt(self, task: Task) -> Prompt:
+        return first_attempt(task)
+
+    def repair(self, task: Task, code: str, feedback: str) -> Prompt:
+        return repair(task, code, feedback)
+
+    def clean(self, reply: str) -> str:
+        """The reply as code extraction should see it."""
+        return reply
+
+
+STANDARD = Prompter()
+BEGIN, DONE = "[BEGIN]", "[DONE]"
+
+
+class MbppThreeShot(Prompter):
+    """The MBPP paper's protocol (Austin et al. 2021): three solved tasks as shots (MBPP 2, 3 and 4), each as
+    its text, its three tests and its code between [BEGIN] and [DONE], then the task's text and tests and
+    "[BEGIN]"; the model's code ends at "[DONE]". Meant for base models; chat models get the same text as
+    their message. The shots are never evaluated, and only the test split (task ids 11-510) is run."""
+
+    name = "mbpp-3shot"
+    SHOT_IDS = ("2", "3", "4")
+    TEST_SPLIT = range(11, 511)
+
+    def __init__(self, shots: list[Task]):
+        self.shots = shots
+
+    @staticmethod
+    def _block(task: Task) -> str:
+        return (
+            f"You are an expert Python programmer, and here is your task: {task.prompt} Your code should pass "
+            f"these tests:\n\n{_tests_block(task)}\n"
+        )
+
+    def first_attempt(self, task: Task) -> Prompt:
+        shots = "".join(f"{self._block(s)}{BEGIN}\n{(s.reference or '').strip()}\n{DONE}\n" for s in self.shots)
+        text = f"{shots}{self._block(task)}{BEGIN}\n"
+        return Prompt("", text, text, stop=(DONE,))
+
+    def clean(self, reply: str) -> str:
+        kept = reply.split(DONE, 1)[0]
+        return "\n".join(line for line in kept.splitlines() if line.strip() != BEGIN)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sizeup.records import Attempt
 from sizeup.strategies.base import EXHAUSTED, SOLVED, Job, Strategy, StrategyParams, solved
-from sizeup.strategies.prompts import first_attempt
 from sizeup.strategies.registry import register
 from sizeup.tasks.types import Task
 
@@ -21,6 +20,6 @@ class SingleShot(Strategy):
     Params = SingleParams
 
     def search(self, task: Task) -> tuple[list[Attempt], str]:
-        job = Job(first_attempt(task), "0", None, seed=self.params.seed, temperature=0.0, kind="generate")
+        job = Job(self.prompter.first_attempt(task), "0", None, seed=self.params.seed, temperature=0.0, kind="generate")
         attempts, cut = self.run_jobs(task, [job], parallel=1)
         return attempts, cut or (SOLVED if solved(attempts) else EXHAUSTED)

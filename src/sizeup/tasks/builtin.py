@@ -10,12 +10,16 @@ from sizeup.tasks.types import Task
 
 
 def _task(task_type: str, entry_point: str, prompt: str, tests: list[str], reference: str) -> Task:
+    """The last two tests of each hand-written list are held out: its larger and trickier cases, which the
+    prompt's conventions cover but no visible test shows."""
     return Task(
         task_id=f"builtin/{task_type}",
         source="builtin",
         prompt=prompt,
         entry_point=entry_point,
-        tests=tests,
+        tests=tests[:-2],
+        hidden_tests=tests[-2:],
+        hidden_note="hand-written: the last two tests of the list",
         reference=reference.strip() + "\n",
     )
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from sizeup.tasks.heldout import split_humaneval
 from sizeup.tasks.types import Task, TaskFormatError
 
 PathLike = str | os.PathLike[str]
@@ -190,6 +191,8 @@ def _mbpp_task(record: Record, at: _At) -> Task:
         tests=tests,
         setup_code="\n".join([*imports, test_setup]).strip(),  # runs after the candidate, before each test
         challenge_tests=challenge_tests,
+        hidden_tests=challenge_tests,  # derived tests join them with `sizeup derive-tests`
+        hidden_note="challenge_test_list" if challenge_tests else "",
         reference=reference,
         stub=None,
     )
@@ -244,12 +247,16 @@ def _humaneval_task(record: Record, at: _At) -> Task:
     except ValueError as error:
         raise at.error("test", str(error)) from None
     _check_python_list(tests, "test", at)
+    visible, hidden = split_humaneval(tests, prompt, entry_point)
+    shown = "the docstring's examples" if visible != tests[:1] else "the first assert of check"
     return Task(
         task_id=task_id,
         source="humaneval",
         prompt=prompt,
         entry_point=entry_point,
-        tests=tests,
+        tests=visible,
+        hidden_tests=hidden,
+        hidden_note=f"visible: {shown}; hidden: the other asserts of check",
         setup_code=setup_code,
         reference=prompt + solution,
         stub=prompt,
@@ -330,6 +337,7 @@ def _sizeup_task(record: Record, at: _At) -> Task:
         raise at.error("entry_point", f"{task.entry_point!r} is not a Python identifier")
     _check_python_list(task.tests, "tests", at)
     _check_python_list(task.challenge_tests, "challenge_tests", at)
+    _check_python_list(task.hidden_tests, "hidden_tests", at)
     _check_python(task.setup_code, "setup_code", at)
     for field in ("reference", "stub"):
         if getattr(task, field) is not None:

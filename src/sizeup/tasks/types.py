@@ -12,6 +12,9 @@ class Task(BaseModel):
     `setup_code` is test setup: it runs after the candidate and before the tests (MBPP's
     `test_setup_code` builds fixtures from classes the solution defines). A task with no tests can still be
     run, but its verdict is "unverified", never "passed".
+
+    `tests` are the visible tests: shown in prompts, run for feedback. `hidden_tests` are never in a prompt
+    or a feedback string; a kept answer's verdict covers both (tasks/heldout.py says where they come from).
     """
 
     task_id: str
@@ -21,6 +24,10 @@ class Task(BaseModel):
     tests: list[str] = Field(default_factory=list)
     setup_code: str = ""
     challenge_tests: list[str] = Field(default_factory=list)
+    hidden_tests: list[str] = Field(default_factory=list)
+    derived_tests: list[str] = Field(default_factory=list)  # those of hidden_tests that tasks/derive.py made
+    # How the hidden tests were made: their sources, the derivation's seed and count, or why there are none.
+    hidden_note: str = ""
     reference: str | None = None  # a known-good solution (MBPP `code`, HumanEval prompt+solution)
     # HumanEval-style tasks give the model a code stub to complete (signature + docstring).
     stub: str | None = None
