@@ -142,6 +142,13 @@ def test_verdicts_and_test_results_match_the_process_backend(sandbox, case):
     assert run.stderr == expected.stderr.replace(str(DRIVER), "/work/.sizeup/driver.py")
 
 
+@pytest.mark.parametrize("name", ["forge_frames", "forge_gc", "peek_expected", "read_job", "read_parent"])
+def test_no_program_passes_a_parent_compared_test_it_does_not_satisfy(sandbox, name):
+    run = sandbox.run(hostile(name), ["assert solve(2) == 4", "assert solve(3) == 6"], Limits(timeout_s=20))
+    assert [t.mode for t in run.tests] == ["parent-compared"] * 2
+    assert run.status is not Status.PASSED and run.status is not Status.HARNESS_ERROR, run.detail
+
+
 def test_a_correct_program_passes_on_a_warm_container_with_its_figures(sandbox):
     run = sandbox.run(ADD + "print('hi')\n", ADD_TESTS)
     assert run.status is Status.PASSED, run.detail

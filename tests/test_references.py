@@ -51,5 +51,8 @@ def test_report_counts_skipped_and_names_the_failing_test(sandbox):
     ]
     report = check_references(tasks, sandbox, workers=2)
     assert (report.total, report.passed, report.skipped) == (2, 1, 1)
-    assert report.failures == [("bad", Status.FAILED, "assert square(3) == 9  # failed: AssertionError")]
+    assert report.failures == [
+        ("bad", Status.FAILED, "assert square(3) == 9  # failed: AssertionError: the call returned 4")
+    ]
+    assert report.parent_compared == 4 and report.parent_compared_share == 1.0
     assert report.seconds > 0

@@ -176,6 +176,35 @@ def test_forged_results_without_the_nonce_do_not_pass(sandbox):
     assert run.status is not Status.HARNESS_ERROR, run.detail
 
 
+# Programs that try to pass `solve(x) == 2x` without computing it (tests/hostile/*.py say how each tries).
+FORGERS = ["forge_frames", "forge_gc", "peek_expected", "read_job", "read_parent"]
+PARENT_TESTS = ["assert solve(2) == 4", "assert solve(3) == 6"]
+ROOMY = Limits(timeout_s=20, test_timeout_s=15)
+
+
+@pytest.mark.parametrize("name", FORGERS)
+def test_no_program_passes_a_parent_compared_test_it_does_not_satisfy(sandbox, name):
+    run = sandbox.run(hostile(name), PARENT_TESTS, ROOMY)
+    assert [t.mode for t in run.tests] == ["parent-compared"] * 2  # the 4 and the 6 never reached the program
+    assert run.status is not Status.PASSED, run.feedback()
+    assert run.status is not Status.HARNESS_ERROR, run.detail
+    still_works(sandbox)
+
+
+def test_a_parent_compared_call_that_returns_the_right_value_passes(sandbox):
+    run = sandbox.run("def solve(x):\n    return 2 * x\n", PARENT_TESTS)
+    assert run.status is Status.PASSED and [t.mode for t in run.tests] == ["parent-compared"] * 2
+
+
+def test_the_in_process_fallback_is_forged_by_a_program_that_walks_the_drivers_frames(sandbox):
+    """The limit, stated: a test that does not parse as a call and an expectation runs inside the program's
+    process, and Python keeps nothing from a program that walks up to the driver's frame: it takes the nonce
+    and the channel and writes its own verdict. Only parent-compared tests are unforgeable."""
+    run = sandbox.run(hostile("forge_frames"), ["result = solve(2)\nassert result == 4"], ROOMY)
+    assert run.tests[0].mode == "in-process"
+    assert run.status is Status.PASSED  # forged: solve returns -1
+
+
 def test_closing_the_result_channel_does_not_pass(sandbox):
     run = sandbox.run(hostile("close_channels"), ["assert answer() == 42"])
     assert run.status is Status.ERROR, run.detail

@@ -123,6 +123,7 @@ class Attempt(BaseModel):
     exec_peak_rss_mb: float = 0.0
     container_id: str = ""  # docker backend: the container that ran it
     exec_figures: dict[str, float] = Field(default_factory=dict)  # backend-specific figures (container, ...)
+    tests_parent_compared: int = 0  # of its tests, those judged outside the program's process
     error: str = ""  # harness error of the model call, if any
     # Added with arms (None or "" in trees stored before): the order the strategy made the node in, when its
     # call started and its execution ended (seconds from the task's start), the model that made it, and why.
@@ -153,6 +154,8 @@ class TaskResult(BaseModel):
     visible_total: int | None = None
     hidden_passed: int | None = None
     hidden_total: int | None = None
+    # Of the verdict's tests, those whose expectation never entered the program's process (the rest ran in it).
+    tests_parent_compared: int | None = None
     best_attempt_id: str | None = None
     depth_reached: int = 0
     model_calls: int = 0

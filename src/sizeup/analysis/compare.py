@@ -94,6 +94,8 @@ def side_summary(
         "overfit_rate_ci95": list(wilson_interval(overfit, n)),
         "overfit": overfit,
         "tasks_with_hidden_tests": sum(bool(r.hidden_total) for r in results),
+        # Verdict tests judged outside the program's process; the rest ran in it (None: not recorded).
+        "parent_compared_share": _parent_share(results),
         "mean_test_pass_ratio": mean_ratio,
         "mean_test_pass_ratio_ci95": list(wilson_interval(mean_ratio * n, n)),
         "wall_s_median": median(walls) if walls else 0.0,
@@ -120,6 +122,12 @@ def side_summary(
         # None, not NaN, where k exceeds a task's samples: `sizeup compare --json` must stay valid JSON.
         "pass_at_k_nodes": {k: finite_or_none(v) for k, v in pass_at_k_over_nodes(results).items()},
     }
+
+
+def _parent_share(results: list[TaskResult]) -> float | None:
+    recorded = [r for r in results if r.tests_parent_compared is not None]
+    total = sum(r.tests_total for r in recorded)
+    return sum(r.tests_parent_compared or 0 for r in recorded) / total if total else None
 
 
 def _per_task_pct(ratio: dict[str, Any]) -> dict[str, Any]:

@@ -175,6 +175,7 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         per_solved("energy_j", "J"),
         row("time to first token, median", lambda s: fmt.num(s["ttft_s_median"], "s")),
         row("sandbox executions", lambda s: fmt.num(s["sandbox_executions"], digits=0)),
+        row("verdict tests compared outside the program", lambda s: fmt.pct(s.get("parent_compared_share"))),
         row("stopped by", lambda s: ", ".join(f"{k} {v}" for k, v in s.get("stopped_by", {}).items())),
     ]
     if any(arm.get("budget") for arm in arms):

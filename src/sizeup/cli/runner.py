@@ -35,6 +35,7 @@ from sizeup.models.types import COMPLETION_ONLY
 from sizeup.monitor import Monitor, process
 from sizeup.records import ArmSpec, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
 from sizeup.sandbox import Limits, Sandbox, TestOutcome, isolation_note, make_sandbox
+from sizeup.sandbox.expect import PARENT
 from sizeup.sandbox.timeouts import calibrate
 from sizeup.store import Store
 from sizeup.strategies import Strategy, parse_params, strategy_class
@@ -299,6 +300,7 @@ class Runner:
             visible_total=best.tests_total,
             hidden_passed=held_out.hidden_passed,
             hidden_total=held_out.hidden_total,
+            tests_parent_compared=held_out.parent_compared,
             best_attempt_id=best.attempt_id,
             depth_reached=outcome.depth_reached,
             model_calls=len(attempts),
@@ -366,6 +368,7 @@ class HeldOut:
     tests_total: int
     hidden_passed: int | None
     hidden_total: int | None
+    parent_compared: int
 
 
 def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) -> HeldOut:
@@ -374,7 +377,14 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
     the verdict is the visible one, as before held-out tests existed."""
     if not task.hidden_tests or best.status == Status.HARNESS_ERROR:
         hidden_total = len(task.hidden_tests) if task.hidden_tests else None
-        return HeldOut(best.status, best.tests_passed, best.tests_total, 0 if hidden_total else None, hidden_total)
+        return HeldOut(
+            best.status,
+            best.tests_passed,
+            best.tests_total,
+            0 if hidden_total else None,
+            hidden_total,
+            best.tests_parent_compared,
+        )
     run = sandbox.run(best.code, [*task.tests, *task.hidden_tests], limits, setup_code=task.setup_code)
     hidden = run.tests[len(task.tests) :]
     return HeldOut(
@@ -383,6 +393,7 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
         run.tests_total,
         sum(t.outcome is TestOutcome.PASSED for t in hidden),
         len(task.hidden_tests),
+        sum(t.mode == PARENT for t in run.tests),
     )
 
 

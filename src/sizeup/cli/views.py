@@ -112,7 +112,9 @@ def execution_dict(result: Execution) -> dict[str, Any]:
         "status": result.status.value,
         "tests_passed": result.tests_passed,
         "tests_total": result.tests_total,
-        "tests": [{"source": t.source, "outcome": t.outcome.value, "message": t.message} for t in result.tests],
+        "tests": [
+            {"source": t.source, "outcome": t.outcome.value, "message": t.message, "mode": t.mode} for t in result.tests
+        ],
         "stdout": result.stdout,
         "stderr": result.stderr,
         "exit_code": result.exit_code,

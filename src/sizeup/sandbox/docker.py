@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sizeup.sandbox.expect import job_tests
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
 from sizeup.sandbox.verdict import DEFAULT_LIMITS, judge
 
@@ -295,7 +296,7 @@ class DockerSandbox(Sandbox):
         job = {
             "setup_code": setup_code,
             "program": program,
-            "tests": tests,
+            "tests": job_tests(tests)[0],  # calls only, where the parent can judge the value
             "test_timeout_s": limits.test_timeout_s,
             "nonce": nonce,
         }

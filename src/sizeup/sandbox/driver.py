@@ -4,12 +4,19 @@ Usage: python driver.py JOB_FILE RESULT_FD  (the process backend), or `run_job` 
 isolated backend's worker imports this module).
 
 JOB_FILE holds {"setup_code", "program", "tests", "test_timeout_s", "nonce"}; it is read and deleted before
-any candidate code runs. Results go to RESULT_FD (never stdout, which belongs to the program) as JSON lines:
+any candidate code runs. A test is either source to run here (an in-process test: its asserts judge
+themselves) or {"call": SOURCE}: a call whose value goes back to the parent, which alone knows what it
+should be (sandbox/expect.py). Results go to RESULT_FD (never stdout, which belongs to the program) as
+JSON lines:
   {"started": true}                        the driver is about to run candidate code
   {"load_error": "...", "memory": bool}    setup or program raised (tests are then not run)
-  {"test": i, "outcome": "...", "message": "...", "seconds": float}   one per test, in order
+  {"test": i, "outcome": "...", "message": "...", "seconds": float}   an in-process test, or a call that
+                                           raised or timed out
+  {"test": i, "value": ENCODED, "seconds": float}                     a call's value (see _encode)
   {"peak_mb": float}                       VmHWM of this process
   {"done": nonce}                          the parent's nonce: only the driver knows it
+The candidate shares this process, so it can write to RESULT_FD too: for in-process tests that is the
+limit of what a Python harness can promise (tests/hostile shows it); for calls it can only send values.
 """
 
 import json
@@ -158,9 +165,70 @@ def _run_test(source: str, namespace: dict, timeout_s: float) -> tuple[str, str]
         return "error", _describe(exc)
 
 
+_MAX_DEPTH = 200
+
+
+def _encode(value, depth: int = 0):
+    """A call's value as plain JSON data the parent decodes without running anything: builtin scalars and
+    containers only, tagged by type. Subclasses (Counter, OrderedDict, namedtuple, IntEnum) are read through
+    their base type, as an == against a literal sees them; anything else cannot be compared outside."""
+    if depth > _MAX_DEPTH:
+        raise ValueError("the value is nested too deep to send")
+    if value is None or value is True or value is False:
+        return value
+    if isinstance(value, int):
+        return {"i": hex(int.__index__(value))}  # hex: no size limit, linear both ways
+    if isinstance(value, float):
+        return {"f": float.__repr__(float(value))}
+    if isinstance(value, complex):
+        return {"c": [float.__repr__(value.real), float.__repr__(value.imag)]}
+    if isinstance(value, str):
+        return {"s": str.__str__(value)}
+    if isinstance(value, bytes | bytearray):
+        return {"b": bytes(value).hex()}
+    if isinstance(value, list):
+        return {"l": [_encode(item, depth + 1) for item in list.__iter__(value)]}
+    if isinstance(value, tuple):
+        return {"t": [_encode(item, depth + 1) for item in tuple.__iter__(value)]}
+    if isinstance(value, frozenset):
+        return {"F": [_encode(item, depth + 1) for item in frozenset.__iter__(value)]}
+    if isinstance(value, set):
+        return {"S": [_encode(item, depth + 1) for item in set.__iter__(value)]}
+    if isinstance(value, dict):
+        return {"d": [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in dict.items(value)]}
+    raise TypeError(f"a {type(value).__name__} cannot be sent to the parent to be compared")
+
+
+def _run_call(source: str, namespace: dict, timeout_s: float) -> dict:
+    """Evaluate a parent-compared test's call (its own timeout, like any test) and encode the value."""
+    global _armed
+    try:
+        code = compile(source, "<test>", "eval")
+        signal.signal(signal.SIGALRM, _on_alarm)
+        _armed = True
+        signal.setitimer(signal.ITIMER_REAL, timeout_s, 0.1)
+        try:
+            value = eval(code, namespace)
+            encoded = _dumps(_encode(value))  # inside the alarm: encoding runs the value's own methods
+        finally:
+            _armed = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        return {"value_json": encoded}
+    except _TestTimeout:
+        return {"outcome": "timeout", "message": f"test took longer than {timeout_s:g} s"}
+    except MemoryError:
+        return {"outcome": "error", "message": "MemoryError"}
+    except BaseException as exc:
+        return {"outcome": "error", "message": _describe(exc)}
+
+
 def run_job(job: dict, result_fd: int) -> None:
     """Run the candidate and its tests in this process, report on `result_fd`, then end the process."""
     nonce = job.pop("nonce")
+    try:  # nothing the program starts (a subprocess, an exec) inherits the channel
+        os.set_inheritable(result_fd, False)
+    except OSError:
+        pass
 
     def send(record: dict) -> None:
         _write(result_fd, (_dumps(record) + "\n").encode())
@@ -180,9 +248,20 @@ def run_job(job: dict, result_fd: int) -> None:
     except BaseException as exc:  # SystemExit at top level too: the program ended before the tests
         send({"load_error": _describe(exc), "memory": False})
     else:
-        for index, source in enumerate(job["tests"]):
+        for index, test in enumerate(job["tests"]):
             started = _clock()  # per test, so timeouts can scale with the reference's slowest test
-            outcome, message = _run_test(source, namespace, job["test_timeout_s"])
+            if isinstance(test, dict):
+                result = _run_call(test["call"], namespace, job["test_timeout_s"])
+                seconds = _clock() - started
+                if "value_json" in result:  # already JSON: spliced in, not encoded twice
+                    _write(
+                        result_fd,
+                        f'{{"test": {index}, "seconds": {seconds!r}, "value": {result["value_json"]}}}\n'.encode(),
+                    )
+                else:
+                    send({"test": index, **result, "seconds": seconds})
+                continue
+            outcome, message = _run_test(test, namespace, job["test_timeout_s"])
             send({"test": index, "outcome": outcome, "message": message, "seconds": _clock() - started})
     for stream in (sys.stdout, sys.stderr):  # os._exit skips the flush of the program's buffered prints
         try:

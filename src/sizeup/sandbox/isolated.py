@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sizeup.sandbox.driver import RESULT_CAP
+from sizeup.sandbox.expect import job_tests
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
 from sizeup.sandbox.verdict import DEFAULT_LIMITS, judge, rlimits
 
@@ -425,7 +426,7 @@ class IsolatedSandbox(Sandbox):
         job = {
             "program": program,
             "setup_code": setup_code,
-            "tests": tests,
+            "tests": job_tests(tests)[0],  # calls only, where the parent can judge the value
             "nonce": nonce,
             "test_timeout_s": limits.test_timeout_s,
             "timeout_s": limits.timeout_s,

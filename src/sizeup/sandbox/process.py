@@ -20,7 +20,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from sizeup.sandbox import ptrace_guard
 from sizeup.sandbox.driver import RESULT_CAP, kill_group, supervise
+from sizeup.sandbox.expect import job_tests
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status
 from sizeup.sandbox.verdict import DEFAULT_LIMITS, judge, rlimits
 
@@ -45,6 +47,7 @@ class ProcessSandbox(Sandbox):
         # -s -P and a scrubbed environment give what -I gives, but -I also implies -E, which would
         # ignore PYTHONHASHSEED and make set iteration order (and so some verdicts) vary between runs.
         self._flags = ["-s", "-P"] if site_packages else ["-s", "-P", "-S"]
+        self._drop_ptrace = ptrace_guard.guard()  # the expected values in this process stay out of reach
 
     def run(
         self, program: str, tests: Sequence[str], limits: Limits = DEFAULT_LIMITS, setup_code: str = ""
@@ -68,7 +71,7 @@ class ProcessSandbox(Sandbox):
         job = {
             "setup_code": setup_code,
             "program": program,
-            "tests": tests,
+            "tests": job_tests(tests)[0],  # calls only, where the parent can judge the value
             "test_timeout_s": limits.test_timeout_s,
             "nonce": nonce,
         }
@@ -82,10 +85,13 @@ class ProcessSandbox(Sandbox):
             "PYTHONDONTWRITEBYTECODE": "1",
         }
         wanted = rlimits(limits)
+        drop_ptrace = self._drop_ptrace
 
         def set_limits() -> None:  # runs in the child between fork and exec: no imports, no locks
             for which, soft, hard in wanted:
                 resource.setrlimit(which, (soft, hard))
+            if drop_ptrace is not None:
+                drop_ptrace()
 
         read_fd, write_fd = os.pipe()
         try:

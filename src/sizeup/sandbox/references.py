@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from sizeup.sandbox.expect import PARENT
 from sizeup.sandbox.types import Execution, Limits, Sandbox, Status, TestOutcome
 from sizeup.sandbox.verdict import DEFAULT_LIMITS
 
@@ -29,6 +30,8 @@ class ReferenceReport:
     visible_passed: int = 0
     hidden_total: int = 0
     hidden_passed: int = 0
+    parent_compared: int = 0  # tests judged outside the program's process (sandbox/expect.py)
+    parent_compared_share: float = 0.0  # of all tests run
 
     def summary(self) -> str:
         return f"{self.passed}/{self.total} references passed in {self.seconds:.1f} s on {self.backend!r}" + (
@@ -64,7 +67,11 @@ def check_references(
     passed_tests = [[t.outcome is TestOutcome.PASSED for t in ex.tests] for ex in executions]
     visible = [(len(task.tests), ok[: len(task.tests)]) for task, ok in zip(runnable, passed_tests, strict=True)]
     hidden = [(len(task.hidden_tests), ok[len(task.tests) :]) for task, ok in zip(runnable, passed_tests, strict=True)]
+    modes = [t.mode for ex in executions for t in ex.tests]
+    parent = sum(mode == PARENT for mode in modes)
     return ReferenceReport(
+        parent_compared=parent,
+        parent_compared_share=parent / len(modes) if modes else 0.0,
         visible_total=sum(n for n, _ in visible),
         visible_passed=sum(sum(ok) for _, ok in visible),
         hidden_total=sum(n for n, _ in hidden),

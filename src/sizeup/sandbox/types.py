@@ -27,6 +27,9 @@ class TestResult:
     outcome: TestOutcome
     message: str = ""
     seconds: float = 0.0  # wall time of this test alone, as the driver measured it (0 if it never ran)
+    # "parent-compared": only its call ran in the program, the expectation was checked outside it;
+    # "in-process": the whole test ran in the program's process (sandbox/expect.py says which and why).
+    mode: str = "in-process"
 
 
 @dataclass

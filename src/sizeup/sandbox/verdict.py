@@ -18,8 +18,10 @@ import math
 import resource
 import signal
 from dataclasses import dataclass, field
+from typing import Any
 
 from sizeup.sandbox.driver import RESULT_CAP
+from sizeup.sandbox.expect import IN_PROCESS, PARENT, expectation, judge_value
 from sizeup.sandbox.types import Execution, Limits, Status, TestOutcome, TestResult
 
 DEFAULT_LIMITS = Limits()
@@ -38,6 +40,7 @@ class Facts:
     outcomes: list[TestOutcome] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
+    values: dict[int, Any] = field(default_factory=dict)  # a parent-compared call's encoded value, by test
     peak_mb: float = 0.0
     protocol_error: str | None = None
 
@@ -77,6 +80,24 @@ def decide(facts: Facts) -> tuple[Status, str]:
     return Status.PASSED, ""
 
 
+def compare_in_parent(facts: Facts, tests: list[str]) -> list[str]:
+    """Outcomes of the parent-compared tests, from the values the calls returned and expectations that never
+    left this process; in-process tests keep what the driver reported. Returns each test's mode."""
+    modes = []
+    for index, test in enumerate(tests):
+        expected = expectation(test)
+        modes.append(PARENT if expected is not None else IN_PROCESS)
+        if expected is None:
+            continue
+        if index in facts.values:
+            facts.outcomes[index], facts.messages[index] = judge_value(expected, facts.values[index])
+        elif facts.outcomes[index] in (TestOutcome.PASSED, TestOutcome.FAILED):
+            # A call reports a value, an error or a timeout: "passed" on the channel is a forgery.
+            facts.outcomes[index] = TestOutcome.ERROR
+            facts.messages[index] = "no value came back for this call (the result channel was written to)"
+    return modes
+
+
 def judge(
     tests: list[str],
     nonce: str,
@@ -92,10 +113,11 @@ def judge(
     """The Execution for what a backend observed of one run: the same rules for every backend."""
     facts = _parse(channel, nonce, len(tests), len(channel) >= RESULT_CAP)
     facts.timed_out, facts.returncode = timed_out, returncode
+    modes = compare_in_parent(facts, tests)
     verdict, detail = decide(facts)
     if verdict is Status.HARNESS_ERROR and err.strip():
         detail += " | stderr: " + err.decode(errors="replace").strip().splitlines()[-1][:200]
-    results = zip(tests, facts.outcomes, facts.messages, facts.seconds, strict=True)
+    results = zip(tests, facts.outcomes, facts.messages, facts.seconds, modes, strict=True)
     return Execution(
         status=verdict,
         detail=detail,
@@ -142,14 +164,21 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
     for line in lines:
         try:
             record = json.loads(line)
-            if "test" in record:
+            if "test" in record and "value" in record:
+                facts.values[record["test"]] = record["value"]
+                facts.outcomes[record["test"]] = TestOutcome.NOT_RUN  # decided by compare_in_parent
+                facts.seconds[record["test"]] = float(record.get("seconds", 0.0))
+            elif "test" in record:
+                facts.values.pop(record["test"], None)
                 facts.outcomes[record["test"]] = TestOutcome(record["outcome"])
                 facts.messages[record["test"]] = str(record["message"])
                 facts.seconds[record["test"]] = float(record.get("seconds", 0.0))
             elif "load_error" in record:
                 facts.load_error, facts.load_memory = str(record["load_error"]), bool(record["memory"])
             elif "done" in record:
-                facts.marker = facts.marker or record["done"] == nonce
+                if record["done"] == nonce:
+                    facts.marker = True
+                    break  # the driver's last word: whatever follows was written by something else
             elif "peak_mb" in record:
                 facts.peak_mb = float(record["peak_mb"])
             elif "started" in record:

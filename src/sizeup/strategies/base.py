@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from sizeup.models.types import GenerationParams, ModelClient, ModelError, Prompt
 from sizeup.records import Attempt, Budget, tree_order_key
+from sizeup.sandbox.expect import PARENT
 from sizeup.sandbox.types import Limits, Sandbox
 from sizeup.strategies.program import candidate_program
 from sizeup.strategies.prompts import STANDARD, Prompter
@@ -225,6 +226,7 @@ class Strategy(ABC):
         record.exec_wall_s, record.exec_cpu_s = result.wall_s, result.cpu_s
         record.exec_peak_rss_mb = result.peak_rss_mb
         record.container_id, record.exec_figures = result.container_id, dict(result.figures)
+        record.tests_parent_compared = sum(t.mode == PARENT for t in result.tests)
 
 
 def rank_key(attempt: Attempt) -> tuple:
