@@ -3,6 +3,7 @@ analysis reads them. Pydantic so that every store can serialise them the same wa
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -131,7 +132,11 @@ class Attempt(BaseModel):
     start_s: float | None = None
     end_s: float | None = None
     model: str = ""
-    kind: str = ""  # "generate" (a fresh answer), "repair" (a fix of its parent), "sample" (best-of-n)
+    # "generate" (a fresh answer), "repair" (a fix of its parent), "sample" (best-of-n), and decompose's
+    # "plan", "implement", "compose".
+    kind: str = ""
+    executed: bool = True  # False for a call whose reply is not a program (a plan, one helper): no sandbox run
+    note: str = ""  # what a strategy says of the node (a plan it could not use, the part a repair fixes)
 
 
 class TaskResult(BaseModel):
@@ -231,3 +236,21 @@ class RunRecord(BaseModel):
 
     def arm(self, name: str) -> ArmSpec | None:
         return next((arm for arm in self.arms if arm.name == name), None)
+
+
+def result_shape(result: TaskResult) -> dict[str, Any]:
+    """One tree's shape: wider steps (new answers from the root), deeper steps (repairs of a node), its
+    depth and widest fan-out, and what made its first passing node (kind and model)."""
+    children = Counter(a.parent_id for a in result.attempts)
+    first = min(
+        (a for a in result.attempts if a.status == Status.PASSED and a.executed),
+        key=lambda a: a.seq if a.seq is not None else 0,
+        default=None,
+    )
+    return {
+        "wider": sum(a.parent_id is None for a in result.attempts),
+        "deeper": sum(a.kind == "repair" for a in result.attempts),
+        "depth": max((a.depth for a in result.attempts), default=0),
+        "width": max(children.values(), default=0),
+        "first_pass_from": f"{first.kind or 'node'} by {first.model or '?'}" if first else None,
+    }

@@ -9,7 +9,7 @@ from typing import Any
 
 from sizeup.analysis.fmt import missing
 from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
-from sizeup.records import TaskResult
+from sizeup.records import TaskResult, result_shape
 from sizeup.verdicts import Status
 
 PASS_AT_K = (1, 2, 5, 10)
@@ -76,3 +76,18 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
 def finite_or_none(value: float | None) -> float | None:
     """NaN (an undefined estimate) as None, so that dicts of results serialise as strict JSON."""
     return None if missing(value) else value
+
+
+def tree_shape(results: list[TaskResult]) -> dict[str, Any]:
+    """An arm's trees together: `wider`/`deeper` = counts of new-answer and refine steps, the deepest and
+    widest tree, and for the tasks solved, where the first passing node came from."""
+    shapes = [result_shape(r) for r in results]
+    return {
+        "wider": sum(s["wider"] for s in shapes),
+        "deeper": sum(s["deeper"] for s in shapes),
+        "max_depth": max((s["depth"] for s in shapes), default=0),
+        "max_width": max((s["width"] for s in shapes), default=0),
+        "depth_distribution": dict(sorted(Counter(str(s["depth"]) for s in shapes).items())),
+        "width_distribution": dict(sorted(Counter(str(s["width"]) for s in shapes).items())),
+        "first_pass_from": dict(sorted(Counter(s["first_pass_from"] for s in shapes if s["first_pass_from"]).items())),
+    }

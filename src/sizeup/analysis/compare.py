@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from sizeup.analysis.branching import branching_stats, finite_or_none, pass_at_k_over_nodes
+from sizeup.analysis.branching import branching_stats, finite_or_none, pass_at_k_over_nodes, tree_shape
 from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, task_spend
 from sizeup.analysis.costs import FIGURES, cost_per_solved, median_with_ci, pct_less_from_ratio, ratio_summary
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
@@ -276,6 +276,8 @@ def arm_summary(spec: ArmSpec, results: list[TaskResult], *, resamples: int, see
         "model_peak_rss_mb_median_ci": medians["peak_rss_mb"]["ci95"],
         "model_calls_mean": sum(calls) / len(calls) if calls else 0.0,
         "over_budget": sum(over_budget(r) for r in results),
+        # For arms that build trees (every strategy but single): how wide and deep they grew.
+        **({"tree_shape": tree_shape(results)} if spec.strategy != "single" else {}),
         **{k: v for k, v in side.items() if k not in ("model", "strategy")},
     }
 

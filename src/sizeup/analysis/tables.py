@@ -177,6 +177,18 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         row("sandbox executions", lambda s: fmt.num(s["sandbox_executions"], digits=0)),
         row("verdict tests compared outside the program", lambda s: fmt.pct(s.get("parent_compared_share"))),
         row("stopped by", lambda s: ", ".join(f"{k} {v}" for k, v in s.get("stopped_by", {}).items())),
+        row(
+            "tree: wider / deeper steps",
+            lambda s: f"{s['tree_shape']['wider']} / {s['tree_shape']['deeper']}" if "tree_shape" in s else "one call",
+        ),
+        row(
+            "first passing node from",
+            lambda s: (
+                ", ".join(f"{k}: {v}" for k, v in s["tree_shape"]["first_pass_from"].items())
+                if s.get("tree_shape", {}).get("first_pass_from")
+                else "-"
+            ),
+        ),
     ]
     if any(arm.get("budget") for arm in arms):
         rows.append(

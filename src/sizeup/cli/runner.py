@@ -313,7 +313,7 @@ class Runner:
             gen_s=sum(a.gen_s for a in attempts),
             server=monitor.summary,
             shared_server=watch_shared.summary if watch_shared else None,
-            sandbox_executions=len(attempts),
+            sandbox_executions=sum(a.executed for a in attempts),
             sandbox_cpu_s=sum(a.exec_cpu_s for a in attempts),
             sandbox_peak_rss_mb=max((a.exec_peak_rss_mb for a in attempts), default=0.0),
             sandbox_wall_s=sum(a.exec_wall_s for a in attempts),

@@ -199,10 +199,13 @@ def _encode(value, depth: int = 0):
     raise TypeError(f"a {type(value).__name__} cannot be sent to the parent to be compared")
 
 
-def _run_call(source: str, namespace: dict, timeout_s: float) -> dict:
-    """Evaluate a parent-compared test's call (its own timeout, like any test) and encode the value."""
+def _run_call(source: str, namespace: dict, timeout_s: float, imports: str = "") -> dict:
+    """Evaluate a parent-compared test's call (its own timeout, like any test) and encode the value. The test's
+    own imports (`import math`) run first, as they would in the test."""
     global _armed
     try:
+        if imports:
+            exec(compile(imports, "<test>", "exec"), namespace)
         code = compile(source, "<test>", "eval")
         signal.signal(signal.SIGALRM, _on_alarm)
         _armed = True
@@ -251,7 +254,7 @@ def run_job(job: dict, result_fd: int) -> None:
         for index, test in enumerate(job["tests"]):
             started = _clock()  # per test, so timeouts can scale with the reference's slowest test
             if isinstance(test, dict):
-                result = _run_call(test["call"], namespace, job["test_timeout_s"])
+                result = _run_call(test["call"], namespace, job["test_timeout_s"], test.get("imports", ""))
                 seconds = _clock() - started
                 if "value_json" in result:  # already JSON: spliced in, not encoded twice
                     _write(

@@ -50,9 +50,12 @@ def job_tests(tests: list[str]) -> tuple[list[str | dict[str, str]], list[Expect
     """What the candidate's process receives for each test (a call, or the whole test), and the
     expectations the parent keeps."""
     expectations = [expectation(t) for t in tests]
-    sent: list[str | dict[str, str]] = [
-        {"call": e.test.call} if e is not None else test for test, e in zip(tests, expectations, strict=True)
-    ]
+    sent: list[str | dict[str, str]] = []
+    for test, e in zip(tests, expectations, strict=True):
+        if e is None:
+            sent.append(test)
+        else:
+            sent.append({"call": e.test.call, "imports": e.test.imports} if e.test.imports else {"call": e.test.call})
     return sent, expectations
 
 

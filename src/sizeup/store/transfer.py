@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from sizeup.records import SMALL, RunRecord, TaskResult
+from sizeup.records import SMALL, RunRecord, TaskResult, result_shape
 from sizeup.store.base import Store, StoreError
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -52,6 +52,13 @@ EXPORT_FIELDS = (
     "sandbox_peak_rss_mb",
     "sandbox_wall_s",
     "finished_at",
+    "visible_passed",
+    "visible_total",
+    "hidden_passed",
+    "hidden_total",
+    "wider_steps",
+    "deeper_steps",
+    "first_pass_from",
 )
 
 
@@ -59,6 +66,9 @@ def result_row(result: TaskResult) -> dict[str, Any]:
     """The exported figures of one result, in EXPORT_FIELDS order."""
     row = result.model_dump(include=set(EXPORT_FIELDS), mode="json")
     row["side"] = result.arm
+    shape = result_shape(result)
+    row["wider_steps"], row["deeper_steps"] = shape["wider"], shape["deeper"]
+    row["first_pass_from"] = shape["first_pass_from"]
     row["model_cpu_s"] = result.server.cpu_s
     row["model_peak_rss_mb"] = result.server.peak_rss_mb
     row["model_mean_cpu_pct"] = result.server.mean_cpu_pct

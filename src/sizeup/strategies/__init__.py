@@ -1,6 +1,6 @@
 """Strategies: how an arm turns a task into an attempt tree. Registered by name (registry.py)."""
 
-from sizeup.strategies import adaptive, best_of_n, single  # noqa: F401 - each module registers its strategy
+from sizeup.strategies import ab_mcts, adaptive, best_of_n, decompose, single  # noqa: F401 - each registers itself
 from sizeup.strategies.adaptive import AdaptiveBranching, AdaptiveParams
 from sizeup.strategies.base import Job, Spend, Strategy, StrategyParams, TreeOutcome, best_of, rank_key
 from sizeup.strategies.best_of_n import BestOfN, BestOfNParams

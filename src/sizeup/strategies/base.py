@@ -65,6 +65,7 @@ class Spend:
         self.budget, self.max_tokens, self._meter = budget, max_tokens, cpu_meter
         self._lock = threading.Lock()
         self.calls = 0  # started
+        self.own_calls: int | None = None  # a strategy's own cap on calls (decompose's max_calls): "exhausted"
         self.finished = 0
         self.tokens = 0  # completion tokens of finished calls, plus max_tokens per call in flight
         self._cpu_start = cpu_meter() if cpu_meter is not None and budget and budget.cpu_s else 0.0
@@ -79,6 +80,8 @@ class Spend:
             budget = self.budget
             if budget is not None and budget.calls is not None and self.calls + allowed > budget.calls:
                 allowed, reason = max(0, budget.calls - self.calls), "budget_calls"
+            if self.own_calls is not None and self.calls + allowed > self.own_calls:
+                allowed, reason = max(0, self.own_calls - self.calls), "exhausted"
             if budget is not None and budget.tokens is not None:
                 fit = max(0, (budget.tokens - self.tokens) // self.max_tokens)
                 if fit < allowed:
@@ -110,6 +113,8 @@ class Job:
     seed: int | None
     temperature: float
     kind: str
+    model: str | None = None  # the model to ask (a search that chooses it); None: round-robin by creation order
+    execute: bool = True  # False for a call whose reply is no program (a plan): no sandbox run
 
 
 class Strategy(ABC):
@@ -163,6 +168,9 @@ class Strategy(ABC):
         to learn anything, and would make runs depend on the order tasks come in.)"""
         return self.clients[seq % len(self.clients)]
 
+    def client_named(self, model: str) -> ModelClient:
+        return next(c for c in self.clients if c.model == model)
+
     def run_jobs(self, task: Task, jobs: list[Job], parallel: int) -> tuple[list[Attempt], str | None]:
         """As many of the jobs as the budget allows, at most `parallel` at a time, in job order. Returns the
         attempts and the budget kind that cut the list short (None if all ran)."""
@@ -174,14 +182,18 @@ class Strategy(ABC):
             numbered = [(self._seq + i, job) for i, job in enumerate(jobs)]
             self._seq += len(jobs)
         if parallel <= 1 or len(numbered) == 1:
-            return [self.attempt(task, job, seq) for seq, job in numbered], reason
+            return [self.make(task, job, seq) for seq, job in numbered], reason
         with ThreadPoolExecutor(max_workers=min(parallel, len(numbered))) as pool:
-            return list(pool.map(lambda item: self.attempt(task, item[1], item[0]), numbered)), reason
+            return list(pool.map(lambda item: self.make(task, item[1], item[0]), numbered)), reason
 
-    def attempt(self, task: Task, job: Job, seq: int) -> Attempt:
-        """One node: generate, extract code, execute. A failed model call is recorded as a harness
-        error on the node, never as a program failure."""
-        client = self.client_for(seq)
+    def make(self, task: Task, job: Job, seq: int) -> Attempt:
+        """One node of the job's kind; a strategy with kinds of its own (a plan) overrides this."""
+        return self.attempt(task, job, seq)
+
+    def call(self, job: Job, seq: int) -> tuple[Attempt, str | None]:
+        """The model call of a node: its record, and the reply's text (None when the call failed: the node
+        is then a harness error, never a program failure)."""
+        client = self.client_for(seq) if job.model is None else self.client_named(job.model)
         parent = job.parent
         record = Attempt(
             attempt_id=job.attempt_id,
@@ -203,7 +215,7 @@ class Strategy(ABC):
             self.spend.settle(0)
             record.status, record.error = Status.HARNESS_ERROR, str(err)
             record.end_s = time.perf_counter() - self._started
-            return record
+            return record, None
         self.spend.settle(reply.usage.completion_tokens)
         record.response, record.finish_reason = reply.text, reply.finish_reason
         record.prompt_tokens, record.completion_tokens = reply.usage.prompt_tokens, reply.usage.completion_tokens
@@ -213,10 +225,24 @@ class Strategy(ABC):
             record.decode_s, record.decode_timed_by_server = reply.usage.eval_s, True
         elif reply.usage.ttft_s is not None:
             record.decode_s = reply.usage.total_s - reply.usage.ttft_s
-        record.code = candidate_program(task, self.prompter.clean(reply.text), client.style)
+        if not job.execute:  # a plan or a part: a reply, no program of its own to run
+            record.status, record.executed = Status.UNVERIFIED, False
+            record.end_s = time.perf_counter() - self._started
+        return record, reply.text
+
+    def attempt(self, task: Task, job: Job, seq: int) -> Attempt:
+        """One node: generate, extract code, execute."""
+        record, text = self.call(job, seq)
+        if text is None or not job.execute:
+            return record
+        client = self.client_named(record.model)
+        record.code = candidate_program(task, self.prompter.clean(text), client.style)
+        self.execute(task, record)
+        return record
+
+    def execute(self, task: Task, record: Attempt) -> None:
         self._execute(task, record)
         record.end_s = time.perf_counter() - self._started
-        return record
 
     def _execute(self, task: Task, record: Attempt) -> None:
         result = self.sandbox.run(record.code, task.tests, self.limits, setup_code=task.setup_code)
@@ -243,8 +269,9 @@ def rank_key(attempt: Attempt) -> tuple:
 
 
 def best_of(attempts: list[Attempt]) -> Attempt:
-    return min(attempts, key=rank_key)
+    """The kept answer: the best node that is a program (plans and parts are not, and are never kept)."""
+    return min([a for a in attempts if a.executed] or attempts, key=rank_key)
 
 
 def solved(attempts: list[Attempt]) -> bool:
-    return any(a.status == Status.PASSED for a in attempts)
+    return any(a.status == Status.PASSED and a.executed for a in attempts)

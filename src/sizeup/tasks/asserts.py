@@ -41,6 +41,7 @@ class ParsedTest:
     expected: str = ""  # source of the expected value ("" for TRUE/FALSE)
     strict: bool = True  # TRUE/FALSE: `is True`/`is False` (strict) or truthiness (`assert CALL`)
     tolerance: dict[str, str] = field(default_factory=dict)  # CLOSE: rel_tol/abs_tol; ABS_WITHIN: tol, op
+    imports: str = ""  # the test's own import statements before its assert (`import math`), run before the call
 
     def literal_args(self) -> tuple[list[Any], dict[str, Any]] | None:
         """The arguments as Python values, when every one is a literal."""
@@ -61,6 +62,10 @@ class ParsedTest:
 
     def to_source(self, call: str | None = None, expected: str | None = None) -> str:
         """The assert in its own form, for another call and expectation (derived tests)."""
+        body = self._assert(call, expected)
+        return f"{self.imports}\n{body}" if self.imports else body
+
+    def _assert(self, call: str | None, expected: str | None) -> str:
         call = self.call if call is None else call
         expected = self.expected if expected is None else expected
         if self.check is Check.EQUAL:
@@ -85,20 +90,40 @@ def parse_test(source: str, entry_point: str | None = None) -> ParsedTest | None
     except SyntaxError:
         return None
     aliases: dict[str, str] = {}
-    # HumanEval's split checks start with `candidate = entry_point`.
-    while (
-        body
-        and isinstance(body[0], ast.Assign)
-        and len(body[0].targets) == 1
-        and isinstance(body[0].targets[0], ast.Name)
-        and isinstance(body[0].value, ast.Name)
-    ):
-        aliases[body[0].targets[0].id] = body[0].value.id
-        body = body[1:]
+    imports: list[str] = []
+    # HumanEval's split checks start with `candidate = entry_point`, and a test may import what it uses.
+    while body and (_is_alias(body[0]) or isinstance(body[0], ast.Import | ast.ImportFrom)):
+        statement = body.pop(0)
+        if isinstance(statement, ast.Assign):
+            aliases[statement.targets[0].id] = statement.value.id  # type: ignore[attr-defined]
+        else:
+            imports.append(ast.unparse(statement))
     # `assert CALL == X, "message"`: the message only names the failure; the check is the same.
     if len(body) != 1 or not isinstance(body[0], ast.Assert):
         return None
-    return _parse_condition(body[0].test, aliases, entry_point)
+    parsed = _parse_condition(body[0].test, aliases, entry_point)
+    if parsed is None or not imports:
+        return parsed
+    return ParsedTest(
+        parsed.func,
+        parsed.call,
+        parsed.args,
+        parsed.kwargs,
+        parsed.check,
+        parsed.expected,
+        parsed.strict,
+        parsed.tolerance,
+        "\n".join(imports),
+    )
+
+
+def _is_alias(statement: ast.stmt) -> bool:
+    return (
+        isinstance(statement, ast.Assign)
+        and len(statement.targets) == 1
+        and isinstance(statement.targets[0], ast.Name)
+        and isinstance(statement.value, ast.Name)
+    )
 
 
 def _parse_condition(test: ast.expr, aliases: dict[str, str], entry: str | None) -> ParsedTest | None:

@@ -189,7 +189,8 @@ def assert_for(seed: ParsedTest, call: str, value: Any, text: str) -> str | None
             return None
         return f"import math\nassert math.isclose({call}, {text}, rel_tol=1e-9, abs_tol=1e-12)"
     source = seed.to_source(call=call, expected=text)
-    return f"import math\n{source}" if seed.check is Check.CLOSE else source
+    needs_math = seed.check is Check.CLOSE and "import math" not in seed.imports
+    return f"import math\n{source}" if needs_math else source
 
 
 def _parse_outputs(stdout: str, n: int) -> list[str | None]:
@@ -210,7 +211,9 @@ def derive_for(task: Task, run: Callable[[str], str], per_task: int, seed: int) 
         return Derived(task.task_id, why_none="no reference solution")
     if not task.entry_point:
         return Derived(task.task_id, why_none="no entry point")
-    existing = [*task.tests, *task.hidden_tests]
+    # Seeds: the task's own tests, never earlier derived ones, so deriving again with a seed gives the same.
+    derived_before = set(task.derived_tests)
+    existing = [*task.tests, *(t for t in task.hidden_tests if t not in derived_before)]
     seeds = [p for p in (parse_test(t, task.entry_point) for t in existing) if p is not None]
     if not seeds:
         return Derived(task.task_id, why_none="no test parses as a call and an expectation")
