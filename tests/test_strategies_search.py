@@ -86,7 +86,8 @@ def test_ab_mcts_chooses_among_models_as_actions(sandbox):
 def test_ab_mcts_bookkeeping_is_timed(sandbox):
     strategy = ABMCTS(Scripted("m", lambda p, s, m: FAIL), sandbox, ABMCTSParams(n=4, max_tokens=10))
     strategy.solve(TASK)
-    assert 0 < strategy.bookkeeping_s < 5
+    outcome = strategy.solve(TASK)
+    assert 0 < strategy.bookkeeping_s < 5 and outcome.bookkeeping_s == strategy.bookkeeping_s
 
 
 # -- decompose ---------------------------------------------------------------------------------------------
@@ -201,6 +202,7 @@ def test_compare_and_export_give_each_tree_building_arms_shape(tmp_path):
         export_run(store, run_id, "jsonl", tmp_path / "rows.jsonl")
     one, mcts = data["arms"]
     assert "tree_shape" not in one and mcts["strategy"] == "ab-mcts"
+    assert one["strategy_overhead_pct"] is None and 0 < mcts["strategy_overhead_pct"] < 100
     shape = mcts["tree_shape"]
     assert set(shape) >= {"wider", "deeper", "max_depth", "max_width", "first_pass_from"}
     assert shape["wider"] >= 2 and sum(shape["first_pass_from"].values()) == mcts["solved"]

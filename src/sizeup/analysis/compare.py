@@ -276,10 +276,18 @@ def arm_summary(spec: ArmSpec, results: list[TaskResult], *, resamples: int, see
         "model_peak_rss_mb_median_ci": medians["peak_rss_mb"]["ci95"],
         "model_calls_mean": sum(calls) / len(calls) if calls else 0.0,
         "over_budget": sum(over_budget(r) for r in results),
+        # The search algorithm's own time (TreeQuest's ask/tell) against the arm's wall time, where timed.
+        "strategy_overhead_pct": _overhead_pct(results),
         # For arms that build trees (every strategy but single): how wide and deep they grew.
         **({"tree_shape": tree_shape(results)} if spec.strategy != "single" else {}),
         **{k: v for k, v in side.items() if k not in ("model", "strategy")},
     }
+
+
+def _overhead_pct(results: list[TaskResult]) -> float | None:
+    timed = [r for r in results if r.strategy_overhead_s is not None]
+    wall = sum(r.wall_s for r in timed)
+    return 100.0 * sum(r.strategy_overhead_s or 0.0 for r in timed) / wall if timed and wall > 0 else None
 
 
 def over_budget(result: TaskResult) -> bool:

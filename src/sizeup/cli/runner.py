@@ -305,6 +305,7 @@ class Runner:
             depth_reached=outcome.depth_reached,
             model_calls=len(attempts),
             stopped_by=outcome.stopped_by,
+            strategy_overhead_s=outcome.bookkeeping_s,
             budget=arm.budget,
             wall_s=monitor.summary.wall_s,
             prompt_tokens=sum(a.prompt_tokens for a in attempts),

@@ -47,6 +47,7 @@ class TreeOutcome:
     attempts: list[Attempt]
     best: Attempt
     stopped_by: str
+    bookkeeping_s: float | None = None  # the search algorithm's own time (TreeQuest's ask and tell), if timed
 
     @property
     def depth_reached(self) -> int:
@@ -156,7 +157,7 @@ class Strategy(ABC):
         self.spend = Spend(self.budget, self.params.max_tokens, self._cpu_meter)
         attempts, stopped_by = self.search(task)
         attempts = sorted(attempts, key=lambda a: a.seq if a.seq is not None else -1)
-        return TreeOutcome(attempts, best_of(attempts), stopped_by)
+        return TreeOutcome(attempts, best_of(attempts), stopped_by, getattr(self, "bookkeeping_s", None))
 
     @abstractmethod
     def search(self, task: Task) -> tuple[list[Attempt], str]:
