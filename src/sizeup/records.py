@@ -185,7 +185,10 @@ class TaskResult(BaseModel):
     # Why the strategy stopped: "solved", "exhausted" (its own limit: depth, n), "single", "no_tests", or
     # "budget_tokens" / "budget_calls" / "budget_cpu_s" (the arm's budget). "" in results stored before.
     stopped_by: str = ""
-    strategy_overhead_s: float | None = None  # the search algorithm's own bookkeeping (ab-mcts: TreeQuest), timed
+    strategy_overhead_s: float | None = None
+    # Which worker made it (runs with --workers or --executor ray): id, the CPUs it was pinned to, its node
+    # (host, CPU model, cores) and how many workers ran at once. None for a one-worker run.
+    worker: dict[str, Any] | None = None  # the search algorithm's own bookkeeping (ab-mcts: TreeQuest), timed
     budget: Budget | None = None  # the budget the arm ran under, if any
 
     @property

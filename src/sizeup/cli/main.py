@@ -65,8 +65,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     mod = parser.add_argument_group("models")
     mod.add_argument(
         "--provider",
-        choices=("embedded", "ollama", "openai"),
-        help="default: ollama when --url is given, else embedded",
+        help="embedded, ollama or openai (or one a $SIZEUP_PLUGINS module registers); default: ollama when --url "
+        "is given, else embedded",
     )
     mod.add_argument("--url", help="model server URL (Ollama: http://host:11434; OpenAI-compatible: .../v1)")
     mod.add_argument(
@@ -120,6 +120,20 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     sb.add_argument("--image", help="docker: image with python3 (default $SIZEUP_DOCKER_IMAGE or python:3.11-slim)")
     sb.add_argument("--timeout", type=float, default=10.0, help="seconds per candidate execution")
     sb.add_argument("--memory", type=int, default=1024, help="MB of address space per execution")
+    scale = parser.add_argument_group("scaling out")
+    scale.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each with its own model servers pinned to its own CPUs (default 1: this process)",
+    )
+    scale.add_argument(
+        "--executor",
+        default="local",
+        choices=("local", "ray"),
+        help="local processes, or Ray actors across a cluster (pip install 'sizeup[ray]')",
+    )
+    scale.add_argument("--ray-address", help="the Ray cluster to join (default: start a local one)")
     parser.add_argument(
         "--protocol",
         default="standard",
@@ -414,6 +428,9 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         image=args.image,
         baseline=baseline,
         protocol=args.protocol,
+        workers=args.workers,
+        executor=args.executor,
+        ray_address=args.ray_address,
     )
     with open_store(args.db) as store:
         run = None

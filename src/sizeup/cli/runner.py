@@ -65,6 +65,9 @@ class RunConfig:
     server_pid: int | None = None
     baseline: str | None = None  # the arm the others are compared with (None: the first)
     protocol: str = "standard"  # the prompts: standard, or mbpp-3shot (Austin et al. 2021)
+    workers: int = 1  # worker processes (or Ray actors), each with its own model servers and CPUs
+    executor: str = "local"  # local processes, or ray
+    ray_address: str | None = None  # a Ray cluster's address (None: start or join a local one)
 
     @classmethod
     def from_dict(cls, data: dict) -> RunConfig:
@@ -139,9 +142,12 @@ class Runner:
         run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
         clients: dict[str, ModelClient] = {}
         try:
-            clients = self._start_models(run)
-            self.store.save_run(run)
-            self._loop(run, todo, done, clients, sandbox)
+            if self.config.workers > 1 or self.config.executor != "local":
+                self._run_pool(run, todo, done)
+            else:
+                clients = self._start_models(run)
+                self.store.save_run(run)
+                self._loop(run, todo, done, clients, sandbox)
             run.status = "finished"
         except KeyboardInterrupt:
             run.status = "interrupted"
@@ -263,6 +269,68 @@ class Runner:
                     result = self.solve(run.run_id, task, arm, clients, sandbox, limits)
                     self.store.save_result(result)
                 progress.advance(bar)
+
+    def _run_pool(self, run: RunRecord, todo: list[Task], done: set) -> None:
+        """The tasks on several workers (local processes or Ray actors); results stored as they come back."""
+        from sizeup.cli.workers import LocalPool, WorkerSpec, parse_results, split_cpus
+
+        cfg = self.config
+        shots = [t.model_dump() for t in getattr(self.prompter, "shots", [])]
+        if cfg.executor == "ray":
+            from sizeup.cli.ray_pool import RayPool, ray_cpu_sets
+
+            cpu_sets = ray_cpu_sets(cfg.workers, cfg.ray_address)
+        else:
+            cpu_sets = split_cpus(cfg.workers)
+        specs = [
+            WorkerSpec(
+                i,
+                cpus,
+                run.run_id,
+                asdict(cfg),
+                [a.model_dump() for a in self.arms],
+                len(cpu_sets),
+                shots,
+                pin=cfg.executor == "local",
+            )
+            for i, cpus in enumerate(cpu_sets)
+        ]
+        pool = RayPool(specs, cfg.ray_address) if cfg.executor == "ray" else LocalPool(specs)
+        try:
+            with self.console.status(f"starting {len(specs)} workers ({cfg.executor})"):
+                ready = pool.start()
+            run.load["workers"] = ready
+            run.config["concurrency"] = len(specs)
+            run.config["server_attribution"] = ready[0]["server_attribution"]
+            if cfg.provider != "embedded":
+                run.config["server_attribution"] += (
+                    f"; {len(specs)} workers share the server: a task's server "
+                    "figures include the other workers' concurrent tasks"
+                )
+            self.store.save_run(run)
+            items = [
+                (t.model_dump_json(), [a.name for a in self.arms if (t.task_id, a.name) not in done]) for t in todo
+            ]
+            pool.submit_all(items)
+            with self._progress() as progress:
+                bar = progress.add_task(f"run {run.run_id} on {len(specs)} workers", total=len(items))
+                for bodies in pool.results(len(items)):
+                    for result in parse_results(bodies):
+                        self.store.save_result(result)
+                    progress.advance(bar)
+        finally:
+            pool.stop()
+
+    def _progress(self) -> Progress:
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("eta"),
+            TimeRemainingColumn(),
+        )
+        return Progress(*columns, console=self.console, transient=False)
 
     def solve(
         self, run_id: str, task: Task, arm: ArmSpec, clients: dict[str, ModelClient], sandbox: Sandbox, limits: Limits

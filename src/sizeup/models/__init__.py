@@ -67,8 +67,19 @@ def register_provider(name: str) -> Callable[[ProviderFactory], ProviderFactory]
     return add
 
 
+def load_plugins() -> None:
+    """Import the modules named in $SIZEUP_PLUGINS (comma-separated): a provider of one's own registers
+    itself there, in every process that needs it (workers, Ray actors)."""
+    import importlib
+
+    for name in filter(None, (part.strip() for part in os.environ.get("SIZEUP_PLUGINS", "").split(","))):
+        importlib.import_module(name)
+
+
 def make_client(provider: str, model: str, **settings: Any) -> ModelClient:
     """The client for one model of one provider."""
+    if provider not in PROVIDERS:
+        load_plugins()
     try:
         factory = PROVIDERS[provider]
     except KeyError:

@@ -1,0 +1,150 @@
+"""The workers of workers.py as Ray actors, placed by Ray across the nodes of a cluster (`--executor ray`).
+
+Each actor declares one CPU (Ray places one per free CPU of a node) and starts its own embedded servers on
+its node, or talks to its node's own server (`--url http://127.0.0.1:11434` means each node's). The driver
+deals tasks to free actors and writes results to the store as they come back; a task whose actor dies is
+given to another (once more at most) and, being stored by the driver only once it comes back, is never
+stored twice. Each result records its node.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+from sizeup.cli.workers import TaskWorker, WorkerError, WorkerSpec
+
+RETRIES = 1  # a task whose actor died is tried once more, on another actor
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--executor ray needs Ray: pip install 'sizeup[ray]'") from None
+    return ray
+
+
+def ray_cpu_sets(workers: int, address: str | None) -> list[list[int]]:
+    """Ray gives each actor its CPU: the sets are filled in by the actors themselves (empty here)."""
+    if workers < 1:
+        raise ValueError(f"--workers {workers}: at least 1")
+    _ray()
+    return [[] for _ in range(workers)]
+
+
+class _Actor:
+    """The Ray actor: one TaskWorker, on whichever node Ray placed it."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.worker = TaskWorker(spec)
+
+    def start(self) -> dict[str, Any]:
+        return self.worker.start()
+
+    def solve(self, task_json: str, arm_names: list[str]) -> list[str]:
+        return self.worker.solve_task(task_json, arm_names)
+
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
+    def close(self) -> None:
+        self.worker.close()
+
+
+class RayPool:
+    """Actors fed one task at a time; a dead actor's task goes to another."""
+
+    def __init__(self, specs: list[WorkerSpec], address: str | None):
+        self.ray = _ray()
+        self.specs, self.address = specs, address
+        self.actors: dict[int, Any] = {}
+        self.items: deque[tuple[str, list[str]]] = deque()
+        self.busy: set[int] = set()
+        self._pids: dict[int, int] = {}
+        self._started_ray = False
+
+    def start(self) -> list[dict[str, Any]]:
+        ray = self.ray
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": _passed_env()},
+            )
+            self._started_ray = True
+        actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
+        self.actors = {
+            spec.index: actor_class.options(name=f"sizeup-worker-{spec.index}").remote(spec) for spec in self.specs
+        }
+        try:
+            ready = ray.get([actor.start.remote() for actor in self.actors.values()])
+            # Asked now: an actor answers one call at a time, so a busy one could not say it later.
+            self._pids = dict(zip(self.actors, ray.get([a.pid.remote() for a in self.actors.values()]), strict=True))
+            return ready
+        except ray.exceptions.RayError as err:
+            raise WorkerError(f"a Ray worker could not start: {_one_line(err)}") from None
+
+    def submit_all(self, items: list[tuple[str, list[str]]]) -> None:
+        self.items.extend(items)
+
+    def results(self, count: int):
+        """Yield each task's results as an actor finishes it; retry a dead actor's task on another."""
+        ray = self.ray
+        in_flight: dict[Any, tuple[int, tuple[str, list[str]], int]] = {}  # future -> (actor, item, tries)
+        pending = deque((item, 0) for item in self.items)
+        idle = deque(self.actors)
+        yielded = 0
+        while yielded < count:
+            while idle and pending:
+                index = idle.popleft()
+                item, tries = pending.popleft()
+                in_flight[self.actors[index].solve.remote(*item)] = (index, item, tries)
+            if not in_flight:
+                raise WorkerError("every Ray worker died; continue with: sizeup run --resume RUN_ID")
+            (done,), _ = ray.wait(list(in_flight), num_returns=1)
+            index, item, tries = in_flight.pop(done)
+            try:
+                bodies = ray.get(done)
+            except ray.exceptions.RayActorError:
+                self.actors.pop(index, None)  # dead: never given another task
+                if tries >= RETRIES:
+                    raise WorkerError(f"a task's worker died {tries + 1} times; stopping") from None
+                pending.appendleft((item, tries + 1))
+                continue
+            except ray.exceptions.RayTaskError as err:
+                raise WorkerError(f"worker {index}: {_one_line(err)}") from None
+            idle.append(index)
+            yielded += 1
+            self.busy = {i for i, _, _ in in_flight.values()}  # the actors with a task in flight right now
+            yield bodies
+
+    def pids(self) -> dict[int, int]:
+        """Each actor's process id, on its node (for a test that kills one)."""
+        return dict(self._pids)
+
+    def stop(self) -> None:
+        for actor in self.actors.values():
+            try:
+                self.ray.get(actor.close.remote(), timeout=30)
+            except Exception:  # already dead, or stuck: killed below either way
+                pass
+            self.ray.kill(actor)
+        self.actors = {}
+        if self._started_ray:
+            self.ray.shutdown()
+
+
+def _passed_env() -> dict[str, str]:
+    """What actors on other nodes need from the driver's environment: plugin modules and the store URL."""
+    import os
+
+    return {k: v for k, v in os.environ.items() if k in ("SIZEUP_PLUGINS", "PYTHONPATH", "SIZEUP_DB")}
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text[-300:]

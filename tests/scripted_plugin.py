@@ -1,0 +1,34 @@
+"""A model provider for tests that run in other processes (workers, Ray actors): $SIZEUP_PLUGINS names this
+module, and each process imports it and gets the `scripted-plugin` provider. Its models reply by name:
+"passer" solves every task, "half" never does, "sleeper" solves slowly (for killing a worker mid-task)."""
+
+from __future__ import annotations
+
+import time
+
+from sizeup.models import register_provider
+from sizeup.models.types import Completion, GenerationParams, ModelClient, Prompt, PromptStyle, Usage
+
+REPLIES = {
+    "passer": "def answer_for(x):\n    return x\n",
+    "half": "def answer_for(x):\n    return -1\n",
+    "sleeper": "def answer_for(x):\n    return x\n",
+}
+
+
+class PluginClient(ModelClient):
+    provider = "scripted-plugin"
+
+    def __init__(self, model: str):
+        self.model, self.style = model, PromptStyle.CHAT
+
+    def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
+        if self.model == "sleeper" and prompt.user != "Hi":
+            time.sleep(3.0)
+        code = REPLIES[self.model]
+        return Completion(f"```python\n{code}```", Usage(prompt_tokens=5, completion_tokens=7, total_s=0.01), "stop")
+
+
+@register_provider("scripted-plugin")
+def _provider(model: str, settings) -> ModelClient:
+    return PluginClient(model)
