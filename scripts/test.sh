@@ -11,7 +11,8 @@ cd "$(dirname "$0")/.."
 . scripts/cache_dir.sh
 PY=${VENV:-.venv}/bin/python
 
-scripts/system_packages.sh bubblewrap time
+# chromium: the dashboard's tests drive it through Playwright, which cannot download a browser here.
+scripts/system_packages.sh bubblewrap time chromium
 
 if path=$(scripts/install_ferretdb.sh); then
     export FERRETDB_BIN="$path"

@@ -35,6 +35,7 @@ SUBCOMMANDS = (
     "sandbox",
     "measure",
     "derive-tests",
+    "dashboard",
 )
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
@@ -163,6 +164,12 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0, help="seed of the input mutations")
     imp.add_argument("--sandbox", default="auto", choices=SANDBOXES, help="where references run")
     _db(imp)
+    dash = subs.add_parser("dashboard", help="watch runs live in a browser (read-only; loopback by default)")
+    dash.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
+    dash.add_argument("--port", type=int, default=8765)
+    dash.add_argument("--token", help="required on requests; needed for a non-loopback --host ('generate' makes one)")
+    dash.add_argument("--open", action="store_true", help="open it in the default browser")
+    _db(dash)
     der = subs.add_parser(
         "derive-tests",
         help="derive hidden tests for the stored tasks (mutated inputs, "
@@ -342,6 +349,13 @@ def derive_into(tasks: list, sandbox, console: Console, per_task: int, seed: int
     console.print(views.derive_summary(report), markup=False)
     by_id = {d.task_id: d for d in report.derived}
     return [with_derived(task, by_id[task.task_id], seed) for task in tasks]
+
+
+def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.dashboard import serve
+
+    serve(args.db, args.host, args.port, args.token, args.open, console)
+    return 0
 
 
 def cmd_derive_tests(args: argparse.Namespace, console: Console) -> int:
@@ -611,4 +625,5 @@ COMMANDS = {
     "copy": cmd_copy,
     "measure": cmd_measure,
     "derive-tests": cmd_derive_tests,
+    "dashboard": cmd_dashboard,
 }

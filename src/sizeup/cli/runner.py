@@ -13,10 +13,12 @@ import os
 import platform
 import secrets
 import sys
+import time
 from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 import psutil
 from rich.console import Console
@@ -113,6 +115,7 @@ class Runner:
         self, store: Store, config: RunConfig, arms: list[ArmSpec] | None = None, console: Console | None = None
     ):
         self.store, self.config, self.arms = store, config, list(arms or [])
+        self.progress_s = 0.0  # time spent writing progress records for live views
         self.console = console or Console(stderr=True)
 
     def run(self, tasks: list[Task], resume: RunRecord | None = None) -> str:
@@ -266,9 +269,22 @@ class Runner:
                     if (task.task_id, arm.name) in done:
                         continue
                     progress.update(bar, description=f"{task.task_id} [{arm.name}]")
+                    self.publish(run.run_id, {"kind": "start", "task_id": task.task_id, "arm": arm.name})
                     result = self.solve(run.run_id, task, arm, clients, sandbox, limits)
                     self.store.save_result(result)
+                run.config["progress_writes_s"] = round(self.progress_s, 4)
                 progress.advance(bar)
+
+    def publish(self, run_id: str, record: dict[str, Any]) -> None:
+        """A progress record for live views (sizeup dashboard); its cost is counted in progress_s."""
+        if self.store is None:  # a worker: only the driver writes
+            return
+        started = time.perf_counter()
+        try:
+            self.store.save_progress(run_id, {**record, "at": time.time()})
+        except Exception:  # noqa: BLE001 - a live view must never stop a run
+            pass
+        self.progress_s += time.perf_counter() - started
 
     def _run_pool(self, run: RunRecord, todo: list[Task], done: set) -> None:
         """The tasks on several workers (local processes or Ray actors); results stored as they come back."""
@@ -341,7 +357,20 @@ class Runner:
         # without its children (the models' runners): its figures belong to no arm.
         shared = sorted({pid for c in arm_clients for pid in c.shared_server_pids()})
         watch_shared = Monitor(shared, hz=5, descendants=False, gpu=False, cpu_energy=False) if shared else None
-        with Monitor(lambda: arm_pids(arm, clients)) as monitor, watch_shared or nullcontext():
+
+        def tick(cpu_pct: float, rss_mb: float) -> None:
+            self.publish(
+                run_id,
+                {
+                    "kind": "sample",
+                    "task_id": task.task_id,
+                    "arm": arm.name,
+                    "cpu_pct": round(cpu_pct, 1),
+                    "rss_mb": round(rss_mb, 1),
+                },
+            )
+
+        with Monitor(lambda: arm_pids(arm, clients), on_tick=tick) as monitor, watch_shared or nullcontext():
             outcome = strategy.solve(task)
         attempts, best = outcome.attempts, outcome.best
         failed_calls = [a.error for a in attempts if a.error]

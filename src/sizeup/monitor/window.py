@@ -63,6 +63,8 @@ class Monitor:
         gpu: bool = True,
         cpu_energy: bool = True,
         descendants: bool = True,
+        on_tick: Callable[[float, float], None] | None = None,
+        tick_s: float = 1.0,
     ):
         if hz <= 0:
             raise ValueError(f"hz must be positive, not {hz}")
@@ -71,6 +73,9 @@ class Monitor:
         self._util_last = float("-inf")
         self._reset_hwm = reset_hwm
         self._descendants = descendants
+        # Called from the sampler thread every `tick_s` with (CPU % since the last tick, current RSS in MB).
+        self._on_tick, self._tick_s = on_tick, tick_s
+        self._last_rss = 0
         self._want_gpu, self._want_rapl = gpu, cpu_energy
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sizeup-monitor", daemon=True)
@@ -108,12 +113,16 @@ class Monitor:
     def _run(self) -> None:
         thread_cpu_start = time.thread_time()
         last_t, last_cpu = time.perf_counter(), 0.0
+        tick_t, tick_cpu = last_t, 0.0
         while not self._stop.wait(self._period):
             total_cpu = self._sample()
             now = time.perf_counter()
             if self._samples > 2 and now > last_t:
                 self._peak_cpu_pct = max(self._peak_cpu_pct, 100.0 * (total_cpu - last_cpu) / (now - last_t))
             last_t, last_cpu = now, total_cpu
+            if self._on_tick is not None and now - tick_t >= self._tick_s:  # a live view's sample, once a second
+                self._on_tick(100.0 * (total_cpu - tick_cpu) / (now - tick_t), self._last_rss / MB)
+                tick_t, tick_cpu = now, total_cpu
         self.sampler_cpu_s = time.thread_time() - thread_cpu_start
 
     def _join(self, pid: int, parent: int | None) -> _Watched | None:
@@ -158,6 +167,7 @@ class Monitor:
             parent = self._watched.get(watched.parent) if watched.parent is not None else None
             watched.absorbed = parent is not None and not parent.gone
         self._peak_rss = max(self._peak_rss, rss)
+        self._last_rss = rss
         if self._nvml is not None:
             now = time.perf_counter()
             util_too = edge or now - self._util_last >= UTIL_PERIOD_S

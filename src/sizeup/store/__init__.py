@@ -15,7 +15,7 @@ _BARE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 MONGODB_PREFIXES = ("mongodb://", "mongodb+srv://")
 
 
-def open_store(url: str | None = None) -> Store:
+def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
     """Open the store named by `url`, else $SIZEUP_DB, else ./sizeup.db.
 
     SQLite follows SQLAlchemy's convention: sqlite:///rel/path.db is relative to the working directory,
@@ -28,7 +28,7 @@ def open_store(url: str | None = None) -> Store:
         path = url[len(_SQLITE_PREFIX) :]
         if not path:
             raise StoreError(f"store URL {url!r} names no file; write e.g. sqlite:///./sizeup.db")
-        return SQLiteStore(path, url=url)
+        return SQLiteStore(path, url=url, read_only=read_only)
     if url.startswith(MONGODB_PREFIXES):
         try:  # imported here: SQLite users need not install pymongo
             from sizeup.store.mongo import MongoStore
@@ -36,7 +36,7 @@ def open_store(url: str | None = None) -> Store:
             raise StoreError(f"a MongoDB store needs pymongo ({exc}); install sizeup[mongo]") from None
         return MongoStore(url)
     if "://" not in url and url.lower().endswith(_BARE_SUFFIXES):
-        return SQLiteStore(url)
+        return SQLiteStore(url, read_only=read_only)
     raise StoreError(
         f"unknown store URL {redacted_url(url)!r}: expected sqlite:///path.db, "
         "a path ending in .db, or mongodb://host:port/dbname"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable
+from typing import Any
 
 from sizeup.records import RunRecord, TaskResult
 from sizeup.tasks.types import Task
@@ -65,6 +66,19 @@ class Store(ABC):
     @abstractmethod
     def finished(self, run_id: str) -> set[tuple[str, str]]:
         """(task_id, arm) pairs already stored for a run; --resume skips them."""
+
+    # -- progress (what a live dashboard shows while a run goes on) --------------------------------
+    @abstractmethod
+    def save_progress(self, run_id: str, record: dict[str, Any]) -> None:
+        """Append a small progress record (a task started, a monitor sample). Never needed to read results."""
+
+    @abstractmethod
+    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        """A run's progress records after `since` (a sequence number), in order, as (seq, record)."""
+
+    @abstractmethod
+    def run_version(self, run_id: str) -> tuple[int, int]:
+        """(results stored, last progress seq) of a run: a poller that saw the same pair has nothing new."""
 
     def close(self) -> None:  # noqa: B027
         pass

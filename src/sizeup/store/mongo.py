@@ -164,6 +164,7 @@ class MongoStore(Store):
             name="one_result_per_run_task_side",
         )
         db.results.create_index([("run_id", ASCENDING), ("seq", ASCENDING)], name="results_by_run")
+        db.progress.create_index([("run_id", ASCENDING), ("seq", ASCENDING)], name="progress_by_run")
         db.attempts.create_index(
             [
                 ("run_id", ASCENDING),
@@ -484,3 +485,19 @@ class MongoStore(Store):
         with self._errors("read results"):
             rows = list(self._db.results.find({"run_id": run_id}, {"_id": 0, "task_id": 1, "side": 1, "write_id": 1}))
         return {(row["task_id"], row["side"]) for row in rows if row["write_id"]}
+
+    # -- progress --------------------------------------------------------------------------------
+    def save_progress(self, run_id: str, record: dict[str, Any]) -> None:
+        with self._errors("save progress"):
+            self._db.progress.insert_one({"run_id": run_id, "seq": time.time_ns(), "data": json.dumps(record)})
+
+    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        with self._errors("read progress"):
+            docs = self._db.progress.find({"run_id": run_id, "seq": {"$gt": since}}).sort("seq", ASCENDING)
+            return [(int(doc["seq"]), json.loads(doc["data"])) for doc in docs]
+
+    def run_version(self, run_id: str) -> tuple[int, int]:
+        with self._errors("read results"):
+            results = self._db.results.count_documents({"run_id": run_id, "write_id": {"$ne": ""}})
+            last = self._db.progress.find_one({"run_id": run_id}, sort=[("seq", DESCENDING)])
+        return int(results), int(last["seq"]) if last else 0

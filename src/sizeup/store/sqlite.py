@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sizeup.records import Attempt, RunRecord, TaskResult, creation_order
 from sizeup.store.base import Store, StoreError
@@ -38,12 +39,16 @@ CREATE TABLE IF NOT EXISTS attempts (
     run_id TEXT NOT NULL, task_id TEXT NOT NULL, side TEXT NOT NULL, attempt_id TEXT NOT NULL,
     parent_id TEXT, depth INTEGER NOT NULL, ord INTEGER NOT NULL, data TEXT NOT NULL,
     PRIMARY KEY (run_id, task_id, side, attempt_id),
-    FOREIGN KEY (run_id, task_id, side) REFERENCES results(run_id, task_id, side) ON DELETE CASCADE)
+    FOREIGN KEY (run_id, task_id, side) REFERENCES results(run_id, task_id, side) ON DELETE CASCADE);
+CREATE TABLE IF NOT EXISTS progress (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS progress_by_run ON progress(run_id, seq)
 """
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, url: str | None = None):
+    def __init__(self, path: str | Path, url: str | None = None, *, read_only: bool = False):
+        self.read_only = read_only  # a dashboard's: opened with mode=ro, so it can never write
         self.path = str(path)  # as the user wrote it, for messages
         self.url = url or f"sqlite:///{self.path}"
         self._file = self.path if self.path == ":memory:" else str(Path(self.path).expanduser())
@@ -55,6 +60,13 @@ class SQLiteStore(Store):
     def _connect(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = None
         try:
+            if self.read_only:
+                uri = f"file:{Path(self._file).resolve()}?mode=ro"
+                conn = sqlite3.connect(
+                    uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
+                )
+                conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                return conn
             if self._file != ":memory:":
                 Path(self._file).parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a transaction spans exactly
@@ -246,3 +258,29 @@ class SQLiteStore(Store):
     def finished(self, run_id: str) -> set[tuple[str, str]]:
         rows = self._query("read results", "SELECT task_id, side FROM results WHERE run_id = ?", (run_id,))
         return {(task_id, arm) for task_id, arm in rows}
+
+    # -- progress --------------------------------------------------------------------------------
+    def save_progress(self, run_id: str, record: dict[str, Any]) -> None:
+        with self._transaction("save progress") as conn:
+            conn.execute("INSERT INTO progress (run_id, data) VALUES (?, ?)", (run_id, json.dumps(record)))
+
+    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+        try:
+            rows = self._query(
+                "read progress",
+                "SELECT seq, data FROM progress WHERE run_id = ? AND seq > ? ORDER BY seq",
+                (run_id, since),
+            )
+        except StoreError:  # a store written before progress records (opened read-only: no table)
+            return []
+        return [(seq, json.loads(data)) for seq, data in rows]
+
+    def run_version(self, run_id: str) -> tuple[int, int]:
+        (results,) = self._query("read results", "SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,))[0]
+        try:
+            (last,) = self._query(
+                "read progress", "SELECT COALESCE(MAX(seq), 0) FROM progress WHERE run_id = ?", (run_id,)
+            )[0]
+        except StoreError:
+            last = 0
+        return int(results), int(last)
