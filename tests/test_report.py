@@ -146,7 +146,7 @@ def test_the_same_numbers_in_every_format(report, page):
 def test_html_is_one_self_contained_file_with_every_section(report, page):
     assert not re.search(r"""(src|href)\s*=\s*["']?\s*(https?:)?//""", page)
     assert "<script" not in page and "<link" not in page and "@import" not in page
-    assert page.count('src="data:image/png;base64,') == 4
+    assert page.count('src="data:image/png;base64,') == 5  # 4 for the run, the decision's Pareto plot
     for section in (
         "headline",
         "run0-comparison",
@@ -161,7 +161,7 @@ def test_html_is_one_self_contained_file_with_every_section(report, page):
         assert f'id="{section}"' in page
     # Each task row links to its tree, and the tree shows every node with its code and feedback.
     assert 'href="#run0-task3"' in page and 'id="run0-task3"' in page
-    assert page.count("<li>") == 12 * 4  # 1 large + 3 small nodes per task
+    assert page.count("<li>") == 12 * 4 + 3  # 1 large + 3 small nodes per task, and 3 decision targets
     assert "failed: AssertionError" in page and "abc123" in page and "kernel" in page
 
 

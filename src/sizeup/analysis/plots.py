@@ -198,3 +198,29 @@ def all_plots(section: dict[str, Any]) -> dict[str, str]:
             if d["branching"]["max_depth"] > 0:
                 plots[f"depth_histogram:{d['arm']}"] = depth_histogram(d, palette[d["arm"]])
     return plots
+
+
+def pareto(decision: dict[str, Any]) -> str:
+    """Success against CPU-seconds per task, one point per configuration, the Pareto front joined."""
+    fig, ax = plt.subplots(figsize=(7.2, 3.8))
+    rows = [r for r in decision["configurations"] if r["cost_median"] is not None]
+    for i, row in enumerate(rows):
+        y, yci = 100 * row["success_rate"], [100 * v for v in row["success_ci"]]
+        ax.errorbar(
+            [row["cost_median"]],
+            [y],
+            xerr=_error(row["cost_median"], row["cost_ci"]),
+            yerr=_error(y, yci),
+            fmt="o",
+            color=PALETTE[i % len(PALETTE)],
+            capsize=4,
+            label=row["config"],
+        )
+    front = [r for name in decision["front"] for r in rows if r["config"] == name]
+    if len(front) > 1:
+        ax.plot([r["cost_median"] for r in front], [100 * r["success_rate"] for r in front], "--", color="#444")
+    ax.set_xlabel("CPU-seconds per task (median)")
+    ax.set_ylabel("tasks solved, % (95 % CI)")
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=8, frameon=False)
+    return _data_uri(fig)

@@ -193,6 +193,29 @@ def build_report(
         "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "runs": sections,
         "across_runs": _across_runs(runs, sections, baseline, resamples, seed) if len(runs) > 1 else None,
+        "decision": _decision(runs),
+    }
+
+
+DECISION_TARGETS = (0.25, 0.5, 0.75)
+
+
+def _decision(runs: list[tuple[RunRecord, list[TaskResult]]]) -> dict[str, Any] | None:
+    """Every configuration of the report on its common tasks: the Pareto front of success against CPU-seconds,
+    and the cheapest configuration for 25, 50 and 75 % success."""
+    from sizeup.analysis.decide import recommend
+
+    try:
+        choices = {f"{t:.2f}": recommend(runs, t, "cpu") for t in DECISION_TARGETS}
+    except ValueError:  # no task every configuration finished
+        return None
+    first = next(iter(choices.values()))
+    return {
+        "cost": "cpu",
+        "tasks": first["tasks"],
+        "configurations": first["configurations"],
+        "front": [row["config"] for row in first["front"]],
+        "targets": {t: {k: c[k] for k in ("choice_point", "choice_bound", "explanation")} for t, c in choices.items()},
     }
 
 
@@ -384,6 +407,16 @@ def render_markdown(report: dict[str, Any]) -> str:
             f"{cmp['statistics']['bootstrap_seed']}",
             "",
         ]
+    if report.get("decision"):
+        d = report["decision"]
+        parts += [
+            "## Decision",
+            "",
+            f"Pareto front on {d['tasks']} common tasks (success against CPU-seconds per task): "
+            f"{_md_cell(', '.join(d['front']))}.",
+            "",
+        ]
+        parts += [f"- **{100 * float(t):.0f} %**: {_md_cell(c['explanation'])}" for t, c in d["targets"].items()] + [""]
     parts += ["## How each figure is computed", ""]
     parts += [f"- **{name}**: {_md_cell(text)}" for name, text in STATISTICS.items()]
     return "\n".join(parts) + "\n"

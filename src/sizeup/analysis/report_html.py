@@ -268,6 +268,30 @@ behind the toggles its code, the test feedback it got, its prompt and the model'
 </section>"""
 
 
+def _decision(decision: dict[str, Any] | None, plots: bool) -> str:
+    if not decision:
+        return ""
+    picture = ""
+    if plots:
+        try:
+            from sizeup.analysis.plots import pareto
+
+            picture = (
+                f'<figure><img alt="pareto" src="{pareto(decision)}"><figcaption>Every configuration: success '
+                "(95 % Wilson CI) against CPU-seconds per task (median, 95 % bootstrap CI); the front is "
+                "joined.</figcaption></figure>"
+            )
+        except ImportError:
+            picture = '<p class="note">plots need matplotlib</p>'
+    items = "".join(
+        f"<li><b>{100 * float(t):.0f} %</b>: {escape(c['explanation'])}</li>" for t, c in decision["targets"].items()
+    )
+    return (
+        f'<section id="decision"><h2>Decision</h2><p class="meta">{decision["tasks"]} tasks every configuration '
+        f"finished; Pareto front: {escape(', '.join(decision['front']))}</p>{picture}<ul>{items}</ul></section>"
+    )
+
+
 def _headline_block(block: str) -> str:
     """One run's headline: its "Run X:" label if any, the verdict line in bold, then the rest."""
     lines = block.split("\n")
@@ -323,6 +347,7 @@ def render(report: dict[str, Any], *, plots: bool = True) -> str:
 <section id="headline" class="headline">{lines}</section>
 {across}
 {"".join(_run(s, plots) for s in runs)}
+{_decision(report.get("decision"), plots)}
 <section id="methods"><h2>How each figure is computed</h2><table class="kv"><tbody>{methods}</tbody></table></section>
 </main></body></html>
 """

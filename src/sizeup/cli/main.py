@@ -36,6 +36,8 @@ SUBCOMMANDS = (
     "measure",
     "derive-tests",
     "dashboard",
+    "recommend",
+    "predict",
 )
 EPILOG = """examples:
   sizeup import --jsonl-file mbpp.jsonl
@@ -164,6 +166,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--seed", type=int, default=0, help="seed of the input mutations")
     imp.add_argument("--sandbox", default="auto", choices=SANDBOXES, help="where references run")
     _db(imp)
+    rec = subs.add_parser("recommend", help="the cheapest configuration that reaches a success target")
+    rec.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="default: the latest run")
+    rec.add_argument("--target", type=float, required=True, help="success rate to reach, 0-1 (or a percentage)")
+    rec.add_argument("--cost", default="cpu", choices=("cpu", "tokens", "memory", "energy", "wall"))
+    rec.add_argument("--confidence", type=float, default=0.95)
+    rec.add_argument("--source", help="only tasks from this source (mbpp, humaneval, ...)")
+    rec.add_argument("--json", action="store_true")
+    _db(rec)
+    pre = subs.add_parser("predict", help="a run's cost before it runs, from stored results; memory from the GGUF")
+    pre.add_argument("--plan", help="the configurations to predict (default: the latest run's arms)")
+    pre.add_argument("--runs", nargs="*", default=[], metavar="RUN_ID", help="stored runs to learn from (default: all)")
+    pre.add_argument("--all", action="store_true", help="every stored task")
+    pre.add_argument("--limit", type=int)
+    pre.add_argument("--source")
+    pre.add_argument("--n-ctx", type=int, default=2048, help="context length of the embedded servers")
+    pre.add_argument("--json", action="store_true")
+    _db(pre)
     dash = subs.add_parser("dashboard", help="watch runs live in a browser (read-only; loopback by default)")
     dash.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     dash.add_argument("--port", type=int, default=8765)
@@ -349,6 +368,39 @@ def derive_into(tasks: list, sandbox, console: Console, per_task: int, seed: int
     console.print(views.derive_summary(report), markup=False)
     by_id = {d.task_id: d for d in report.derived}
     return [with_derived(task, by_id[task.task_id], seed) for task in tasks]
+
+
+def cmd_recommend(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.analysis.decide import recommend
+
+    target = args.target / 100 if args.target > 1 else args.target
+    with open_store(args.db) as store:
+        runs = [store.get_run(r) for r in args.run_ids] if args.run_ids else store.list_runs()[:1]
+        missing = [r for r, run in zip(args.run_ids, runs, strict=False) if run is None]
+        if missing or not runs:
+            raise ValueError(f"no run(s) {', '.join(missing)} in {store.url}" if missing else "no runs stored")
+        pairs = [(run, store.results(run.run_id)) for run in runs if run is not None]
+        sources = {
+            t.task_id: t.source for t in store.list_tasks(task_ids=sorted({r.task_id for _, rs in pairs for r in rs}))
+        }
+    data = recommend(pairs, target, args.cost, args.confidence, args.source, sources)
+    if args.json:
+        print(dumps({k: v for k, v in data.items() if k != "configurations"}))
+    else:
+        views.render_recommendation(Console(), data)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace, console: Console) -> int:
+    from sizeup.analysis.predict import predict_run
+
+    with open_store(args.db) as store:
+        data = predict_run(store, args, console)
+    if args.json:
+        print(dumps(data))
+    else:
+        views.render_prediction(Console(), data)
+    return 0
 
 
 def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
@@ -626,4 +678,6 @@ COMMANDS = {
     "measure": cmd_measure,
     "derive-tests": cmd_derive_tests,
     "dashboard": cmd_dashboard,
+    "recommend": cmd_recommend,
+    "predict": cmd_predict,
 }

@@ -171,3 +171,48 @@ def derive_summary(report: Any) -> str:
         f"{report.with_at_least(report.per_task)} got {report.per_task}"
         + (f"; none for {sum(report.reasons().values())}: {reasons}" if reasons else "")
     )
+
+
+def render_recommendation(console: Console, data: dict[str, Any]) -> None:
+    from sizeup.analysis.decide import COSTS
+
+    unit = COSTS[data["cost"]][1]
+    table = Table(title=f"Pareto front on {data['tasks']} common tasks: success against {data['cost']} per task")
+    for column in ("configuration", "success [CI]", f"median {unit} [CI]"):
+        table.add_column(column)
+    for row in data["front"]:
+        ci = row["cost_ci"] or [None, None]
+        table.add_row(
+            row["config"],
+            f"{100 * row['success_rate']:.0f} % [{100 * row['success_ci'][0]:.0f}–{100 * row['success_ci'][1]:.0f}]",
+            f"{row['cost_median']:.3g} [{ci[0] or 0:.3g}–{ci[1] or 0:.3g}]",
+        )
+    console.print(table)
+    console.print(data["explanation"], markup=False)
+
+
+def render_prediction(console: Console, data: dict[str, Any]) -> None:
+    total = data["total"]
+    console.print(
+        f"{total.get('tasks', 0)} tasks: {total.get('model_calls', 0):.0f} model calls, "
+        f"{total.get('tokens', 0):,.0f} tokens, {total.get('cpu_s', 0):,.0f} CPU-s, "
+        f"{total.get('wall_s', 0) / 3600:.2f} h of wall time (intervals in --json)",
+        markup=False,
+    )
+    for key, cv in data["cv"].items():
+        console.print(
+            f"  {key}: cross-validated median abs. % error {cv['model_mape']:.0f} % (model) vs "
+            f"{cv['baseline_mape']:.0f} % (the configuration's median)",
+            markup=False,
+        )
+    for config in data["configs"]:
+        if config.get("matched") is None:
+            console.print(f"  {config['config']}: {config['why']}", markup=False)
+    for model, estimate in data["memory_estimate_mb"].items():
+        if estimate:
+            console.print(
+                f"  {model}: about {estimate['total_mb']:.0f} MB (weights {estimate['weights_mb']:.0f}, KV "
+                f"cache {estimate['kv_cache_mb']:.0f}, compute {estimate['compute_mb']:.0f}, runtime "
+                f"{estimate['runtime_mb']:.0f})",
+                markup=False,
+            )
