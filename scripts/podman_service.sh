@@ -2,7 +2,7 @@
 # A Docker-API engine for the docker sandbox backend on a machine without Docker: podman's API service.
 #
 #   scripts/podman_service.sh [start]   install podman if missing, start the service, build/import the image,
-#                                       then print `export DOCKER_HOST=unix://...` (the only line on stdout)
+#                                       then print `export DOCKER_HOST=unix://... SIZEUP_DOCKER_IMAGE=...` (the only line on stdout)
 #   scripts/podman_service.sh stop      remove sizeup's containers and stop the service this script started
 #   scripts/podman_service.sh status    say whether the service answers
 #
@@ -160,7 +160,7 @@ case "${1:-start}" in
         install_podman
         start_service
         import_image
-        echo "export DOCKER_HOST=unix://$SOCKET"
+        echo "export DOCKER_HOST=unix://$SOCKET SIZEUP_DOCKER_IMAGE=$IMAGE"
         ;;
     stop) stop_service ;;
     status) if answers; then say "answers at $SOCKET"; else say "not running"; exit 1; fi ;;

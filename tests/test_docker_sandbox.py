@@ -149,6 +149,12 @@ def test_no_program_passes_a_parent_compared_test_it_does_not_satisfy(sandbox, n
     assert run.status is not Status.PASSED and run.status is not Status.HARNESS_ERROR, run.detail
 
 
+@pytest.mark.parametrize("name", ["forge_frames", "os_exit_before_tests"])
+def test_a_run_that_ends_before_the_driver_reports_still_has_a_measured_peak(sandbox, name):
+    run = sandbox.run(hostile(name), ["assert solve(2) == 4"], Limits(timeout_s=20))
+    assert run.peak_rss_mb > 1 and "ru_maxrss" in run.figures_from["peak_rss_mb"]
+
+
 def test_a_correct_program_passes_on_a_warm_container_with_its_figures(sandbox):
     run = sandbox.run(ADD + "print('hi')\n", ADD_TESTS)
     assert run.status is Status.PASSED, run.detail

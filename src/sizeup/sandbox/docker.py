@@ -344,6 +344,14 @@ class DockerSandbox(Sandbox):
 # --- the report, the verdict and the figures ------------------------------------------------------------------
 
 
+def _peak_source(execution: Execution, report: dict) -> str:
+    if report["hwm_mb"]:
+        return "launcher: VmHWM of the driver at the deadline"
+    if execution.peak_rss_mb == report["rusage_maxrss_mb"]:  # the driver ended without reporting its own
+        return "launcher: wait4 ru_maxrss of the driver (the launcher's RSS at the fork counts, ~10 MB)"
+    return "driver: VmHWM of its process"
+
+
 def _judge(tests: list[str], nonce: str, report: dict) -> Execution:
     before, after = report["before"], report["after"]
     counted = before["cpu_s"] is not None and after["cpu_s"] is not None
@@ -355,7 +363,7 @@ def _judge(tests: list[str], nonce: str, report: dict) -> Execution:
         timed_out=report["timed_out"],
         returncode=report["returncode"],
         cpu_s=cpu_s,
-        fallback_peak_mb=report["hwm_mb"],
+        fallback_peak_mb=report["hwm_mb"] or report["rusage_maxrss_mb"],
     )
     oom_kills = (after["oom_kills"] or 0) - (before["oom_kills"] or 0)
     if oom_kills > 0 and execution.status is not Status.TIMEOUT:
@@ -369,9 +377,7 @@ def _judge(tests: list[str], nonce: str, report: dict) -> Execution:
         )
         if counted
         else "wait4 rusage of the driver and the children it reaped (no cgroup CPU counter in the container)",
-        "peak_rss_mb": "driver: VmHWM of its process"
-        if not report["hwm_mb"]
-        else "launcher: VmHWM of the driver at the deadline",
+        "peak_rss_mb": _peak_source(execution, report),
         "rusage_cpu_s": "launcher: wait4 rusage of the driver and the children it reaped",
         "run_wall_s": "launcher: monotonic clock from the driver's fork to its reaping",
         "exec_s": "host: perf_counter around the exec call",

@@ -233,6 +233,7 @@ def main() -> None:
         "run_wall_s": run_wall_s,
         "rusage_cpu_s": usage.ru_utime + usage.ru_stime,
         "hwm_mb": hwm_mb,
+        "rusage_maxrss_mb": usage.ru_maxrss / 1024,  # the driver's, for a run that ended before reporting its own
         "before": counters_before,
         "after": counters_after,
         "left_processes": left[:10],
