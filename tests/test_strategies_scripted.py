@@ -42,8 +42,8 @@ Script = Callable[[Prompt, int | None, str], str]
 
 
 class Scripted(ModelClient):
-    """Replies `script(prompt, seed, model)` as a fenced block; records every call. Raises ModelError for a
-    reply of "!error"."""
+    """Replies `script(prompt, seed, model)` as a fenced block (raw for a completion-style client); records
+    every call. Raises ModelError for a reply of "!error"."""
 
     provider = "scripted"
 
@@ -61,8 +61,9 @@ class Scripted(ModelClient):
         code = self.script(prompt, params.seed, self.model)
         if code == "!error":
             raise ModelError(f"{self.model}: the server went away")
+        # A chat model fences its code; a base model continues the document, which ends where code begins.
         return Completion(
-            f"```python\n{code}\n```",
+            code if self.style is PromptStyle.COMPLETION else f"```python\n{code}\n```",
             Usage(prompt_tokens=10, completion_tokens=self.tokens, total_s=0.01, source="server"),
             "stop",
         )

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from sizeup.models.types import PromptStyle
 from sizeup.records import Budget
 from sizeup.sandbox import ProcessSandbox
 from sizeup.strategies import STRATEGIES
@@ -153,6 +154,17 @@ def test_decompose_plans_implements_and_composes(sandbox):
     ]
     assert outcome.best.attempt_id == "0.compose" and outcome.best.status == Status.PASSED
     assert outcome.stopped_by == "solved" and "def double" in outcome.best.code
+
+
+def test_a_base_models_helper_body_gets_its_signature_back(sandbox):
+    """A completion-style model continues `def double(x):` and so replies with the body alone."""
+    script, calls = decomposer(double="    return 2 * x\n")
+    client = Scripted("base", script)
+    client.style = PromptStyle.COMPLETION
+    outcome = Decompose(client, sandbox, DecomposeParams(max_tokens=10)).solve(QUAD)
+    assert calls == ["plan", "implement", "compose"]
+    assert outcome.best.status == Status.PASSED, outcome.best.feedback
+    assert "def double(x):\n    return 2 * x" in outcome.best.code
 
 
 def test_an_unusable_plan_falls_back_to_a_direct_attempt_and_says_why(sandbox):

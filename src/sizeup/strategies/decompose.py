@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pydantic import Field
 
 from sizeup.models.extract import extract_code, strip_thinking
-from sizeup.models.types import Prompt
+from sizeup.models.types import Prompt, PromptStyle
 from sizeup.records import Attempt
 from sizeup.strategies.base import EXHAUSTED, NO_TESTS, SOLVED, Job, Strategy, StrategyParams, solved
 from sizeup.strategies.program import program_from
@@ -180,7 +180,7 @@ class Decompose(Strategy):
         parts, cut = self.run_jobs(task, jobs, p.parallel)
         made += parts
         for helper, part in zip(helpers, parts, strict=False):
-            part.code = extract_code(part.response, helper.name) if not part.error else ""
+            part.code = self._helper_code(helper, part) if not part.error else ""
             design.code[helper.name] = part.code
         if cut or any(part.error for part in parts):
             return None, made, cut
@@ -203,6 +203,14 @@ class Decompose(Strategy):
         design.composition = extract_code(node.response, task.entry_point)
         self._run(task, design, node)
         return design, made, cut
+
+    def _helper_code(self, helper: Helper, part: Attempt) -> str:
+        """A helper's code from its implement reply. A base model continues a document that ends inside the
+        helper's `def` line, so its reply is the body alone: the signature goes back in front."""
+        reply = part.response
+        if part.model and self.client_named(part.model).style is PromptStyle.COMPLETION:
+            reply = f"{helper.signature}:\n{reply}"
+        return extract_code(reply, helper.name)
 
     def _repair(self, task: Task, design: _Design, parent: Attempt) -> tuple[list[Attempt], str | None]:
         """One repair of the part the failure points at: a helper named by the traceback, else the composition."""
