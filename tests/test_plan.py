@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,18 @@ def test_an_arm_on_the_command_line():
         parse_arm_option("name=x oops", {}, None)
 
 
+def test_a_budget_under_defaults_goes_to_every_arm_that_makes_more_than_one_call(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text(
+        '[defaults]\nmax_tokens = 64\nbudget = { tokens = 600 }\n[[arm]]\nname = "a"\nstrategy = "single"\n'
+        'models = ["m"]\n[[arm]]\nname = "b"\nstrategy = "adaptive"\nmodels = ["m"]\n[[arm]]\nname = "c"\n'
+        'strategy = "adaptive"\nmodels = ["m"]\nbudget = { calls = 3 }\n'
+    )
+    arms, _ = load_plan(plan, {}, None)
+    assert [arm.budget for arm in arms] == [None, Budget(tokens=600), Budget(calls=3)]
+    assert [arm.params["max_tokens"] for arm in arms] == [64, 64, 64]
+
+
 @pytest.mark.parametrize(
     "text, line, message",
     [
@@ -105,6 +118,16 @@ def test_an_arm_on_the_command_line():
         ),
         ('[[arm]\nname = "a"\n', 1, "not valid TOML"),
         ("arms = 3\n", 1, "field 'arms': unknown"),
+        (
+            '[defaults]\nmax_tokens = 64\nmax_tokns = 64\n\n[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n',
+            3,
+            "field 'defaults.max_tokns': no strategy has this parameter",
+        ),
+        (
+            '[defaults]\nbudget = { tokns = 600 }\n[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n',
+            2,
+            "field 'defaults.budget': tokns: Extra inputs are not permitted",
+        ),
     ],
 )
 def test_a_bad_plan_is_one_line_naming_file_line_and_field(tmp_path, text, line, message):
@@ -142,3 +165,33 @@ def test_the_cli_reports_a_bad_plan_in_one_line_and_stores_nothing(tmp_path):
         f"sizeup: {plan}:5: arm 1 (a), field 'temprature': Extra inputs are not permitted (strategy 'single')"
     )
     assert not db.exists()
+
+
+def sizeup(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "sizeup.cli", *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_a_resume_refuses_flags_it_would_ignore_before_opening_the_store(tmp_path):
+    db = tmp_path / "s.db"
+    proc = sizeup("run", "--resume", "r1", "--workers", "2", "--max-depth", "3", "--db", f"sqlite:///{db}")
+    assert proc.returncode == 1 and not db.exists()
+    assert proc.stderr.strip() == (
+        "sizeup: --resume continues the run with its own settings; drop --workers, --max-depth"
+    )
+
+
+def test_export_samples_defaults_to_the_first_arm_that_is_not_the_baseline_and_checks_a_named_one(tmp_path):
+    db = tmp_path / "s.db"
+    shutil.copy(Path(__file__).parent / "data" / "store-before-arms.db", db)
+    url, rows, samples = f"sqlite:///{db}", tmp_path / "rows.jsonl", tmp_path / "samples.jsonl"
+    proc = sizeup("export", "20261202-031755-6673", "-o", str(rows), "--samples", str(samples), "--db", url)
+    assert proc.returncode == 0, proc.stderr
+    assert "samples of arm small" in proc.stderr and samples.exists()  # progress goes to stderr
+    rows.unlink()
+    proc = sizeup(
+        "export", "20261202-031755-6673", "-o", str(rows), "--samples", str(samples), "--arm", "x", "--db", url
+    )
+    assert proc.returncode == 1 and not rows.exists()
+    assert proc.stderr.strip() == "sizeup: --arm x: run 20261202-031755-6673 has no such arm (large, small)"

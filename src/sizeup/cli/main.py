@@ -1,4 +1,4 @@
-"""`sizeup` — subcommands (import, run, compare, tasks, models, exec, check-references) and the seed's
+"""`sizeup` — subcommands (SUBCOMMANDS below: import, run, compare, report, export, ...) and the seed's
 flat flags (`sizeup --import-data --jsonl-file F`, `sizeup --all --max-depth 3 --url U`, ...)."""
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ from dotenv import load_dotenv
 from rich.console import Console
 
 from sizeup.cli import views
-from sizeup.cli.plan import flag_budget, flag_params, load_plan, parse_arm_option, seed_arms
+from sizeup.cli.plan import (
+    BUDGET_FLAGS,
+    PARAM_FLAGS,
+    flag_budget,
+    flag_params,
+    load_plan,
+    parse_arm_option,
+    seed_arms,
+)
 from sizeup.cli.runner import RunConfig, Runner, dumps, protocol_tasks
 from sizeup.models import DEFAULT_MODELS, ModelError
 from sizeup.records import ArmSpec
-from sizeup.store import StoreError, open_store
+from sizeup.store import Store, StoreError, open_store
 from sizeup.tasks import TaskFormatError
 
 SANDBOXES = ("auto", "isolated", "process", "docker")
@@ -98,7 +106,7 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="'name=N strategy=S models=M[,M] k=v ...'",
-        help="one arm (repeatable); strategies: single, adaptive, best-of-n",
+        help="one arm (repeatable); strategies: single, adaptive, best-of-n, ab-mcts, decompose",
     )
     arms.add_argument("--baseline", help="the arm the others are compared with (default: the first)")
     br = parser.add_argument_group("strategy parameters (defaults in parentheses are the strategies' own)")
@@ -200,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     der.add_argument("--sandbox", default="auto", choices=SANDBOXES)
     der.add_argument("--json", action="store_true")
     _db(der)
-    _run_options(subs.add_parser("run", help="run tasks on both sides and store the results"))
+    _run_options(subs.add_parser("run", help="run tasks through every arm and store the results"))
     cmp = subs.add_parser("compare", help="compare the arms of a run (default: the latest)")
     cmp.add_argument("run_id", nargs="?")
     cmp.add_argument("--json", action="store_true")
@@ -217,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--format", default="jsonl", choices=("jsonl", "csv"))
     exp.add_argument("-o", "--output", required=True)
     exp.add_argument("--samples", metavar="FILE", help="also write {task_id, solution} JSONL for EvalPlus")
-    exp.add_argument("--arm", "--side", dest="arm", default="small", help="whose solutions --samples has (an arm)")
+    exp.add_argument(
+        "--arm", "--side", dest="arm", help="whose solutions --samples has (default: the first arm not the baseline)"
+    )
     _db(exp)
     cpy = subs.add_parser("copy", help="copy tasks and runs from one store to another")
     cpy.add_argument("--from", dest="source", required=True, help="store URL to read")
@@ -477,9 +487,40 @@ def run_arms(args: argparse.Namespace, provider: str) -> tuple[list[ArmSpec], st
     return arms, baseline
 
 
+# What a resumed run takes from its stored record, not from the command line: the flag, its default.
+RESUME_KEEPS: dict[str, object] = {
+    "plan": None,
+    "arm": [],
+    "large_model": None,
+    "small_model": None,
+    "baseline": None,
+    "provider": None,
+    "url": None,
+    "workers": 1,
+    "executor": "local",
+    "sandbox": "auto",
+    "timeout": 10.0,
+    "memory": 1024,
+    "protocol": "standard",
+}
+
+
+def flags_a_resume_ignores(args: argparse.Namespace) -> list[str]:
+    given = [dest for dest, default in RESUME_KEEPS.items() if getattr(args, dest, default) not in (default, None)]
+    given += [dest for dest in [*PARAM_FLAGS, *BUDGET_FLAGS] if getattr(args, dest, None) is not None]
+    return ["--" + dest.replace("_", "-") for dest in given]
+
+
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     provider = args.provider or ("ollama" if args.url else "embedded")
-    arms, baseline = run_arms(args, provider)
+    arms: list[ArmSpec] = []  # a resumed run's come from its stored record
+    baseline: str | None = None
+    if args.resume:
+        ignored = flags_a_resume_ignores(args)
+        if ignored:
+            raise ValueError(f"--resume continues the run with its own settings; drop {', '.join(ignored)}")
+    else:
+        arms, baseline = run_arms(args, provider)
     config = RunConfig(
         provider=provider,
         url=args.url,
@@ -607,15 +648,31 @@ def cmd_check_references(args: argparse.Namespace, console: Console) -> int:
     return 0 if report.passed == report.total else 1
 
 
+def samples_arm(store: Store, run_id: str, asked: str | None) -> str:
+    """The arm whose kept answers `export --samples` writes: the one asked for, else the first that is not
+    the run's baseline. Checked before anything is written."""
+    run = store.get_run(run_id)
+    if run is None:
+        raise ValueError(f"no run '{run_id}' in {store.url}")
+    names = [arm.name for arm in run.arms]
+    if asked is None:
+        baseline = run.config.get("baseline") or names[0]
+        return next((name for name in names if name != baseline), names[0])
+    if asked not in names:
+        raise ValueError(f"--arm {asked}: run {run_id} has no such arm ({', '.join(names)})")
+    return asked
+
+
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     from sizeup.store.transfer import export_run, export_samples
 
     with open_store(args.db) as store:
+        arm = samples_arm(store, args.run_id, args.arm) if args.samples else None
         rows = export_run(store, args.run_id, args.format, Path(args.output))
         console.print(f"wrote {rows} rows to {args.output}")
-        if args.samples:
-            count = export_samples(store, args.run_id, Path(args.samples), args.arm)
-            console.print(f"wrote {count} samples of arm {args.arm} to {args.samples} (EvalPlus format)")
+        if args.samples and arm:
+            count = export_samples(store, args.run_id, Path(args.samples), arm)
+            console.print(f"wrote {count} samples of arm {arm} to {args.samples} (EvalPlus format)")
     return 0
 
 

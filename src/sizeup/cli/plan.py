@@ -102,6 +102,19 @@ def arm_spec(raw: dict[str, Any], defaults: dict[str, Any], budget: Budget | Non
     return spec
 
 
+def _all_param_names() -> set[str]:
+    from sizeup.strategies import STRATEGIES
+
+    return set().union(*(_param_names(name) for name in STRATEGIES))
+
+
+def _first_error(err: Exception) -> str:
+    if isinstance(err, pydantic.ValidationError):
+        first = err.errors()[0]
+        return f"{'.'.join(map(str, first['loc']))}: {first['msg']}"
+    return str(err)
+
+
 def _param_names(strategy: str) -> set[str]:
     from sizeup.strategies import strategy_class
 
@@ -164,6 +177,21 @@ def load_plan(path: str | Path, defaults: dict[str, Any], budget: Budget | None)
     plan_defaults = data.get("defaults", {})
     if not isinstance(plan_defaults, dict):
         raise PlanError(f"{locate.top('defaults')}: field 'defaults': must be a table")
+    plan_defaults = dict(plan_defaults)
+    if "budget" in plan_defaults:  # every arm's budget unless it sets its own (single makes one call: none)
+        try:
+            budget = Budget(**plan_defaults.pop("budget"))
+        except (TypeError, pydantic.ValidationError) as err:
+            raise PlanError(
+                f"{locate.defaults_field('budget')}: field 'defaults.budget': {_first_error(err)}"
+            ) from None
+    every_param = _all_param_names()
+    for key in plan_defaults:  # a default no strategy has is a typo: it would be dropped silently
+        if key not in every_param:
+            raise PlanError(
+                f"{locate.defaults_field(key)}: field 'defaults.{key}': no strategy has this parameter "
+                f"(known: {', '.join(sorted(every_param))})"
+            )
     arms_raw = data.get("arm")
     if not isinstance(arms_raw, list) or not arms_raw:
         raise PlanError(f"{path}:1: field 'arm': the plan names no [[arm]]")
@@ -208,6 +236,14 @@ class _Locator:
     def top(self, field: str) -> str:
         found = self._line_of(rf"^\s*(\[)?{re.escape(field)}\b")
         return f"{self.path}:{(found or 0) + 1}"
+
+    def defaults_field(self, field: str) -> str:
+        header = self._line_of(r"^\s*\[defaults\]")
+        if header is None:  # defaults = { ... } inline
+            return self.top("defaults")
+        stop = self._line_of(r"^\s*\[(?!defaults\.)", header + 1)
+        found = self._line_of(rf"^\s*{re.escape(field)}\s*=|^\s*\[defaults\.{re.escape(field)}\]", header + 1, stop)
+        return f"{self.path}:{(found if found is not None else header) + 1}"
 
     def arm_field(self, index: int, field: str) -> str:
         headers = [n for n, line in enumerate(self.lines) if re.match(r"^\s*\[\[arm\]\]", line)]
