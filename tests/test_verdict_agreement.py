@@ -11,8 +11,7 @@ from pathlib import Path
 import pytest
 
 from sizeup.models.types import PromptStyle
-from sizeup.sandbox import Limits, make_sandbox
-from sizeup.strategies.program import candidate_program
+from sizeup.sandbox import make_sandbox
 from sizeup.tasks import Task, load_humaneval_package, load_mbpp
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,12 +20,6 @@ import verdict_agreement as reference  # noqa: E402 - benchmarks/ is no package
 
 FIXTURE = Path(__file__).parent / "data" / "recorded_replies.jsonl"
 TIMEOUT_S = 10.0
-
-
-def reference_tests(task: Task) -> list[str]:
-    """The tests each reference harness runs: HumanEval's whole `check` (sizeup shows the docstring's examples
-    and keeps the rest of `check` as hidden tests), MBPP's test_list (its challenge tests are no part of it)."""
-    return [*task.tests, *task.hidden_tests] if task.source == "humaneval" else list(task.tests)
 
 
 @pytest.fixture(scope="module")
@@ -57,12 +50,11 @@ def test_sizeups_verdict_equals_the_reference_harness_on_every_recorded_reply(re
     with make_sandbox("auto") as sandbox:
         for record in records:
             task, style = tasks[record["task_id"]], PromptStyle(record["style"])
-            program = candidate_program(task, record["response"], style)
-            ours = sandbox.run(program, reference_tests(task), Limits(timeout_s=TIMEOUT_S), setup_code=task.setup_code)
+            ours = reference.sizeup_passes(task, record["response"], style, TIMEOUT_S, sandbox)
             theirs = reference.judge(task, record["response"], style, TIMEOUT_S, problems)
             assert theirs is not None
             passed += theirs.passed
-            if (ours.status.value == "passed") != theirs.passed:
-                disagreements.append((task.task_id, record["model"], ours.status.value, theirs.reason))
+            if (ours == "passed") != theirs.passed:
+                disagreements.append((task.task_id, record["model"], ours, theirs.reason))
     assert disagreements == []
     assert passed >= 5  # passes and failures both: a fixture of failures alone would agree trivially
