@@ -1,10 +1,15 @@
-"""Tasks per hour on this machine: one worker with all its CPUs against several workers with a CPU each, and
-the same workers as Ray actors, on the same MBPP tasks with the embedded models (the seed's two arms).
+"""Tasks per hour on this machine: one worker with all its N CPUs against N workers with a CPU each, and
+the same N workers as Ray actors, on the same MBPP tasks with the embedded models (the seed's two arms).
 
     python benchmarks/scale_bench.py [--tasks 20] [--max-tokens 128] [--json]
 
-With --json the last line is {"tasks_per_hour": {"local-1x2", "local-2x1", "ray-2x1"}, "ray_overhead_pct",
-"speedup_2_workers", ...}: ray_overhead_pct compares Ray with local processes at the same workers.
+Two rates per configuration, both from the results it stored: `tasks_per_hour` over the whole run (model
+servers' start-up included: each worker starts its own) and `tasks_per_hour_steady`, between the first and
+the last result stored (start-up left out). A task counts once both arms have stored it.
+
+With --json the last line is {"tasks_per_hour": {"local-1xN", "local-Nx1", "ray-Nx1"}, "tasks_per_hour_steady":
+{...}, "ray_overhead_pct", "speedup_workers", "workers", ...} with N this machine's CPUs: ray_overhead_pct
+compares Ray with local processes at the same workers, speedup_workers N workers with one (steady rates).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import os
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -27,14 +33,24 @@ from sizeup.tasks import load_mbpp
 DEFAULT_MBPP = Path(__file__).resolve().parents[2] / "shared" / "data" / "mbpp.jsonl"
 
 
-def timed_run(db: str, tasks: list, config: RunConfig, max_tokens: int) -> tuple[float, int]:
+def timed_run(db: str, tasks: list, config: RunConfig, max_tokens: int) -> tuple[float, float | None, int]:
+    """(whole-run rate, steady rate, tasks stored by every arm), rates in tasks per hour."""
     arms = seed_arms("gemma3:270m", "smollm2:135m", {"max_tokens": max_tokens, "max_depth": 1})
     with open_store(db) as store:
         store.import_tasks(tasks, clear=False)
         started = time.perf_counter()
         run_id = Runner(store, config, arms, Console(stderr=True, quiet=True)).run(tasks)
         elapsed = time.perf_counter() - started
-        return elapsed, len(store.results(run_id))
+        results = store.results(run_id)
+    done: dict[str, list[datetime]] = {}
+    for result in results:
+        done.setdefault(result.task_id, []).append(datetime.fromisoformat(result.finished_at))
+    finished = sorted(max(times) for times in done.values() if len(times) == len(arms))
+    steady = None
+    if len(finished) >= 2:
+        span = (finished[-1] - finished[0]).total_seconds()
+        steady = 3600 * (len(finished) - 1) / span if span > 0 else None
+    return 3600 * len(finished) / elapsed, steady, len(finished)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,27 +62,34 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     cpus = len(os.sched_getaffinity(0))
     tasks = list(load_mbpp(args.mbpp))[10 : 10 + args.tasks]
+    one, many, ray = f"local-1x{cpus}", f"local-{cpus}x1", f"ray-{cpus}x1"
     configs = {
-        f"local-1x{cpus}": RunConfig(workers=1, n_threads=cpus),
-        f"local-{cpus}x1": RunConfig(workers=cpus),
-        f"ray-{cpus}x1": RunConfig(workers=cpus, executor="ray"),
+        one: RunConfig(workers=1, n_threads=cpus),
+        many: RunConfig(workers=cpus),
+        ray: RunConfig(workers=cpus, executor="ray"),
     }
-    rates, seconds = {}, {}
+    rates: dict[str, float] = {}
+    steady: dict[str, float | None] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, config in configs.items():
-            elapsed, stored = timed_run(f"sqlite:///{tmp}/{name}.db", tasks, config, args.max_tokens)
-            seconds[name] = elapsed
-            rates[name] = 3600 * len(tasks) / elapsed
+            rates[name], steady[name], stored = timed_run(f"sqlite:///{tmp}/{name}.db", tasks, config, args.max_tokens)
+            shown = f"{steady[name]:.0f}" if steady[name] is not None else "n/a"
             print(
-                f"{name}: {len(tasks)} tasks ({stored} results) in {elapsed:.0f} s = {rates[name]:.0f} tasks/h",
+                f"{name}: {stored}/{len(tasks)} tasks stored; {rates[name]:.0f} tasks/h over the run, "
+                f"{shown} tasks/h after start-up",
                 file=sys.stderr,
             )
-    local, ray = rates[f"local-{cpus}x1"], rates[f"ray-{cpus}x1"]
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b else None
+
+    overhead = ratio(steady[many], steady[ray])
     summary = {
-        "tasks_per_hour": {k.replace(str(cpus), "2") if cpus == 2 else k: v for k, v in rates.items()},
-        "ray_overhead_pct": 100 * (local - ray) / local,
-        "speedup_2_workers": local / rates[f"local-1x{cpus}"],
-        "seconds": seconds,
+        "tasks_per_hour": rates,
+        "tasks_per_hour_steady": steady,
+        "ray_overhead_pct": 100 * (1 - 1 / overhead) if overhead else None,
+        "speedup_workers": ratio(steady[many], steady[one]),
+        "workers": cpus,
         "tasks": len(tasks),
         "cpus": cpus,
     }

@@ -3,14 +3,16 @@ the visible tests alone against visible + hidden (derived) tests.
 
 Every reference gets a few mutants from simple AST operators (a comparison flipped, an arithmetic operator
 swapped, a constant moved by one, a boolean negated, a `return` inside a branch dropped). A mutant that
-gives the reference's outputs on every input tried (the tests' calls plus a pool of extra mutated inputs)
-may be equivalent to it and is dropped. Of the rest, the script counts those the visible tests kill, and
-those visible + hidden tests kill; the goal is that hidden tests kill at least half of the mutants the
-visible tests let through. Everything runs in sizeup's sandbox.
+gives the reference's outputs on every input tried (the visible tests' calls plus a pool of inputs mutated
+from them with a seed of its own, never from the hidden tests) may be equivalent to it and is dropped. Of
+the rest, the script counts those the visible tests kill (failed, error, timeout or memory exceeded; a
+harness error is counted apart as unjudged), and those visible + hidden tests kill; the goal is that hidden
+tests kill at least half of the mutants the visible tests let through. Everything runs in sizeup's sandbox.
 
     python benchmarks/test_adequacy.py [--mbpp PATH] [--limit N] [--per-task K] [--mutants M] [--json]
 
-With --json the last line is {"mutants", "killed_visible", "killed_visible_hidden", "tasks_with_hidden", ...}.
+With --json the last line is {"mutants", "killed_visible", "killed_visible_hidden", "tasks_with_hidden",
+"equivalent_dropped", "unjudged", ...}.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = {
         "mutants": 0,
         "equivalent_dropped": 0,
+        "unjudged": 0,
         "killed_visible": 0,
         "killed_visible_hidden": 0,
         "tasks_with_hidden": 0,
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(
         f"{len(tasks)} tasks, {counts['tasks_with_hidden']} with hidden tests; {counts['mutants']} mutants kept "
-        f"({counts['equivalent_dropped']} equivalent on every input tried, dropped); killed by the visible tests "
+        f"({counts['equivalent_dropped']} equivalent on every input tried, dropped; {counts['unjudged']} "
+        "unjudged); killed by the visible tests "
         f"{counts['killed_visible']}, by visible + hidden {counts['killed_visible_hidden']}; hidden tests "
         f"killed {caught} of the {survivors} that survived the visible ones ({elapsed:.0f} s)",
         file=sys.stderr,
@@ -146,9 +150,16 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+# A mutant is killed by a verdict the program earned; a harness error judges nothing and kills nothing.
+KILLS = {Status.FAILED, Status.ERROR, Status.TIMEOUT, Status.MEMORY_EXCEEDED}
+
+
 def counts_for(task: Task, sandbox, limits: Limits, args: argparse.Namespace, counts: dict[str, int]) -> None:
     rng = random.Random(f"adequacy:{task.task_id}")
-    seeds = [p for p in (parse_test(t, task.entry_point) for t in [*task.tests, *task.hidden_tests]) if p]
+    # The equivalence pool is independent of the hidden tests: grown from the visible tests' calls alone,
+    # with its own seed. Grown from the hidden tests' calls, it would drop as "equivalent" exactly the
+    # mutants the hidden tests miss and so flatter them.
+    seeds = [p for p in (parse_test(t, task.entry_point) for t in task.tests) if p]
     pool = [call for _, call in mutated_calls(seeds, random.Random(f"pool:{task.task_id}"), args.pool, set())]
     pool += [s.call for s in seeds]
     reference = outputs(sandbox, task.reference or "", task.setup_code, pool) if pool else []
@@ -156,14 +167,14 @@ def counts_for(task: Task, sandbox, limits: Limits, args: argparse.Namespace, co
         if pool and outputs(sandbox, mutant, task.setup_code, pool) == reference:
             counts["equivalent_dropped"] += 1
             continue
+        visible = sandbox.run(mutant, task.tests, limits, task.setup_code).status
+        hidden = sandbox.run(mutant, task.hidden_tests, limits, task.setup_code).status if task.hidden_tests else None
+        if Status.HARNESS_ERROR in (visible, hidden):
+            counts["unjudged"] += 1
+            continue
         counts["mutants"] += 1
-        visible = sandbox.run(mutant, task.tests, limits, task.setup_code).status is not Status.PASSED
-        both = visible or (
-            bool(task.hidden_tests)
-            and sandbox.run(mutant, task.hidden_tests, limits, task.setup_code).status is not Status.PASSED
-        )
-        counts["killed_visible"] += visible
-        counts["killed_visible_hidden"] += both
+        counts["killed_visible"] += visible in KILLS
+        counts["killed_visible_hidden"] += visible in KILLS or hidden in KILLS
 
 
 if __name__ == "__main__":
