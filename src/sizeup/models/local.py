@@ -29,11 +29,47 @@ def is_local(url: str) -> bool:
     return host in _local_addresses()
 
 
-def listening_pid(url: str) -> int | None:
-    """The pid of the process listening on the URL's TCP port on this machine, or None (remote, nobody
-    listening, or a process we may not see). Reads every socket on the machine: call it once, not per sample."""
+# Processes that listen on a port only to forward it elsewhere (a container's published port, a tunnel):
+# measuring one would charge the model for a proxy's few MB and CPU-ms while the server runs out of sight.
+FORWARDERS = {
+    "docker-proxy",
+    "rootlessport",
+    "rootlessport-child",
+    "slirp4netns",
+    "pasta",
+    "pasta.avx2",
+    "conmon",
+    "socat",
+    "ssh",
+    "sshd",
+    "kubectl",
+}
+
+
+def listener(url: str) -> tuple[int | None, str]:
+    """The process serving the URL on this machine, and why none is, in words: (pid, "") when one is."""
     if not is_local(url):
-        return None
+        return None, "the URL's host is another machine"
+    pid = _listening(url)
+    if pid is None:
+        return None, "no process on this machine that sizeup may see listens on the URL's port"
+    try:
+        name = psutil.Process(pid).name()
+    except psutil.Error:
+        return None, "the process listening on the URL's port is gone or hidden"
+    if name in FORWARDERS:
+        return None, f"the URL's port is forwarded by {name} (a container's or a tunnel's server: --server-pid)"
+    return pid, ""
+
+
+def listening_pid(url: str) -> int | None:
+    """The pid of the process serving the URL on this machine, or None (remote, nobody listening, a process we
+    may not see, or a forwarder: see `listener`). Reads every socket on the machine: call it once, not per
+    sample."""
+    return listener(url)[0]
+
+
+def _listening(url: str) -> int | None:
     parsed = urlparse(url)
     port = parsed.port or _DEFAULT_PORTS.get(parsed.scheme or "http")
     try:

@@ -189,7 +189,9 @@ class OllamaClient(ModelClient):
 
     def attribution(self) -> str:
         if self._serve() is None:
-            return "not_measurable (the server behind the URL is not a local process)"
+            return f"not_measurable ({local.listener(self.url)[1] or 'no local server process'})"
+        if self._runner is None and not self.server_pids():
+            return "not_measurable (no runner with this model's blob under the `ollama serve` behind the URL)"
         return "ollama_runner (the runner process whose --model is this model's blob; `ollama serve` apart)"
 
     def warm_up(self) -> dict[str, Any]:

@@ -131,7 +131,7 @@ class OpenAICompatClient(ModelClient):
 
     def attribution(self) -> str:
         if self._server_pid is None:
-            return "not_measurable (the server behind the URL is not a local process; --server-pid names one)"
+            return f"not_measurable ({local.listener(self.base_url)[1] or 'no local server process'})"
         how = "--server-pid" if self._explicit_pid else "the process listening on the URL's port"
         return f"server_process ({how}, with its children)"
 

@@ -6,7 +6,8 @@ Generation from the root is a fresh attempt (`kind` "generate": a wider step); f
 node with its visible-test feedback (`kind` "repair": a deeper step). A node's score is the share of visible
 tests it passed (0 for errors, timeouts and harness errors). Several models are several actions: TreeQuest
 chooses the model per expansion (its multi-LLM mode), and each node stores which. Trials are asked for in
-batches of `parallel` and told as their results arrive. The search stops at a full visible pass, after `n`
+batches of `parallel` and told in the order they were asked once the batch is done (so a run does not
+depend on which call finished first). The search stops at a full visible pass, after `n`
 nodes, or at the arm's budget.
 
 Reproducibility: TreeQuest's Thompson sampling draws from NumPy's global generator and exposes no seed, so
