@@ -58,15 +58,10 @@ SDIST="$SIZEUP_CACHE/src/llama_cpp_python-$LLAMA_CPP_VERSION.tar.gz"  # scripts/
 if [ ! -s "$SDIST" ]; then
     say "downloading the llama-cpp-python $LLAMA_CPP_VERSION sdist (for llama.cpp's vendored headers)"
     mkdir -p "$(dirname "$SDIST")"
-    python3 - "$SDIST" "$LLAMA_CPP_VERSION" <<'EOF'
-import json, sys, urllib.request
-dest, version = sys.argv[1], sys.argv[2]
-meta = json.load(urllib.request.urlopen(f"https://pypi.org/pypi/llama-cpp-python/{version}/json", timeout=60))
-url = next(f["url"] for f in meta["urls"] if f["packagetype"] == "sdist")
-with urllib.request.urlopen(url, timeout=300) as reply, open(dest + ".part", "wb") as out:
-    out.write(reply.read())
-import os; os.replace(dest + ".part", dest)
-EOF
+    # pip, as scripts/setup.sh does: it honours the index, proxy and certificates pip is configured with.
+    PIP_PY=$([ -x "${VENV:-.venv}/bin/python" ] && echo "${VENV:-.venv}/bin/python" || echo python3)
+    "$PIP_PY" -m pip download -q --no-deps --no-binary :all: -d "$(dirname "$SDIST")" \
+        "llama-cpp-python==$LLAMA_CPP_VERSION" >&2
 fi
 tar -xzf "$SDIST" -C "$WORK" --wildcards '*/vendor/llama.cpp/vendor/*'
 mkdir -p "$WORK/src/llama/llama.cpp/vendor"
