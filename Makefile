@@ -27,6 +27,7 @@ bench: setup
 	$(PY) -m pip install -q --no-deps evalplus==0.3.1
 	$(PY) benchmarks/sandbox_bench.py
 	$(PY) benchmarks/inference_bench.py
+	$(PY) benchmarks/scale_bench.py --json
 	if [ -n "$$DOCKER_HOST" ]; then $(PY) benchmarks/docker_bench.py; \
 	else echo "bench: DOCKER_HOST unset, docker backend skipped (eval \"\$$(scripts/podman_service.sh start)\")"; fi
 

@@ -8,8 +8,9 @@ servers' start-up included: each worker starts its own) and `tasks_per_hour_stea
 the last result stored (start-up left out). A task counts once both arms have stored it.
 
 With --json the last line is {"tasks_per_hour": {"local-1xN", "local-Nx1", "ray-Nx1"}, "tasks_per_hour_steady":
-{...}, "ray_overhead_pct", "speedup_workers", "workers", ...} with N this machine's CPUs: ray_overhead_pct
-compares Ray with local processes at the same workers, speedup_workers N workers with one (steady rates).
+{...}, "ray_overhead_pct", "speedup_N_workers", "workers", ...} with N this machine's CPUs (2 here: local-1x2,
+local-2x1, ray-2x1, speedup_2_workers): ray_overhead_pct compares Ray with local processes at the same
+workers, speedup_N_workers N workers with one (both from the steady rates).
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         "tasks_per_hour": rates,
         "tasks_per_hour_steady": steady,
         "ray_overhead_pct": 100 * (1 - 1 / overhead) if overhead else None,
-        "speedup_workers": ratio(steady[many], steady[one]),
+        f"speedup_{cpus}_workers": ratio(steady[many], steady[one]),
         "workers": cpus,
         "tasks": len(tasks),
         "cpus": cpus,
