@@ -299,3 +299,116 @@ def test_compare_adds_paired_bootstrap_and_per_task_ratios():
     assert eff["tokens_pct_less_per_task"]["median"] == 50.0
     assert data["sides"]["small"]["mean_test_pass_ratio_ci95"] == list(wilson_interval(6, 10))
     assert data["equal_budget"]["tokens"]["small_solved"] == 6  # 50 tokens always within the large 100
+
+
+# -- held-out passes: an overfit node is not a solution ---------------------------------------------------
+
+
+def heldout(task_id: str, attempts: list[Attempt], kept: str, held_out_pass: bool) -> TaskResult:
+    """An arm's result on a task with 2 hidden tests: node statuses are visible verdicts (what the search saw);
+    only the kept node was judged on the hidden tests, and the task passed only if it passed them too."""
+    result = task(task_id, SMALL, attempts, cpu=5.0)
+    best = next(a for a in attempts if a.attempt_id == kept)
+    return result.model_copy(
+        update={
+            "status": "passed" if held_out_pass else "failed",
+            "visible_status": best.status,
+            "hidden_total": 2,
+            "hidden_passed": 2 if held_out_pass else 1,
+            "best_attempt_id": kept,
+        }
+    )
+
+
+def overfit_arm() -> list[TaskResult]:
+    return [
+        # The repair passes the visible tests by special-casing them and fails the hidden ones: overfit.
+        heldout("o", [node("0", completion=10), node("0.0", "passed", completion=10)], "0.0", False),
+        # A root that passes the visible tests but is not kept (never judged on hidden tests), then the kept one.
+        heldout(
+            "p",
+            [node("0", "passed", completion=10), node("1", "passed", completion=30)],
+            "1",
+            True,
+        ),
+        # Solved at the root.
+        heldout("q", [node("0", "passed", completion=10)], "0", True),
+    ]
+
+
+def test_an_overfit_node_never_counts_as_solved_so_equal_budget_never_beats_the_arm():
+    arm = overfit_arm()
+    # A baseline that spends far more on every task (the caps never bind) and solves nothing.
+    base = [task(t, LARGE, [node("0", prompt=500, completion=500, gen_s=50.0)], cpu=50.0) for t in "opq"]
+    run = RunRecord(run_id="r", config={"large_model": "L", "small_model": "S"})
+    data = compare(run, base + arm)
+    side = data["sides"][SMALL]
+    # Every kept answer passed what the arm saw; two of three passed the hidden tests as well.
+    assert side["visible_success_rate"] == 1.0 and side["success_rate"] == pytest.approx(2 / 3)
+    assert side["overfit"] == 1 and side["overfit_rate"] == pytest.approx(1 / 3)
+    for kind in ("tokens", "cpu_s", "gen_s"):
+        e = data["equal_budget"][kind]
+        assert e["small_success_rate"] <= side["success_rate"]  # counting visible passes gave 3 / 3 here
+        assert e["per_task"] == {"o": False, "p": True, "q": True}
+        curve = data["budget_curves"][kind][SMALL]
+        assert max(rate for _, rate in curve) <= side["success_rate"]
+    # The replay has to reach the kept node of p (10 + 30 tokens), not its visibly passing root (10).
+    assert first_pass_spend(arm[1], "tokens") == 40
+    assert first_pass_depth(arm[0]) is None and first_pass_depth(arm[1]) == 0
+    br = data["branching"]
+    assert all(s["success_rate"] <= side["success_rate"] for s in br["success_if_stopped_at_depth"].values())
+    assert br["success_if_stopped_at_depth"]["1"]["solved"] == 2
+    # Nodes: 5, held-out passing 2 (the kept answers of p and q), not the 4 that passed visibly.
+    assert (br["nodes"], br["passing_nodes"]) == (5, 2)
+    assert pass_at_k_over_nodes(arm)["1"] == pytest.approx((0 + 1 / 2 + 1) / 3)
+    assert sum(data["arms"][1]["tree_shape"]["first_pass_from"].values()) == 2
+
+
+def test_without_hidden_tests_a_passing_node_counts_as_before():
+    tree = small_tree()  # no hidden tests: a node's verdict is on every test
+    assert first_pass_spend(tree, "tokens") == 250 and first_pass_depth(tree) == 1
+
+
+# -- unmeasured figures are None, never 0 ----------------------------------------------------------------
+
+
+def remote(result: TaskResult) -> TaskResult:
+    """The same result from a model server sizeup could not watch and that reported no prompt tokens."""
+    server = result.server.model_copy(
+        update={
+            "cpu_s": 0.0,
+            "peak_rss_mb": 0.0,
+            "method": {"cpu_s": "not_measurable", "peak_rss_mb": "not_measurable"},
+        }
+    )
+    return result.model_copy(update={"server": server, "method": {"prompt_tokens": "not_measurable"}})
+
+
+def test_a_remote_servers_cpu_memory_and_tokens_are_not_measured_not_zero():
+    from sizeup.analysis.costs import figure
+    from sizeup.analysis.tables import comparison_table, equal_budget_table
+
+    base = [task(f"t{i}", LARGE, [node("0", "passed", prompt=50, completion=50)], cpu=4.0) for i in range(4)]
+    arm = [remote(task(f"t{i}", SMALL, [node("0", "passed", completion=20)], cpu=1.0)) for i in range(4)]
+    assert figure(arm[0], "cpu_s") is None and figure(arm[0], "peak_rss_mb") is None
+    assert figure(arm[0], "tokens") is None and figure(base[0], "cpu_s") == 4.0
+    data = compare(RunRecord(run_id="r"), base + arm)
+    side = data["sides"][SMALL]
+    assert side["per_task_median"]["cpu_s"] == {"median": None, "ci95": None, "tasks": 0}
+    assert side["model_peak_rss_mb"] is None and side["cpu_s_total"] is None and side["tokens_total"] is None
+    assert side["cost_per_solved"]["cpu_s"] is None and side["model_mean_cpu_pct"] is None
+    assert data["efficiency"]["cpu_pct_less"] is None and data["efficiency"]["memory_pct_less"] is None
+    assert data["efficiency"]["ratios"]["cpu_s"]["tasks"] == 0
+    for kind in ("cpu_s", "tokens"):
+        e = data["equal_budget"][kind]
+        assert (e["tasks"], e["tasks_not_measured"], e["small_success_rate"]) == (0, 4, None)
+        assert set(e["per_task"].values()) == {None} and data["budget_curves"][kind][SMALL] == []
+    assert data["equal_budget"]["gen_s"]["tasks"] == 4  # timed by sizeup: measured
+    header, rows = comparison_table(data)
+    column = header.index(next(h for h in header if h.startswith(SMALL)))
+    cells = {row[0]: row[column] for row in rows}
+    assert cells["CPU per task, median [95 % CI]"] == "not measured"
+    assert cells["CPU, total (model server + sandbox)"] == "not measured"
+    assert cells["tokens, total (prompt + completion)"] == "not measured"
+    assert "4 tasks not measured" in equal_budget_table(data)[1][1][0]
+    json.dumps(data, allow_nan=False)

@@ -132,3 +132,42 @@ def test_a_store_written_before_arms_still_opens_and_compares(tmp_path):
     assert {"efficiency", "branching", "quality", "arms", "pairs"} <= set(data)
     assert [arm["name"] for arm in data["arms"]] == ["large", "small"]
     assert "small" in render_html(build_report([(run, results)], resamples=200), plots=False)
+
+
+def test_visible_success_and_overfit_are_not_measured_without_hidden_tests():
+    from sizeup.analysis.tables import comparison_table
+
+    results = [result(f"t{i}", side, i < 3) for i in range(6) for side in (LARGE, SMALL)]
+    data = compare(RunRecord(run_id="r"), results)
+    for arm in data["arms"]:
+        assert arm["tasks_with_hidden_tests"] == 0
+        assert arm["visible_success_rate"] is None and arm["visible_success_rate_ci95"] is None
+        assert arm["overfit_rate"] is None and arm["overfit_rate_ci95"] is None
+    _, rows = comparison_table(data)
+    cells = {row[0]: row[1:] for row in rows}
+    assert cells["visible-test success [95 % CI]"] == ["n/a: no hidden tests"] * 2
+    assert cells["overfit: visible passed, hidden failed (of tasks with hidden tests)"] == ["n/a: no hidden tests"] * 2
+    # With hidden tests on some tasks, overfit counts over those tasks only.
+    hidden = [
+        r.model_copy(update={"hidden_total": 2, "visible_status": "passed"}) if r.task_id in ("t3", "t4") else r
+        for r in results
+    ]
+    small = compare(RunRecord(run_id="r"), hidden)["sides"][SMALL]
+    assert small["tasks_with_hidden_tests"] == 2 and small["overfit"] == 2 and small["overfit_rate"] == 1.0
+    assert small["visible_success_rate"] == pytest.approx(5 / 6)
+
+
+def test_no_task_compared_yet_is_not_a_zero_success_rate():
+    from sizeup.analysis.tables import comparison_table, headline_lines
+
+    # Mid-run: each arm has finished a different task, so no task is common to both.
+    data = compare(RunRecord(run_id="r"), [result("a", LARGE, True), result("b", SMALL, True)])
+    assert data["tasks_all_arms"] == 0
+    for arm in data["arms"]:
+        assert arm["tasks"] == 0 and arm["success_rate"] is None and arm["success_ci"] == [0.0, 1.0]
+        assert arm["mean_test_pass_ratio"] is None and arm["model_calls_mean"] is None
+    assert data["efficiency"]["success_rate_diff"] is None
+    assert data["branching"]["success_if_stopped_at_depth"]["0"]["success_rate"] is None
+    _, rows = comparison_table(data)
+    assert rows[0][1:] == ["n/a", "n/a"]
+    assert "nothing to compare yet" in " ".join(headline_lines(data))

@@ -48,10 +48,12 @@ def test_the_front_keeps_only_what_nothing_beats_on_both():
 
 def test_the_recommendation_at_the_point_estimate_and_at_the_bound():
     data = recommend(RUNS, 0.5, "cpu")
-    # mid reaches 60 % on its point estimate, but its 95 % interval (45-74 %) reaches below 50 %: dear's does not.
+    # mid reaches 60 % on its point estimate, but its one-sided 95 % lower bound (47 %) is below 50 %: dear's is not.
     assert data["choice_point"] == "mid" and data["choice_bound"] == "dear"
+    assert "`mid`" in data["explanation"]
     assert (
-        "`mid`" in data["explanation"] and "At 95 % confidence of at least 50 %, choose `dear`" in data["explanation"]
+        "At 95 % confidence of at least 50 % (a one-sided 95 % Wilson lower bound), choose `dear`"
+        in data["explanation"]
     )
     assert recommend(RUNS, 0.25, "cpu")["choice_point"] == "cheap"
 
@@ -114,3 +116,101 @@ def test_the_memory_estimate_is_within_15_percent_of_real_servers_after_load(sma
         estimate = estimate_memory_mb(str(client.gguf), 1024)
         measured = client.server.rss_after_load_mb
         assert abs(estimate["total_mb"] - measured) / measured < 0.15, (client.model, estimate, measured)
+
+
+def unwatched(rows: list[TaskResult]) -> list[TaskResult]:
+    """The same results from a remote model server: its CPU and memory could not be measured."""
+    method = {"cpu_s": "not_measurable", "peak_rss_mb": "not_measurable"}
+    return [r.model_copy(update={"server": ResourceSummary(method=method)}) for r in rows]
+
+
+def test_a_configuration_whose_cost_was_not_measured_is_named_never_ranked_as_free():
+    runs = [*RUNS, (run("r3", "remote"), unwatched(results("r3", "remote", 38, 40, 0.0)))]
+    data = recommend(runs, 0.5, "cpu")
+    rows = {r["config"]: r for r in data["configurations"]}
+    assert rows["remote"]["cost_median"] is None and rows["remote"]["cost_measured_tasks"] == 0
+    # At 0 CPU-s it would sit alone on the front and be chosen at both the point and the bound.
+    assert "remote" not in [r["config"] for r in data["front"]] and data["not_measured"] == ["remote"]
+    assert (data["choice_point"], data["choice_bound"]) == ("mid", "dear")
+    assert "`remote`" in data["explanation"] and "not measured" in data["explanation"]
+    # Only the unmeasured configuration reaches 92 %: that is said, not "no configuration reaches 92 %".
+    data = recommend(runs, 0.92, "cpu")
+    assert data["choice_point"] is None and data["closest"] == "remote"
+    text = data["explanation"]
+    assert text.startswith("No configuration with a measured cost reaches 92 %")
+    assert "`remote` (m, single) reaches 95 %" in text and "not measured" in text and "`dear`" in text
+    assert not text.startswith("No configuration reaches")
+
+
+def test_the_bound_is_one_sided_at_the_confidence_asked_for():
+    from scipy.stats import norm
+
+    from sizeup.analysis.stats import wilson_interval
+
+    # 30 of 40: the two-sided 95 % interval starts at 60 %, the one-sided 95 % bound at 62 %.
+    runs = [(run("r", "only"), results("r", "only", 30, 40, 1.0))]
+    data = recommend(runs, 0.61, "cpu")
+    (row,) = data["configurations"]
+    assert row["success_ci"][0] < 0.61 <= row["success_lower_bound"]
+    assert row["success_lower_bound"] == pytest.approx(wilson_interval(30, 40, z=float(norm.ppf(0.95)))[0])
+    assert data["choice_bound"] == "only" and "one-sided lower bound is 62 %" in data["explanation"]
+
+
+def test_cross_validation_keeps_every_run_of_a_task_in_one_fold():
+    from sizeup.analysis.predict import task_folds
+
+    groups = [f"t{i % 12}" for i in range(36)]  # three pooled runs of 12 tasks
+    folds = task_folds(groups, 5)
+    assert sorted(i for fold in folds for i in fold) == list(range(36))
+    for fold in folds:
+        held_out = {groups[i] for i in fold}
+        trained = {groups[i] for i in range(36) if i not in set(fold)}
+        assert held_out and not held_out & trained
+    with pytest.raises(ValueError, match="distinct tasks"):
+        task_folds(["a", "b", "a", "b", "a", "b"], 5)
+
+
+def cost_rows(n_tasks: int, runs: int, *, method: dict | None = None) -> tuple[list[TaskResult], dict[str, Task]]:
+    rng = np.random.default_rng(1)
+    tasks = {
+        f"t{i}": Task(task_id=f"t{i}", source="x", prompt="p" * int(rng.integers(20, 2000)), tests=["assert 1"])
+        for i in range(n_tasks)
+    }
+    rows = [
+        TaskResult(
+            run_id=f"r{k}",
+            task_id=t,
+            arm="a",
+            model="m",
+            strategy="single",
+            status="failed",
+            wall_s=1.0,
+            prompt_tokens=len(task.prompt) // 4,
+            completion_tokens=50,
+            server=ResourceSummary(cpu_s=0.01 * len(task.prompt), peak_rss_mb=300.0, method=method or {}),
+        )
+        for k in range(runs)
+        for t, task in tasks.items()
+    ]
+    return rows, tasks
+
+
+def test_predictions_say_none_where_nothing_was_measured():
+    from sizeup.analysis.predict import totals
+
+    # Six tasks stored twice are twelve results but six tasks: too few to fit and check.
+    rows, tasks = cost_rows(6, 2)
+    with pytest.raises(ValueError, match="6 stored tasks"):
+        CostModel("a", rows, tasks)
+    rows, tasks = cost_rows(12, 2, method={"cpu_s": "not_measurable", "peak_rss_mb": "not_measurable"})
+    model = CostModel("remote", rows, tasks)
+    assert "cpu_s" not in model.fits and "tokens" in model.fits
+    prediction = model.predict(tasks["t0"])
+    assert prediction["cpu_s"] is None and prediction["peak_rss_mb"] is None and prediction["tokens"] > 0
+    measured, _ = cost_rows(12, 1)
+    local = CostModel("local", measured, tasks).predict(tasks["t0"])
+    total = totals([prediction, local], ["remote", "local", "unstored"])
+    assert total["configs"] == 3 and total["cpu_s_configs"] == 1 and total["cpu_s"] == pytest.approx(local["cpu_s"])
+    assert total["cpu_s_without"] == ["remote", "unstored"] and total["tokens_configs"] == 2
+    nothing = totals([prediction], ["remote"])
+    assert nothing["cpu_s"] is None and nothing["cpu_s_configs"] == 0 and "cpu_s_interval" not in nothing

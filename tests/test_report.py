@@ -220,3 +220,23 @@ def test_every_sandbox_status_gets_its_colour_and_trees_keep_numeric_order():
     )
     order = re.findall(r"<code>(0\.\d+)</code>", html_tree)
     assert order == ["0.1", "0.2", "0.10"]
+
+
+def test_the_decision_section_has_its_link_and_the_methods_say_held_out(report, page):
+    assert 'id="decision"' in page and '<a href="#decision">decision</a>' in page
+    assert "held-out passing attempt" in visible_text(page) and "one-sided Wilson lower bound" in visible_text(page)
+    without = dict(report, decision=None)
+    assert 'href="#decision"' not in render_html(without, plots=False)
+
+
+def test_a_report_before_any_common_task_says_n_a_not_zero():
+    run, results = make_run("mid-run", 4, small_wins={2}, large_wins={0})
+    # Each arm has finished other tasks than the other: nothing is common yet.
+    started = [r for r in results if (r.arm == LARGE) == (r.task_id in ("<b>0</b>", "1"))]
+    report = build_report([(run, started)], resamples=200)
+    arms = report["runs"][0]["comparison"]["arms"]
+    assert [arm["success_rate"] for arm in arms] == [None, None] and report["decision"] is None
+    page = render_html(report)  # with plots: no arm is placed at 0 %
+    cells = re.search(r"<td>success rate \[95 % CI\]</td>(.*?)</tr>", page).group(1)
+    assert cells == "<td>n/a</td><td>n/a</td>"
+    assert "n/a" in render_markdown(report) and json.loads(render_json(report))

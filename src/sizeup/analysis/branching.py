@@ -1,5 +1,12 @@
 """What branching did: how deep trees went, where solutions were found, how many model instances (calls)
-a task took, and pass@k over the nodes of the trees."""
+a task took, and pass@k over the nodes of the trees.
+
+A node counts as solved only when it would be a held-out pass, like the headline's success: a node's own
+status is its verdict on the visible tests (what the search saw), and where the task has hidden tests only the
+kept answer (`best_attempt_id`) was judged on them. So with hidden tests the one node that can count is the
+kept one, and only if the task passed; without them a node counts when it passed its (visible = all) tests.
+A node that passed the visible tests and was never judged on hidden ones is not counted: the figures over
+nodes are then lower bounds, never the overfit-inflated visible figures."""
 
 from __future__ import annotations
 
@@ -9,25 +16,40 @@ from typing import Any
 
 from sizeup.analysis.fmt import missing
 from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
-from sizeup.records import TaskResult, result_shape
+from sizeup.records import Attempt, TaskResult, creation_order, result_shape
 from sizeup.verdicts import Status
 
 PASS_AT_K = (1, 2, 5, 10)
 
 
+def node_solved(result: TaskResult, attempt: Attempt) -> bool:
+    """Whether a node of `result`'s tree counts as a held-out pass: it passed, and where the task has hidden
+    tests it is the kept answer (the only node judged on them) and the task passed them too."""
+    if result.hidden_total:
+        return attempt.attempt_id == result.best_attempt_id and result.passed
+    return attempt.status == Status.PASSED
+
+
 def first_pass_depth(result: TaskResult) -> int | None:
-    """Shallowest depth holding a passing node; a tree-less result that passed counts as depth 0."""
-    depths = [a.depth for a in result.attempts if a.status == Status.PASSED]
+    """Shallowest depth holding a held-out passing node (node_solved); a tree-less result that passed counts
+    as depth 0."""
+    depths = [a.depth for a in result.attempts if node_solved(result, a)]
     if depths:
         return min(depths)
     return 0 if result.passed and not result.attempts else None
 
 
 def node_samples(result: TaskResult) -> tuple[int, int]:
-    """(nodes, passing nodes) of a task's tree, treating every node as a sample."""
+    """(nodes, held-out passing nodes) of a task's tree, treating every node as a sample."""
     if not result.attempts:
         return (1, int(result.passed))
-    return (len(result.attempts), sum(a.status == Status.PASSED for a in result.attempts))
+    return (len(result.attempts), sum(node_solved(result, a) for a in result.attempts))
+
+
+def first_pass_from(result: TaskResult) -> str | None:
+    """What made the first held-out passing node (in creation order): its kind and model."""
+    first = next((a for a in creation_order(result.attempts) if a.executed and node_solved(result, a)), None)
+    return f"{first.kind or 'node'} by {first.model or '?'}" if first else None
 
 
 def pass_at_k_over_nodes(results: list[TaskResult]) -> dict[str, float]:
@@ -52,7 +74,7 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
         solved = sum(1 for f in first if f is not None and f <= d)
         by_depth[str(d)] = {
             "solved": solved,
-            "success_rate": solved / n if n else 0.0,
+            "success_rate": solved / n if n else None,  # None: no task to count
             "success_rate_ci95": list(wilson_interval(solved, n)),
         }
     calls = [r.model_calls for r in results]
@@ -62,9 +84,9 @@ def branching_stats(results: list[TaskResult], max_depth: int | None = None) -> 
         "first_pass_depth": {str(d): sum(1 for f in first if f == d) for d in range(top + 1)},
         "success_if_stopped_at_depth": by_depth,
         "calls_per_task": {
-            "mean": sum(calls) / n if n else 0.0,
-            "median": median(calls) if calls else 0,
-            "max": max(calls, default=0),
+            "mean": sum(calls) / n if n else None,
+            "median": median(calls) if calls else None,
+            "max": max(calls, default=0),  # a number even with no task: callers compare it
             "distribution": dict(sorted(Counter(map(str, calls)).items(), key=lambda kv: int(kv[0]))),
         },
         "nodes": sum(n for n, _ in samples),
@@ -81,7 +103,8 @@ def finite_or_none(value: float | None) -> float | None:
 def tree_shape(results: list[TaskResult]) -> dict[str, Any]:
     """An arm's trees together: `wider`/`deeper` = counts of new-answer and refine steps, the deepest and
     widest tree, and for the tasks solved, where the first passing node came from."""
-    shapes = [result_shape(r) for r in results]
+    # records.result_shape finds the first passing node by its visible verdict; the held-out one is used here.
+    shapes = [{**result_shape(r), "first_pass_from": first_pass_from(r)} for r in results]
     return {
         "wider": sum(s["wider"] for s in shapes),
         "deeper": sum(s["deeper"] for s in shapes),

@@ -7,6 +7,16 @@ that was kept are replayed by depth, then attempt id: the order the seed's strat
 attempt's spend is added as it is replayed; the task counts as solved only if a passing attempt is reached
 while the running total is still within the budget.
 
+"Passing" is a held-out pass, as in the headline success (branching.node_solved): an attempt's own status
+is its verdict on the visible tests only, and where the task has hidden tests only the kept answer
+(`best_attempt_id`) was judged on them. So with hidden tests the replay must reach the kept answer, and the
+task must have passed its hidden tests; an overfit node (visible passed, hidden failed) never counts, and an
+arm's success at equal cost can never exceed its success as run.
+
+A task whose spend in the budget's unit was not measured on either side (a model server sizeup could not
+watch has no CPU figure; a server that reports no prompt tokens has no token figure) is left out of that
+budget's comparison, and `tasks_not_measured` counts it.
+
 Siblings: one by one when the run generated them one at a time (config `parallel` 1, the default), so a
 capped run could have stopped at the first passing child. When children ran concurrently (`parallel` >
 1) a level is charged in full before any of its verdicts is known, so a level counts together.
@@ -25,9 +35,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from sizeup.analysis.branching import node_solved
+from sizeup.analysis.costs import cpu_measured, tokens_measured
 from sizeup.analysis.stats import mcnemar_exact_p, wilson_interval
 from sizeup.records import Attempt, TaskResult, creation_order
-from sizeup.verdicts import Status
 
 BudgetKind = Literal["tokens", "cpu_s", "gen_s"]
 BUDGET_KINDS: tuple[BudgetKind, ...] = ("tokens", "cpu_s", "gen_s")
@@ -39,12 +50,23 @@ def replay_order(attempts: list[Attempt]) -> list[Attempt]:
 
 
 def task_spend(result: TaskResult, kind: BudgetKind) -> float:
-    """What a side spent on a whole task, in the budget's unit (the large side's budget)."""
+    """What an arm spent on a whole task, in the budget's unit (the baseline's spend is the other arm's cap).
+    Check spend_measured first: an unmeasured part counts 0 here."""
     if kind == "tokens":
         return float(result.prompt_tokens + result.completion_tokens)
     if kind == "cpu_s":
         return result.server.cpu_s + result.sandbox_cpu_s
     return result.gen_s
+
+
+def spend_measured(result: TaskResult, kind: BudgetKind) -> bool:
+    """Whether a task's spend in this unit was measured: model-server CPU for cpu_s, prompt tokens for
+    tokens (gen_s is timed by sizeup itself, always)."""
+    if kind == "cpu_s":
+        return cpu_measured(result)
+    if kind == "tokens":
+        return tokens_measured(result)
+    return True
 
 
 def attempt_spends(result: TaskResult, kind: BudgetKind) -> list[tuple[Attempt, float]]:
@@ -68,12 +90,13 @@ def attempt_spends(result: TaskResult, kind: BudgetKind) -> list[tuple[Attempt, 
 
 
 def _charged_steps(result: TaskResult, kind: BudgetKind, siblings_together: bool) -> list[tuple[bool, float]]:
-    """(any attempt of the step passed, running total at the end of the step), step by step."""
+    """(any attempt of the step is a held-out pass, running total at the end of the step), step by step."""
     steps: list[tuple[bool, float]] = []
     running, depth = 0.0, None
     for attempt, spend in attempt_spends(result, kind):
         running += spend
-        passed = attempt.status == Status.PASSED
+        # A result stored without its tree is one step carrying the task's verdict.
+        passed = node_solved(result, attempt) if result.attempts else result.passed
         if siblings_together and steps and attempt.depth == depth:
             steps[-1] = (steps[-1][0] or passed, running)
         else:
@@ -83,7 +106,7 @@ def _charged_steps(result: TaskResult, kind: BudgetKind, siblings_together: bool
 
 
 def first_pass_spend(result: TaskResult, kind: BudgetKind, *, siblings_together: bool = False) -> float | None:
-    """Running total at which the replay first reaches a passing attempt; None if none passed."""
+    """Running total at which the replay first reaches a held-out passing attempt; None if none."""
     return next((total for passed, total in _charged_steps(result, kind, siblings_together) if passed), None)
 
 
@@ -102,35 +125,39 @@ def equal_budget(
     siblings_together: bool = False,
 ) -> dict[str, Any]:
     """Success of an arm capped, task by task, at the baseline's spend on that task, paired with the
-    baseline's (uncapped) result. Keys are named after the arms (`names` = baseline, arm): for the seed's
-    two, `small_success_rate`, `only_large_solved`, ..."""
+    baseline's (uncapped) result, on the tasks whose spend was measured on both sides (`tasks`;
+    `tasks_not_measured` the others, None in `per_task`). Keys are named after the arms (`names` =
+    baseline, arm): for the seed's two, `small_success_rate`, `only_large_solved`, ..."""
     b, a = names
-    capped = [
-        solved_within(s, task_spend(x, kind), kind, siblings_together=siblings_together)
-        for x, s in zip(base, arm, strict=True)
-    ]
+    pairs = [(x, s) for x, s in zip(base, arm, strict=True) if spend_measured(x, kind) and spend_measured(s, kind)]
+    capped = [solved_within(s, task_spend(x, kind), kind, siblings_together=siblings_together) for x, s in pairs]
     n, solved = len(capped), sum(capped)
-    only_base = sum(x.passed and not c for x, c in zip(base, capped, strict=True))
-    only_arm = sum(c and not x.passed for x, c in zip(base, capped, strict=True))
+    only_base = sum(x.passed and not c for (x, _), c in zip(pairs, capped, strict=True))
+    only_arm = sum(c and not x.passed for (x, _), c in zip(pairs, capped, strict=True))
+    per_task: dict[str, bool | None] = {s.task_id: None for s in arm}
+    per_task.update({s.task_id: c for (_, s), c in zip(pairs, capped, strict=True)})
     return {
         "kind": kind,
         "tasks": n,
+        "tasks_not_measured": len(arm) - n,
         f"{a}_solved": solved,
-        f"{a}_success_rate": solved / n if n else 0.0,
-        f"{a}_success_rate_ci95": list(wilson_interval(solved, n)),
-        f"{b}_solved": sum(x.passed for x in base),
+        f"{a}_success_rate": solved / n if n else None,  # None: no task measured in this unit
+        f"{a}_success_rate_ci95": list(wilson_interval(solved, n)) if n else None,
+        f"{b}_solved": sum(x.passed for x, _ in pairs),
         f"only_{b}_solved": only_base,
         f"only_{a}_solved": only_arm,
         "mcnemar_p": mcnemar_exact_p(only_base, only_arm),
-        "per_task": {s.task_id: c for s, c in zip(arm, capped, strict=True)},
+        "per_task": per_task,
     }
 
 
 def budget_curve(
     results: list[TaskResult], kind: BudgetKind, *, siblings_together: bool = False
 ) -> list[tuple[float, float]]:
-    """Success rate of a side as a function of one per-task cap on its spend: (cap, rate) at every cap
-    where a task becomes solved, starting from (0, 0) and ending at the largest task's full spend."""
+    """Success rate of an arm as a function of one per-task cap on its spend: (cap, rate) at every cap
+    where a task becomes solved (a held-out pass), starting from (0, 0) and ending at the largest task's full
+    spend. Over the tasks whose spend was measured; empty when none was."""
+    results = [r for r in results if spend_measured(r, kind)]
     n = len(results)
     if not n:
         return []

@@ -11,6 +11,11 @@ took less wall time in total than the baseline; a positive `memory_pct_less` mea
 memory was lower; `success_rate_diff` is arm minus baseline. The `*_per_task` figures derive the same
 percentages from the median of per-task baseline / arm ratios (`ratios`), with intervals. Keys that name a
 side carry the arms' names (`only_large_solved`, `small_success_rate`, ...).
+
+A figure that could not be measured is None (null in JSON, "n/a" or "not measured" in the tables), never
+0: success rates of an arm with no task compared yet; visible-test success and overfit in runs whose tasks
+have no hidden tests; the model server's CPU and memory where sizeup could not watch it (a remote server);
+token totals where the server reported no prompt tokens.
 """
 
 from __future__ import annotations
@@ -22,8 +27,17 @@ from typing import Any
 import numpy as np
 
 from sizeup.analysis.branching import branching_stats, finite_or_none, pass_at_k_over_nodes, tree_shape
-from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, task_spend
-from sizeup.analysis.costs import FIGURES, cost_per_solved, median_with_ci, pct_less_from_ratio, ratio_summary
+from sizeup.analysis.budget import BUDGET_KINDS, budget_curve, equal_budget, spend_measured, task_spend
+from sizeup.analysis.costs import (
+    FIGURES,
+    cost_per_solved,
+    cpu_measured,
+    median_with_ci,
+    pct_less_from_ratio,
+    peak_measured,
+    ratio_summary,
+    tokens_measured,
+)
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
 from sizeup.records import ArmSpec, RunRecord, TaskResult
 from sizeup.sandbox import isolation_note
@@ -41,8 +55,12 @@ PCT_LESS = {
 }
 
 
-def _pct_less(large: float, small: float) -> float | None:
-    return None if large <= 0 else 100.0 * (large - small) / large
+def _pct_less(base: float | None, arm: float | None) -> float | None:
+    return None if base is None or arm is None or base <= 0 else 100.0 * (base - arm) / base
+
+
+def _diff(base: float | None, arm: float | None) -> float | None:
+    return None if base is None or arm is None else arm - base
 
 
 def arm_names(run: RunRecord, results: list[TaskResult]) -> list[str]:
@@ -75,10 +93,16 @@ def side_summary(
     statuses: dict[str, int] = {}
     for r in results:
         statuses[r.status] = statuses.get(r.status, 0) + 1
-    low, high = wilson_interval(solved, n)
+    # Visible-test success and overfit exist only where a task had hidden tests; overfit is counted over
+    # those tasks (a task without hidden tests cannot be seen to overfit).
+    hidden = [r for r in results if r.hidden_total]
     visible = sum(r.visible_pass for r in results)
-    overfit = sum(r.overfit for r in results)
-    mean_ratio = sum(r.test_pass_ratio for r in results) / n if n else 0.0
+    overfit = sum(r.overfit for r in hidden)
+    mean_ratio = sum(r.test_pass_ratio for r in results) / n if n else None
+    # Totals of a figure some task did not measure would be partial sums: None instead.
+    cpu_ok, peak_ok, tokens_ok = (all(ok(r) for r in results) for ok in (cpu_measured, peak_measured, tokens_measured))
+    model_cpu = sum(r.server.cpu_s for r in results) if cpu_ok else None
+    wall_total = sum(walls)
     first = results[0] if results else None
     return {
         "model": first.model if first else None,
@@ -86,37 +110,40 @@ def side_summary(
         "stopped_by": dict(sorted(Counter(r.stopped_by or "not recorded" for r in results).items())),
         "tasks": n,
         "solved": solved,
-        "success_rate": solved / n if n else 0.0,  # held out: every test, visible and hidden, passed
-        "success_rate_ci95": [low, high],
-        "visible_success_rate": visible / n if n else 0.0,  # the tests the arm was shown passed
-        "visible_success_rate_ci95": list(wilson_interval(visible, n)),
-        "overfit_rate": overfit / n if n else 0.0,  # passed what it was shown, failed what it was not
-        "overfit_rate_ci95": list(wilson_interval(overfit, n)),
+        # Held out: every test, visible and hidden, passed. None (and the interval [0, 1]) with no task yet.
+        "success_rate": solved / n if n else None,
+        "success_rate_ci95": list(wilson_interval(solved, n)),
+        # The tests the arm was shown passed; None where no task had hidden tests (it would be success_rate).
+        "visible_success_rate": visible / n if hidden else None,
+        "visible_success_rate_ci95": list(wilson_interval(visible, n)) if hidden else None,
+        # Passed what it was shown, failed what it was not, of the tasks with hidden tests; None without any.
+        "overfit_rate": overfit / len(hidden) if hidden else None,
+        "overfit_rate_ci95": list(wilson_interval(overfit, len(hidden))) if hidden else None,
         "overfit": overfit,
-        "tasks_with_hidden_tests": sum(bool(r.hidden_total) for r in results),
+        "tasks_with_hidden_tests": len(hidden),
         # Verdict tests judged outside the program's process; the rest ran in it (None: not recorded).
         "parent_compared_share": _parent_share(results),
         "mean_test_pass_ratio": mean_ratio,
-        "mean_test_pass_ratio_ci95": list(wilson_interval(mean_ratio * n, n)),
-        "wall_s_median": median(walls) if walls else 0.0,
-        "wall_s_total": sum(walls),
-        "model_peak_rss_mb": max((r.server.peak_rss_mb for r in results), default=0.0),
-        "model_cpu_s": sum(r.server.cpu_s for r in results),
-        "model_mean_cpu_pct": (100.0 * sum(r.server.cpu_s for r in results) / sum(walls)) if sum(walls) else 0.0,
+        "mean_test_pass_ratio_ci95": list(wilson_interval((mean_ratio or 0.0) * n, n)),
+        "wall_s_median": median(walls) if walls else None,
+        "wall_s_total": wall_total,
+        "model_peak_rss_mb": max((r.server.peak_rss_mb for r in results), default=None) if peak_ok else None,
+        "model_cpu_s": model_cpu,
+        "model_mean_cpu_pct": 100.0 * model_cpu / wall_total if model_cpu is not None and wall_total else None,
         **shared_server_summary(results),
-        "prompt_tokens": sum(r.prompt_tokens for r in results),
+        "prompt_tokens": sum(r.prompt_tokens for r in results) if tokens_ok else None,
         "completion_tokens": sum(r.completion_tokens for r in results),
         "model_calls": sum(r.model_calls for r in results),
         "ttft_s_median": median(ttfts) if ttfts else None,
         "gen_s_total": sum(r.gen_s for r in results),
         "sandbox_executions": sum(r.sandbox_executions for r in results),
         "sandbox_cpu_s": sum(r.sandbox_cpu_s for r in results),
-        "sandbox_peak_rss_mb": max((r.sandbox_peak_rss_mb for r in results), default=0.0),
+        "sandbox_peak_rss_mb": max((r.sandbox_peak_rss_mb for r in results), default=None),
         "sandbox_backends": sorted({r.method.get("sandbox_backend", "") for r in results} - {""}),
         **container_summary(results),
         "statuses": statuses,
-        "cpu_s_total": sum(r.server.cpu_s + r.sandbox_cpu_s for r in results),
-        "tokens_total": sum(r.prompt_tokens + r.completion_tokens for r in results),
+        "cpu_s_total": sum(r.server.cpu_s + r.sandbox_cpu_s for r in results) if cpu_ok else None,
+        "tokens_total": sum(r.prompt_tokens + r.completion_tokens for r in results) if tokens_ok else None,
         "cost_per_solved": cost_per_solved(results),
         "per_task_median": {name: median_with_ci(results, name, resamples=resamples, seed=seed) for name in FIGURES},
         # None, not NaN, where k exceeds a task's samples: `sizeup compare --json` must stay valid JSON.
@@ -274,7 +301,7 @@ def arm_summary(spec: ArmSpec, results: list[TaskResult], *, resamples: int, see
         "tokens_median_ci": medians["tokens"]["ci95"],
         "model_peak_rss_mb_median": medians["peak_rss_mb"]["median"],
         "model_peak_rss_mb_median_ci": medians["peak_rss_mb"]["ci95"],
-        "model_calls_mean": sum(calls) / len(calls) if calls else 0.0,
+        "model_calls_mean": sum(calls) / len(calls) if calls else None,
         "over_budget": sum(over_budget(r) for r in results),
         # The search algorithm's own time (TreeQuest's ask/tell) against the arm's wall time, where timed.
         "strategy_overhead_pct": _overhead_pct(results),
@@ -333,11 +360,8 @@ def pair_detail(
             "time_pct_faster": _pct_less(sides[b]["wall_s_total"], sides[a]["wall_s_total"]),
             "memory_pct_less": _pct_less(sides[b]["model_peak_rss_mb"], sides[a]["model_peak_rss_mb"]),
             "cpu_pct_less": _pct_less(sides[b]["model_cpu_s"], sides[a]["model_cpu_s"]),
-            "tokens_pct_less": _pct_less(
-                sides[b]["prompt_tokens"] + sides[b]["completion_tokens"],
-                sides[a]["prompt_tokens"] + sides[a]["completion_tokens"],
-            ),
-            "success_rate_diff": sides[a]["success_rate"] - sides[b]["success_rate"],
+            "tokens_pct_less": _pct_less(sides[b]["tokens_total"], sides[a]["tokens_total"]),
+            "success_rate_diff": _diff(sides[b]["success_rate"], sides[a]["success_rate"]),
             "ratios": ratios,  # baseline / arm, median over tasks, bootstrap CI
             **{f"{key}_per_task": _per_task_pct(ratios[name]) for key, name in PCT_LESS.items()},
         },
@@ -346,12 +370,12 @@ def pair_detail(
             f"only_{b}_solved": only_base,
             f"only_{a}_solved": only_arm,
             "neither_solved": sum(not x.passed and not y.passed for x, y in pairs),
-            "mean_test_pass_ratio_diff": sides[a]["mean_test_pass_ratio"] - sides[b]["mean_test_pass_ratio"],
+            "mean_test_pass_ratio_diff": _diff(sides[b]["mean_test_pass_ratio"], sides[a]["mean_test_pass_ratio"]),
             "mcnemar_p": mcnemar_exact_p(only_base, only_arm),
             "success_rate_diff_ci95": list(diff_ci) if diff_ci else None,  # paired bootstrap over tasks
         },
         "branching": {
-            "mean_depth": sum(depths) / len(depths) if depths else 0.0,
+            "mean_depth": sum(depths) / len(depths) if depths else None,
             "max_depth": max(depths, default=0),
             "model_instances": sum(r.model_calls for r in arm),
             "solved_at_depth": {
@@ -365,12 +389,18 @@ def pair_detail(
         "budget_curves": {
             kind: {
                 a: budget_curve(arm, kind, siblings_together=together),
-                f"{b}_mean_spend": sum(task_spend(r, kind) for r in base) / len(base) if base else 0.0,
+                f"{b}_mean_spend": _mean_spend(base, kind),
             }
             for kind in BUDGET_KINDS
         },
         "statistics": {"siblings_counted_together": together},
     }
+
+
+def _mean_spend(results: list[TaskResult], kind: Any) -> float | None:
+    """Mean spend per task over the tasks it was measured on; None when it was measured on none."""
+    spends = [task_spend(r, kind) for r in results if spend_measured(r, kind)]
+    return sum(spends) / len(spends) if spends else None
 
 
 def protocol(results: list[TaskResult]) -> str:

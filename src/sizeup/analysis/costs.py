@@ -1,8 +1,12 @@
-"""What each side spent per task, how the two sides' spending compares task by task, and what a solved
-task cost.
+"""What each arm spent per task, how two arms' spending compares task by task, and what a solved task
+cost.
 
-Ratios are large / small, per task, summarised by their median (cost figures are skewed: one task that
-runs to the token limit should not decide the result) with a seeded percentile bootstrap interval."""
+Ratios are baseline / arm, per task, summarised by their median (cost figures are skewed: one task that
+runs to the token limit should not decide the result) with a seeded percentile bootstrap interval.
+
+A figure whose measurement method was stored as not measurable is None, never 0: the model server's CPU
+seconds and peak memory when sizeup could not watch its processes (a remote server), and the token count
+when the server reported no prompt tokens (only the completion could be counted)."""
 
 from __future__ import annotations
 
@@ -12,7 +16,39 @@ from typing import Any
 import numpy as np
 
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
-from sizeup.records import TaskResult
+from sizeup.records import Measured, TaskResult
+
+
+def _server_measured(result: TaskResult, name: str) -> bool:
+    # An empty method (results stored before methods were) cannot say otherwise: taken as measured.
+    return result.server.method.get(name) != Measured.NOT_MEASURABLE
+
+
+def cpu_measured(result: TaskResult) -> bool:
+    """Whether the model server's CPU seconds were measured (not a server sizeup could not watch)."""
+    return _server_measured(result, "cpu_s")
+
+
+def peak_measured(result: TaskResult) -> bool:
+    return _server_measured(result, "peak_rss_mb")
+
+
+def tokens_measured(result: TaskResult) -> bool:
+    """Whether prompt and completion tokens were both known (a server that reports no usage leaves only the
+    completion countable)."""
+    return result.method.get("prompt_tokens") != Measured.NOT_MEASURABLE.value
+
+
+def cpu_s(result: TaskResult) -> float | None:
+    return result.server.cpu_s + result.sandbox_cpu_s if cpu_measured(result) else None
+
+
+def peak_rss_mb(result: TaskResult) -> float | None:
+    return result.server.peak_rss_mb if peak_measured(result) else None
+
+
+def tokens(result: TaskResult) -> float | None:
+    return float(result.prompt_tokens + result.completion_tokens) if tokens_measured(result) else None
 
 
 def energy_j(result: TaskResult) -> float | None:
@@ -28,13 +64,13 @@ def gpu_mem_mb(result: TaskResult) -> float | None:
     return result.server.gpu_mem_mb
 
 
-# Figure name -> (per-task value, how it is obtained). CPU counts the model server and the sandbox:
-# both are work the side made the machine do for that task.
+# Figure name -> (per-task value, None where not measured; how it is obtained). CPU counts the model
+# server and the sandbox: both are work the arm made the machine do for that task.
 FIGURES: dict[str, tuple[Callable[[TaskResult], float | None], str]] = {
     "wall_s": (lambda r: r.wall_s, "wall time of the task, model calls and test runs together"),
-    "cpu_s": (lambda r: r.server.cpu_s + r.sandbox_cpu_s, "model-server CPU seconds + sandbox CPU seconds"),
-    "peak_rss_mb": (lambda r: r.server.peak_rss_mb, "model-server peak resident memory during the task"),
-    "tokens": (lambda r: r.prompt_tokens + r.completion_tokens, "prompt + completion tokens of all calls"),
+    "cpu_s": (cpu_s, "model-server CPU seconds + sandbox CPU seconds, where the model server was watched"),
+    "peak_rss_mb": (peak_rss_mb, "model-server peak resident memory during the task, where it was watched"),
+    "tokens": (tokens, "prompt + completion tokens of all calls, where the server reported prompt tokens"),
     "gpu_mem_mb": (gpu_mem_mb, "peak GPU memory of the model server's processes (NVML), where a GPU was used"),
     "energy_j": (energy_j, "CPU-package (RAPL) + GPU (NVML) energy over the task, where a counter was read"),
 }
@@ -45,18 +81,18 @@ def figure(result: TaskResult, name: str) -> float | None:
 
 
 def ratio_summary(
-    large: list[TaskResult],
-    small: list[TaskResult],
+    base: list[TaskResult],
+    arm: list[TaskResult],
     name: str,
     *,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
 ) -> dict[str, Any]:
-    """Median over paired tasks of large / small for one figure, with a bootstrap 95 % CI. Tasks where
-    either side has no reading, or a zero, are left out (a ratio with 0 is meaningless); `tasks` says
+    """Median over paired tasks of baseline / arm for one figure, with a bootstrap 95 % CI. Tasks where
+    either arm has no reading, or a zero, are left out (a ratio with 0 is meaningless); `tasks` says
     how many were used."""
     ratios = []
-    for a, b in zip(large, small, strict=True):
+    for a, b in zip(base, arm, strict=True):
         x, y = figure(a, name), figure(b, name)
         if x is not None and y is not None and x > 0 and y > 0:
             ratios.append(x / y)
@@ -69,15 +105,16 @@ def ratio_summary(
 
 
 def pct_less_from_ratio(ratio: float | None) -> float | None:
-    """A large/small ratio R as "% less for the small side": 100 (1 - 1/R). Monotone in R, so the
-    interval's ends map to the ends of the derived interval."""
+    """A baseline/arm ratio R as "% less for the arm": 100 (1 - 1/R). Monotone in R, so the interval's
+    ends map to the ends of the derived interval."""
     return None if ratio is None or ratio <= 0 else 100.0 * (1.0 - 1.0 / ratio)
 
 
 def median_with_ci(
     results: list[TaskResult], name: str, *, resamples: int = DEFAULT_RESAMPLES, seed: int = DEFAULT_SEED
 ) -> dict[str, Any]:
-    """Per-task median of one figure for one side, with a bootstrap 95 % CI (plots place sides by it)."""
+    """Per-task median of one figure for one arm over the tasks it was measured on (`tasks`), with a
+    bootstrap 95 % CI (plots place arms by it)."""
     values = [v for v in (figure(r, name) for r in results) if v is not None]
     ci = bootstrap_ci(values, np.median, resamples=resamples, seed=seed)
     return {
@@ -88,9 +125,9 @@ def median_with_ci(
 
 
 def cost_per_solved(results: list[TaskResult]) -> dict[str, float | None]:
-    """Everything a side spent on all tasks divided by the tasks it solved: the price of one solution,
+    """Everything an arm spent on all tasks divided by the tasks it solved: the price of one solution,
     failures included. None when nothing was solved (the price is unbounded) or the figure was never
-    measured."""
+    measured on every task."""
     solved = sum(r.passed for r in results)
     out: dict[str, float | None] = {}
     for name in ("wall_s", "cpu_s", "tokens", "energy_j"):

@@ -1,10 +1,17 @@
 """Which configuration reaches the success I need at the lowest cost? The Pareto front of stored runs' arms
 (success rate against per-task median cost, on the tasks all of them finished) and the cheapest
-configuration that meets a target: at its point estimate, and at the lower end of its interval.
+configuration that meets a target: at its point estimate, and at a one-sided lower confidence bound.
 
 A configuration is an arm of a run; it is named by the arm's name where that is unique among the runs given,
 else "RUN:ARM". Costs are per-task medians (skewed figures: one task that runs to the token limit should not
-decide) with a bootstrap interval; success rates have Wilson intervals at the confidence asked for.
+decide) with a bootstrap interval, over the tasks where the cost was measured (`cost_measured_tasks`).
+Success rates have two-sided Wilson intervals at the confidence asked for (`success_ci`); "at 95 %
+confidence of at least X" uses the one-sided Wilson lower bound at that confidence
+(`success_lower_bound`, z = 1.645 for 95 %), which is higher than the two-sided interval's lower end.
+
+A configuration whose cost was not measured on any task (a remote model server sizeup could not watch has no
+CPU or memory figure) is left out of the front and of the choice, never ranked as free: `not_measured` names
+it, and the explanation says when it would have met the target.
 """
 
 from __future__ import annotations
@@ -58,9 +65,11 @@ def summarise(
 ) -> list[dict[str, Any]]:
     name, _, _ = COSTS[cost]
     z = _z(confidence)
+    z_one_sided = _z_one_sided(confidence)
     out = []
     for config, results in configs.items():
         n, solved = len(results), sum(r.passed for r in results)
+        # costs.figure is None where the figure was not measured: those tasks are left out, never counted 0.
         values = [v for v in (figure(r, name) for r in results) if v is not None]
         ci = bootstrap_ci(values, np.median, resamples=resamples, seed=seed, level=confidence)
         first = results[0] if results else None
@@ -69,8 +78,9 @@ def summarise(
                 "config": config,
                 "tasks": n,
                 "solved": solved,
-                "success_rate": solved / n if n else 0.0,
+                "success_rate": solved / n if n else None,
                 "success_ci": list(wilson_interval(solved, n, z=z)),
+                "success_lower_bound": wilson_interval(solved, n, z=z_one_sided)[0],
                 "cost_median": float(np.median(values)) if values else None,
                 "cost_ci": list(ci) if ci else None,
                 "cost_measured_tasks": len(values),
@@ -82,9 +92,17 @@ def summarise(
 
 
 def _z(confidence: float) -> float:
+    """Two-sided: the interval holds the rate with this confidence."""
     from scipy.stats import norm
 
     return float(norm.ppf(0.5 + confidence / 2))
+
+
+def _z_one_sided(confidence: float) -> float:
+    """One-sided: the rate is at least the lower bound with this confidence."""
+    from scipy.stats import norm
+
+    return float(norm.ppf(confidence))
 
 
 def pareto_front(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -112,7 +130,8 @@ def recommend(
     source: str | None = None,
     source_of: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The cheapest configuration reaching `target`, at the point estimate and at the interval's lower end."""
+    """The cheapest configuration with a measured cost reaching `target`, at the point estimate and at the
+    one-sided lower confidence bound."""
     if cost not in COSTS:
         raise ValueError(f"--cost {cost}: one of {', '.join(COSTS)}")
     if not 0 <= target <= 1:
@@ -121,9 +140,17 @@ def recommend(
     if not rows or not rows[0]["tasks"]:
         raise ValueError("no task was finished by every configuration of these runs")
     measured = [r for r in rows if r["cost_median"] is not None]
+    unmeasured = [r for r in rows if r["cost_median"] is None]
     point = min((r for r in measured if r["success_rate"] >= target), key=lambda r: r["cost_median"], default=None)
-    bound = min((r for r in measured if r["success_ci"][0] >= target), key=lambda r: r["cost_median"], default=None)
-    closest = max(rows, key=lambda r: (r["success_rate"], -(r["cost_median"] or 0.0)))
+    bound = min(
+        (r for r in measured if r["success_lower_bound"] >= target), key=lambda r: r["cost_median"], default=None
+    )
+
+    # The most successful; among equals a measured cost before an unmeasured one, then the cheapest.
+    def nearness(r: dict[str, Any]) -> tuple[float, bool, float]:
+        return (r["success_rate"], r["cost_median"] is not None, -(r["cost_median"] or 0.0))
+
+    closest = max(rows, key=nearness)
     return {
         "target": target,
         "cost": cost,
@@ -134,35 +161,72 @@ def recommend(
         "choice_point": point["config"] if point else None,
         "choice_bound": bound["config"] if bound else None,
         "closest": closest["config"],
-        "explanation": explain(point, bound, closest, target, cost, confidence),
+        "not_measured": [r["config"] for r in unmeasured],
+        "explanation": explain(
+            point, bound, closest, target, cost, confidence, unmeasured, max(measured, key=nearness, default=None)
+        ),
     }
 
 
-def describe(row: dict[str, Any], cost: str) -> str:
-    _, unit, _ = COSTS[cost]
+def describe(row: dict[str, Any], cost: str, *, with_cost: bool = True) -> str:
+    _, unit, words = COSTS[cost]
     ci = row["success_ci"]
-    return (
+    text = (
         f"`{row['config']}` ({row['model']}, {row['strategy']}) reaches {fmt.pct(row['success_rate'])} "
-        f"[{100 * ci[0]:.0f}–{100 * ci[1]:.0f}] at {fmt.num(row['cost_median'])} {unit} per task"
+        f"[{100 * ci[0]:.0f}–{100 * ci[1]:.0f}]"
     )
+    if not with_cost:
+        return text
+    if row["cost_median"] is None:
+        return f"{text} at a cost in {words} that was not measured"
+    return f"{text} at {fmt.num(row['cost_median'])} {unit} per task"
 
 
-def explain(point: dict | None, bound: dict | None, closest: dict, target: float, cost: str, confidence: float) -> str:
+def explain(
+    point: dict | None,
+    bound: dict | None,
+    closest: dict,
+    target: float,
+    cost: str,
+    confidence: float,
+    unmeasured: list[dict[str, Any]] | None = None,
+    closest_measured: dict | None = None,
+) -> str:
     words = COSTS[cost][2]
     goal = f"{100 * target:.0f} %"
+    level = f"{100 * confidence:.0f} %"
+    reaching = [r for r in unmeasured or [] if r["success_rate"] >= target]
+    unranked = (
+        f" Reaching {goal} but not ranked, as the cost in {words} was not measured (a model server sizeup could "
+        "not watch, such as a remote one): " + "; ".join(describe(r, cost, with_cost=False) for r in reaching) + "."
+        if reaching
+        else ""
+    )
     if point is None:
+        if reaching:  # it is reached, only not by a configuration whose cost could be ranked
+            text = f"No configuration with a measured cost reaches {goal}." + unranked
+            if closest_measured is not None:
+                text += f" Of those measured, the closest is {describe(closest_measured, cost)}."
+            return text
         return (
             f"No configuration reaches {goal}; the closest is {describe(closest, cost)}. Try a larger model, "
             "more repair rounds or samples, or a lower target."
         )
     text = f"The cheapest in {words} at the point estimate: {describe(point, cost)}."
+    one_sided = f"(a one-sided {level} Wilson lower bound)"
     if bound is None:
         text += (
-            f" At {100 * confidence:.0f} % confidence of at least {goal}, none qualifies: every interval "
-            "reaches below it (more tasks would narrow them)."
+            f" At {level} confidence of at least {goal} {one_sided}, none qualifies: every bound lies below it "
+            "(more tasks would raise them)."
         )
     elif bound["config"] == point["config"]:
-        text += f" It also reaches {goal} at {100 * confidence:.0f} % confidence (its interval's lower end)."
+        text += (
+            f" It also reaches {goal} at {level} confidence: its one-sided lower bound is "
+            f"{fmt.pct(bound['success_lower_bound'])}."
+        )
     else:
-        text += f" At {100 * confidence:.0f} % confidence of at least {goal}, choose {describe(bound, cost)}."
-    return text
+        text += (
+            f" At {level} confidence of at least {goal} {one_sided}, choose {describe(bound, cost)} "
+            f"(lower bound {fmt.pct(bound['success_lower_bound'])})."
+        )
+    return text + unranked

@@ -26,7 +26,13 @@ def pct_ci(ci: list[float] | tuple[float, float] | None) -> str:
 
 
 def rate(value: float | None, ci: list[float] | None) -> str:
-    return f"{pct(value)} {pct_ci(ci)}".strip()
+    """A proportion with its interval; "n/a" alone for a proportion there is none of (no task)."""
+    return f"{pct(value)} {pct_ci(ci)}".strip() if present(value) else "n/a"
+
+
+def measured(value: float | None, unit: str = "", digits: int | None = None) -> str:
+    """A total that is None where some task did not measure it: "not measured", never 0."""
+    return "not measured" if missing(value) else num(value, unit, digits)
 
 
 def pp(value: float | None) -> str:
@@ -63,7 +69,7 @@ def num_ci(ci: list[float] | None, digits: int | None = None) -> str:
 
 
 def ratio(value: float | None, ci: list[float] | None) -> str:
-    """A large/small ratio with its interval: "0.27 [0.17–0.43]"."""
+    """A baseline/arm ratio with its interval: "0.27 [0.17–0.43]"."""
     if missing(value):
         return "not measured"
     return f"{value:.2f} [{ci[0]:.2f}–{ci[1]:.2f}]" if ci else f"{value:.2f}"

@@ -89,7 +89,7 @@ def success_vs_cost(cmp: dict[str, Any]) -> str:
     ):
         for arm in cmp["arms"]:
             med = arm["per_task_median"][name]
-            if med["median"] is None:
+            if med["median"] is None or arm["success_rate"] is None:  # not measured, or no task yet
                 continue
             y = 100 * arm["success_rate"]
             yci = [100 * v for v in arm["success_rate_ci95"]]
@@ -169,16 +169,18 @@ def budget_curves(cmp: dict[str, Any]) -> str:
                     color=palette[d["arm"]],
                     label=_label(d["sides"][d["arm"]], d["arm"]),
                 )
-        y = 100 * base["success_rate"]
-        ax.errorbar(
-            [details[0]["budget_curves"][kind][f"{base_name}_mean_spend"]],
-            [y],
-            yerr=_error(y, [100 * v for v in base["success_rate_ci95"]]),
-            fmt="D",
-            color=palette[base_name],
-            capsize=4,
-            label=_label(base, base_name) + ", mean spend",
-        )
+        spend = details[0]["budget_curves"][kind][f"{base_name}_mean_spend"]
+        if spend is not None and base["success_rate"] is not None:  # None: not measured, or no task yet
+            y = 100 * base["success_rate"]
+            ax.errorbar(
+                [spend],
+                [y],
+                yerr=_error(y, [100 * v for v in base["success_rate_ci95"]]),
+                fmt="D",
+                color=palette[base_name],
+                capsize=4,
+                label=_label(base, base_name) + ", mean spend",
+            )
         ax.set_xlabel(label)
         ax.set_ylabel("tasks solved, %")
         ax.set_ylim(-2, _top([d["sides"][d["arm"]] for d in details] + [base]))
@@ -203,7 +205,8 @@ def all_plots(section: dict[str, Any]) -> dict[str, str]:
 def pareto(decision: dict[str, Any]) -> str:
     """Success against CPU-seconds per task, one point per configuration, the Pareto front joined."""
     fig, ax = plt.subplots(figsize=(7.2, 3.8))
-    rows = [r for r in decision["configurations"] if r["cost_median"] is not None]
+    # A configuration whose cost was not measured has no place on this axis (the decision text names it).
+    rows = [r for r in decision["configurations"] if r["cost_median"] is not None and r["success_rate"] is not None]
     for i, row in enumerate(rows):
         y, yci = 100 * row["success_rate"], [100 * v for v in row["success_ci"]]
         ax.errorbar(

@@ -7,8 +7,14 @@ a ridge-regularised least-squares fit on the configuration's stored tasks, with 
 the number of tests, log(1 + test characters), log(1 + reference solution characters). The naive baseline is
 the configuration's median. Both are scored by k-fold cross-validation (median absolute percentage error on
 the held-out tasks): the model is kept only where it beats the baseline, and the numbers say which is used.
-Model calls and peak memory are the configuration's medians. Intervals are the 10th-90th percentiles of the
-cross-validated log errors.
+Folds are grouped by task: when several stored runs of a configuration are pooled, all results of one task
+fall in the same fold, so no task is predicted from its own other runs. Model calls and peak memory are the
+configuration's medians, peak memory over the tasks where it was measured (None where it never was: a remote
+server). Intervals are the 10th-90th percentiles of the cross-validated log errors.
+
+A figure that cannot be predicted is None, never 0: per task where the configuration has too few measured
+results to fit it, and in the run's total where no configuration could; `{figure}_configs` in the total says
+how many of the `configs` configurations it adds up.
 """
 
 from __future__ import annotations
@@ -48,13 +54,25 @@ def _mape(predicted: np.ndarray, actual: np.ndarray) -> float:
     return float(np.median(np.abs(predicted - actual) / actual) * 100)
 
 
-def cross_validate(x: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0) -> dict[str, Any]:
-    """Model and baseline (median) errors on held-out tasks, and the model's log errors for intervals."""
-    order = np.random.default_rng(seed).permutation(len(y))
+def task_folds(groups: list[str], folds: int = FOLDS, seed: int = 0) -> list[np.ndarray]:
+    """The held-out row indices of each fold: the distinct tasks shuffled and dealt to the folds in turn,
+    every row of a task in its task's fold."""
+    labels = np.asarray(groups)
+    unique = np.unique(labels)
+    if len(unique) < folds:
+        raise ValueError(f"{len(unique)} distinct tasks: {folds}-fold cross-validation needs at least {folds}")
+    shuffled = unique[np.random.default_rng(seed).permutation(len(unique))]
+    return [np.flatnonzero(np.isin(labels, shuffled[fold::folds])) for fold in range(folds)]
+
+
+def cross_validate(
+    x: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0, groups: list[str] | None = None
+) -> dict[str, Any]:
+    """Model and baseline (median) errors on held-out tasks, and the model's log errors for intervals.
+    `groups` (a task id per row): rows of one task are held out together, never split across a fold."""
     model_pred, base_pred = np.empty(len(y)), np.empty(len(y))
-    for fold in range(folds):
-        test = order[fold::folds]
-        train = np.setdiff1d(order, test)
+    for test in task_folds(groups if groups is not None else [str(i) for i in range(len(y))], folds, seed):
+        train = np.setdiff1d(np.arange(len(y)), test)
         coef = _fit(x[train], np.log(y[train]))
         model_pred[test] = np.exp(x[test] @ coef)
         base_pred[test] = np.median(y[train])
@@ -76,17 +94,18 @@ class CostModel:
     def __init__(self, name: str, results: list[TaskResult], tasks: dict[str, Task]):
         self.name = name
         rows = [(tasks[r.task_id], r) for r in results if r.task_id in tasks]
-        if len(rows) < FOLDS * 2:
-            raise ValueError(f"{name}: {len(rows)} stored tasks; at least {FOLDS * 2} are needed to fit and check")
+        distinct = len({task.task_id for task, _ in rows})
+        if distinct < FOLDS * 2:
+            raise ValueError(f"{name}: {distinct} stored tasks; at least {FOLDS * 2} are needed to fit and check")
         x = np.array([features(task) for task, _ in rows])
         self.fits: dict[str, dict[str, Any]] = {}
         for key, name_of_figure in FIGURES.items():
             pairs = [(i, figure(r, name_of_figure)) for i, (_, r) in enumerate(rows)]
             pairs = [(i, v) for i, v in pairs if v is not None and v > 0]
-            if len(pairs) < FOLDS * 2:
-                continue
+            if len({rows[i][0].task_id for i, _ in pairs}) < FOLDS * 2:
+                continue  # too few tasks measured this figure: predict() says None
             index, values = np.array([i for i, _ in pairs]), np.array([v for _, v in pairs], dtype=float)
-            cv = cross_validate(x[index], values)
+            cv = cross_validate(x[index], values, groups=[rows[i][0].task_id for i, _ in pairs])
             self.fits[key] = {
                 "coef": _fit(x[index], np.log(values)),
                 "median": float(np.median(values)),
@@ -94,7 +113,9 @@ class CostModel:
                 "cv": cv,
             }
         self.calls = float(np.median([r.model_calls for _, r in rows]))
-        self.peak_mb = float(np.median([r.server.peak_rss_mb for _, r in rows]))
+        peaks = [v for v in (figure(r, "peak_rss_mb") for _, r in rows) if v is not None]
+        self.peak_mb = float(np.median(peaks)) if peaks else None  # None: never measured (a remote server)
+        self.peak_tasks = len(peaks)
 
     def predict(self, task: Task) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -102,6 +123,8 @@ class CostModel:
             "config": self.name,
             "model_calls": self.calls,
             "peak_rss_mb": self.peak_mb,
+            "peak_rss_mb_tasks": self.peak_tasks,
+            **dict.fromkeys(FIGURES),  # None where too few results measured the figure to fit it
         }
         x = np.array(features(task))
         for key, fit in self.fits.items():
@@ -121,12 +144,20 @@ class CostModel:
         }
 
 
-def totals(per_task: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {"tasks": len({p["task_id"] for p in per_task})}
+def totals(per_task: list[dict[str, Any]], configs: list[str] | None = None) -> dict[str, Any]:
+    """The run's total of each figure over the configurations that could predict it: `{figure}_configs` of
+    `configs` (every configuration asked for, `configs` names them; those without any stored result too).
+    None where none could, never 0."""
+    names = list(dict.fromkeys([*(configs or []), *(p["config"] for p in per_task)]))
+    out: dict[str, Any] = {"tasks": len({p["task_id"] for p in per_task}), "configs": len(names)}
     for key in (*FIGURES, "model_calls"):
-        values = [p[key] for p in per_task if key in p]
-        out[key] = sum(values)
-        intervals = [p[f"{key}_interval"] for p in per_task if f"{key}_interval" in p]
+        rows = [p for p in per_task if p.get(key) is not None]
+        contributing = set(p["config"] for p in rows)
+        out[key] = sum(p[key] for p in rows) if rows else None
+        out[f"{key}_configs"] = len(contributing)
+        if len(contributing) < len(names):
+            out[f"{key}_without"] = [n for n in names if n not in contributing]
+        intervals = [p[f"{key}_interval"] for p in rows if f"{key}_interval" in p]
         if intervals:  # the ends added up: wider than the sum's own interval, never narrower
             out[f"{key}_interval"] = [sum(i[0] for i in intervals), sum(i[1] for i in intervals)]
     return out
@@ -265,7 +296,7 @@ def predict_run(store: Any, args: Any, console: Any) -> dict[str, Any]:
     return {
         "configs": configs,
         "per_task": per_task,
-        "total": totals(per_task),
+        "total": totals(per_task, [arm.name for arm in arms]),
         "cv": cv,
         "memory_estimate_mb": memory_estimates(arms, args.n_ctx),
     }

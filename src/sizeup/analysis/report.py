@@ -15,7 +15,7 @@ from typing import Any
 from sizeup.analysis import fmt, tables
 from sizeup.analysis.budget import first_pass_spend
 from sizeup.analysis.compare import arm_names, common_tasks, compare
-from sizeup.analysis.costs import FIGURES
+from sizeup.analysis.costs import figure
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from sizeup.records import RunRecord, TaskResult
 
@@ -24,7 +24,10 @@ __all__ = ["RENDERERS", "build_report", "headline", "render_csv", "render_html",
 # How each derived figure is computed, shown beside the run record so a reader can check the method.
 STATISTICS = {
     "success rate": "tasks whose kept candidate passed every test / tasks compared (every arm's on the tasks all "
-    "arms finished, each pair's on the tasks both finished); 95 % Wilson score interval",
+    "arms finished, each pair's on the tasks both finished); 95 % Wilson score interval; n/a before any task",
+    "visible-test success, overfit": "visible: kept candidates that passed the tests the search was shown / tasks; "
+    "overfit: kept candidates that passed the visible tests and failed hidden ones / tasks with hidden tests; "
+    "95 % Wilson intervals; n/a in a run whose tasks have no hidden tests (there, visible is the verdict)",
     "mean test-pass ratio": "mean over tasks of tests passed / tests; 95 % Wilson interval with n = tasks "
     "(conservative for a score in [0, 1])",
     "difference": "arm minus baseline success rate; 95 % paired percentile bootstrap over tasks",
@@ -34,16 +37,29 @@ STATISTICS = {
     "per-task medians": "median over tasks with a 95 % percentile bootstrap interval",
     "cost per solved task": "total spend of an arm on all tasks / tasks it solved",
     "equal budget": "an arm's attempt tree replayed in the order it was made and cut once its running spend "
-    "exceeds the baseline's spend on that task; solved only if a passing attempt is reached "
-    "within it. CPU per attempt is the task's model-server CPU apportioned by each call's gen_s, "
-    "plus the attempt's sandbox CPU",
+    "exceeds the baseline's spend on that task; solved only if a held-out passing attempt is reached within it: "
+    "an attempt's own verdict is on the visible tests only, so where the task has hidden tests only the kept "
+    "answer, judged on them, can count, and only if it passed them (an overfit node never counts, and success at "
+    "equal cost never exceeds success as run). CPU per attempt is the task's model-server CPU apportioned by "
+    "each call's gen_s, plus the attempt's sandbox CPU. Tasks whose spend was not measured on either side (an "
+    "unwatched model server's CPU, unreported prompt tokens) are left out and counted",
+    "branching": "depth of the first passing node, success had the tree stopped at a depth, the first passing "
+    "node's kind: a node passes as in equal budget (held out: with hidden tests only the kept answer can)",
     "enforced budget": "an arm run with a budget stops expanding before a call that could take it over: calls "
     "exactly, completion tokens by reserving each call's max_tokens, model-server CPU "
     "seconds by reserving the mean CPU of the calls so far; each result stores what stopped "
     "it (stopped_by)",
     "pass@k over nodes": "unbiased estimator 1 - C(n-c, k) / C(n, k) per task with every tree node a sample, "
-    "mean over tasks; NaN if a task has fewer than k nodes. Tree nodes are not independent "
-    "samples",
+    "mean over tasks; n/a if a task has fewer than k nodes. Tree nodes are not independent samples. c counts "
+    "held-out passing nodes: with hidden tests only the kept answer was judged on them, so c is at most 1 and "
+    "the figure is a lower bound",
+    "not measured": "a figure whose method was stored as not measurable is n/a, never 0: model-server CPU and "
+    "memory of a server sizeup could not watch (a remote one), tokens where the server reported no prompt "
+    "tokens; totals of such a figure are n/a when any task lacks it, medians and ratios use the tasks that have it",
+    "recommendation": "the cheapest configuration with a measured cost whose success meets the target at the "
+    "point estimate, and at a one-sided Wilson lower bound at the confidence asked for (z = 1.645 for 95 %); "
+    "the interval shown beside it is two-sided. Configurations whose cost was never measured are named, not "
+    "ranked",
     "tests": "held out where tasks have hidden tests (protocol visible-feedback/hidden-verdict): the visible tests "
     "steer every search (prompts, feedback, stopping, which answer is kept) and the kept answer is then judged "
     "on visible + hidden tests, never shown to any model, so success is held-out success; overfit counts kept "
@@ -65,9 +81,9 @@ def _side_row(r: TaskResult) -> dict[str, Any]:
         "depth_reached": r.depth_reached,
         "model_calls": r.model_calls,
         "wall_s": r.wall_s,
-        "cpu_s": FIGURES["cpu_s"][0](r),
-        "peak_rss_mb": r.server.peak_rss_mb,
-        "tokens": r.prompt_tokens + r.completion_tokens,
+        "cpu_s": figure(r, "cpu_s"),  # None where not measured
+        "peak_rss_mb": figure(r, "peak_rss_mb"),
+        "tokens": figure(r, "tokens"),
         "gen_s": r.gen_s,
         "best_attempt_id": r.best_attempt_id,
     }
@@ -215,6 +231,7 @@ def _decision(runs: list[tuple[RunRecord, list[TaskResult]]]) -> dict[str, Any] 
         "tasks": first["tasks"],
         "configurations": first["configurations"],
         "front": [row["config"] for row in first["front"]],
+        "not_measured": first["not_measured"],
         "targets": {t: {k: c[k] for k in ("choice_point", "choice_bound", "explanation")} for t, c in choices.items()},
     }
 
@@ -413,7 +430,12 @@ def render_markdown(report: dict[str, Any]) -> str:
             "## Decision",
             "",
             f"Pareto front on {d['tasks']} common tasks (success against CPU-seconds per task): "
-            f"{_md_cell(', '.join(d['front']))}.",
+            f"{_md_cell(', '.join(d['front']))}."
+            + (
+                f" CPU not measured, not ranked: {_md_cell(', '.join(d['not_measured']))}."
+                if d.get("not_measured")
+                else ""
+            ),
             "",
         ]
         parts += [f"- **{100 * float(t):.0f} %**: {_md_cell(c['explanation'])}" for t, c in d["targets"].items()] + [""]

@@ -286,9 +286,15 @@ def _decision(decision: dict[str, Any] | None, plots: bool) -> str:
     items = "".join(
         f"<li><b>{100 * float(t):.0f} %</b>: {escape(c['explanation'])}</li>" for t, c in decision["targets"].items()
     )
+    unranked = (
+        f"; CPU not measured, not ranked: {escape(', '.join(decision['not_measured']))}"
+        if decision.get("not_measured")
+        else ""
+    )
     return (
         f'<section id="decision"><h2>Decision</h2><p class="meta">{decision["tasks"]} tasks every configuration '
-        f"finished; Pareto front: {escape(', '.join(decision['front']))}</p>{picture}<ul>{items}</ul></section>"
+        f"finished; Pareto front: {escape(', '.join(decision['front']))}{unranked}</p>{picture}<ul>{items}</ul>"
+        "</section>"
     )
 
 
@@ -325,6 +331,8 @@ def render(report: dict[str, Any], *, plots: bool = True) -> str:
                 )
             )
         )
+    if report.get("decision"):  # report-wide, after the runs: linked beside methods
+        nav[-1] += ' <a href="#decision">decision</a>'
     nav[-1] += ' <a href="#methods">methods</a>'
     if len(runs) == 1:  # one run: one line of links
         nav = [" ".join(nav)]

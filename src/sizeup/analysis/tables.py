@@ -103,19 +103,44 @@ def _pair_lines(d: dict[str, Any]) -> list[str]:
         for key, word in (("time_pct_faster_per_task", "time"), ("memory_pct_less_per_task", "memory"))
     ]
     words = [w for w in words if w != "n/a"]
+    unmeasured = [
+        FIGURE_LABELS[name][0]
+        for name in ("wall_s", "cpu_s", "peak_rss_mb", "tokens")
+        if fmt.missing(r[name]["median"])
+    ]
     if parts:
         lines.append(
             f"Cost per task, {b}/{a} (median, 95 % CI): {', '.join(parts)}"
-            + (f"; so {a} took {' and '.join(words)}." if words else ".")
+            + (f"; so {a} took {' and '.join(words)}" if words else "")
+            + (f" (not measured on both: {', '.join(unmeasured)})." if unmeasured else ".")
         )
     eb = d["equal_budget"]
     lines.append(
-        f"At equal cost ({a} capped per task at what {b} spent) {a} solved "
-        f"{fmt.rate(eb['tokens'][f'{a}_success_rate'], eb['tokens'][f'{a}_success_rate_ci95'])} on tokens "
-        f"and {fmt.rate(eb['cpu_s'][f'{a}_success_rate'], eb['cpu_s'][f'{a}_success_rate_ci95'])}"
-        f" on CPU-seconds, against {b}'s {fmt.pct(base['success_rate'])}."
+        f"At equal cost ({a} capped per task at what {b} spent; a node counts only as a held-out pass) {a} "
+        f"solved {_equal(eb['tokens'], a)} on tokens and {_equal(eb['cpu_s'], a)} on CPU-seconds, against "
+        f"{b}'s {fmt.pct(base['success_rate'])} and its own {fmt.pct(arm['success_rate'])} uncapped."
     )
     return lines
+
+
+def _equal(e: dict[str, Any], a: str) -> str:
+    """An arm's success at equal budget, or why there is none: the spend was not measured."""
+    if fmt.missing(e[f"{a}_success_rate"]):
+        return "n/a (spend not measured)"
+    text = fmt.rate(e[f"{a}_success_rate"], e[f"{a}_success_rate_ci95"])
+    skipped = e.get("tasks_not_measured")
+    return f"{text} ({skipped} tasks not measured, left out)" if skipped else text
+
+
+def _hidden_rate(key: str):
+    """Visible-test success or overfit: a figure only where some task had hidden tests."""
+
+    def cell(s: dict[str, Any]) -> str:
+        if fmt.missing(s.get(key)):
+            return "n/a: no hidden tests" if not s.get("tasks_with_hidden_tests") else "n/a"
+        return fmt.rate(s[key], s.get(f"{key}_ci95"))
+
+    return cell
 
 
 def comparison_table(cmp: dict[str, Any]) -> Table:
@@ -151,14 +176,8 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
     rows = [
         row("success rate [95 % CI]", lambda s: fmt.rate(s["success_rate"], s["success_rate_ci95"])),
         row("solved", lambda s: f"{s['solved']} / {s['tasks']}"),
-        row(
-            "visible-test success [95 % CI]",
-            lambda s: fmt.rate(s.get("visible_success_rate"), s.get("visible_success_rate_ci95")),
-        ),
-        row(
-            "overfit: visible passed, hidden failed",
-            lambda s: fmt.rate(s.get("overfit_rate"), s.get("overfit_rate_ci95")),
-        ),
+        row("visible-test success [95 % CI]", _hidden_rate("visible_success_rate")),
+        row("overfit: visible passed, hidden failed (of tasks with hidden tests)", _hidden_rate("overfit_rate")),
         row(
             "mean test-pass ratio [95 % CI]",
             lambda s: fmt.rate(s["mean_test_pass_ratio"], s["mean_test_pass_ratio_ci95"]),
@@ -166,8 +185,8 @@ def comparison_table(cmp: dict[str, Any]) -> Table:
         row("pass@1 over tree nodes", lambda s: fmt.pct(s["pass_at_k_nodes"].get("1"))),
         *(median_row(name) for name in ("wall_s", "cpu_s", "peak_rss_mb", "gpu_mem_mb", "tokens", "energy_j")),
         row("wall time, total", lambda s: fmt.num(s["wall_s_total"], "s")),
-        row("CPU, total (model server + sandbox)", lambda s: fmt.num(s["cpu_s_total"], "s")),
-        row("tokens, total (prompt + completion)", lambda s: fmt.num(s["tokens_total"], digits=0)),
+        row("CPU, total (model server + sandbox)", lambda s: fmt.measured(s["cpu_s_total"], "s")),
+        row("tokens, total (prompt + completion)", lambda s: fmt.measured(s["tokens_total"], digits=0)),
         row("model calls", lambda s: fmt.num(s["model_calls"], digits=0)),
         per_solved("cpu_s", "s"),
         per_solved("tokens", ""),
@@ -281,7 +300,7 @@ def equal_budget_table(cmp: dict[str, Any]) -> Table:
     ]
     rows = [
         [
-            BUDGET_LABELS[kind],
+            BUDGET_LABELS[kind] + (f" ({n} tasks not measured)" if (n := e.get("tasks_not_measured")) else ""),
             f"{e[f'{a}_solved']} / {e['tasks']} = {fmt.rate(e[f'{a}_success_rate'], e[f'{a}_success_rate_ci95'])}",
             f"{e[f'{b}_solved']} / {e['tasks']}",
             f"{e[f'only_{a}_solved']} / {e[f'only_{b}_solved']}",
@@ -329,9 +348,11 @@ def branching_summary(cmp: dict[str, Any]) -> str:
     dist = ", ".join(f"{n} calls: {count} tasks" for n, count in calls["distribution"].items())
     who = f"{cmp['arm']}: m" if "arm" in cmp else "M"
     return (
-        f"{who}odel instances (calls) per task: mean {calls['mean']:.2f}, median {calls['median']}, max "
-        f"{calls['max']} ({dist}). {br['nodes']} tree nodes, {br['passing_nodes']} passing; over nodes "
-        f"{pass_k} (NaN where a tree has fewer nodes than k)."
+        f"{who}odel instances (calls) per task: mean {fmt.num(calls['mean'], digits=2)}, median "
+        f"{'n/a' if calls['median'] is None else calls['median']}, max {calls['max']} ({dist}). "
+        f"{br['nodes']} tree nodes, {br['passing_nodes']} passing (held out: with hidden tests only the kept "
+        "answer was judged on them); "
+        f"over nodes {pass_k} (n/a where a tree has fewer nodes than k)."
     )
 
 
@@ -395,10 +416,16 @@ def task_table(section: dict[str, Any]) -> Table:
                 f"{x['tests_passed']}/{x['tests_total']}",
                 str(x["model_calls"]),
                 fmt.num(x["wall_s"], "s"),
-                str(x["tokens"]),
+                fmt.measured(x["tokens"], digits=0),
             ]
         for name in others:
             equal = t["solved_at_equal"].get(name, {})
-            row += ["solved" if equal.get("tokens") else "-", "solved" if equal.get("cpu_s") else "-"]
+            row += [_solved_at(equal, "tokens"), _solved_at(equal, "cpu_s")]
         rows.append(row)
     return header, rows
+
+
+def _solved_at(equal: dict[str, Any], kind: str) -> str:
+    if kind in equal and equal[kind] is None:
+        return "not measured"
+    return "solved" if equal.get(kind) else "-"
