@@ -214,3 +214,18 @@ def test_predictions_say_none_where_nothing_was_measured():
     assert total["cpu_s_without"] == ["remote", "unstored"] and total["tokens_configs"] == 2
     nothing = totals([prediction], ["remote"])
     assert nothing["cpu_s"] is None and nothing["cpu_s_configs"] == 0 and "cpu_s_interval" not in nothing
+
+
+def test_the_prediction_text_says_what_was_not_measured_rather_than_zero():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from sizeup.cli.views import render_prediction
+
+    out = StringIO()
+    total = {"tasks": 3, "model_calls": 6, "tokens": 900, "tokens_without": ["remote"], "cpu_s": None, "wall_s": 7200}
+    render_prediction(Console(file=out, width=400), {"total": total, "cv": {}, "configs": [], "memory_estimate_mb": {}})
+    text = out.getvalue()
+    assert "900 tokens (without remote: not measured)" in text
+    assert "CPU-s: not measured by any configuration" in text and "0 CPU-s" not in text

@@ -193,10 +193,18 @@ def render_recommendation(console: Console, data: dict[str, Any]) -> None:
 
 def render_prediction(console: Console, data: dict[str, Any]) -> None:
     total = data["total"]
+
+    def part(key: str, unit: str, scale: float = 1.0, spec: str = ",.0f") -> str:
+        value = total.get(key)
+        if value is None:
+            return f"{unit}: not measured by any configuration"
+        without = total.get(f"{key}_without")
+        lacking = f" (without {', '.join(without)}: not measured)" if without else ""
+        return f"{value / scale:{spec}} {unit}{lacking}"
+
     console.print(
-        f"{total.get('tasks', 0)} tasks: {total.get('model_calls', 0):.0f} model calls, "
-        f"{total.get('tokens', 0):,.0f} tokens, {total.get('cpu_s', 0):,.0f} CPU-s, "
-        f"{total.get('wall_s', 0) / 3600:.2f} h of wall time (intervals in --json)",
+        f"{total.get('tasks', 0)} tasks: {part('model_calls', 'model calls')}, {part('tokens', 'tokens')}, "
+        f"{part('cpu_s', 'CPU-s')}, {part('wall_s', 'h of wall time', 3600, '.2f')} (intervals in --json)",
         markup=False,
     )
     for key, cv in data["cv"].items():
