@@ -777,3 +777,97 @@ def test_mongodb_import_of_superseded_base_is_refused(mongodb_url: str) -> None:
         assert [t.task_id for t in first.list_tasks()] == ["mbpp/0", "mbpp/1", "mbpp/2", "mbpp/20"]
     # The refused import's staging is gone; the generation before the winner's is kept for readers.
     assert raw_mongo(mongodb_url).tasks.count_documents({}) == 3 + 4
+
+
+# -- progress records (what `sizeup dashboard` polls) -----------------------------------------------------
+
+
+def test_progress_seqs_are_counters_a_browser_holds_exactly(store: Store) -> None:
+    """The dashboard's page keeps the last seq as a JavaScript number and asks for the records after it:
+    a seq above 2^53 (a nanosecond clock) would be rounded, and the page would skip or repeat records."""
+    for i in range(30):
+        store.save_progress("r", {"kind": "sample", "i": i})
+        store.save_progress("other", {"kind": "sample", "i": -i})
+    records = store.progress("r")
+    seqs = [seq for seq, _ in records]
+    assert [r["i"] for _, r in records] == list(range(30))
+    assert seqs == sorted(set(seqs)) and all(0 < seq < 2**53 and float(seq) == seq for seq in seqs)
+    for k in (0, 7, 29):
+        as_javascript = int(json.loads(json.dumps(float(seqs[k]))))  # what the page sends back as `since`
+        assert [r["i"] for _, r in store.progress("r", as_javascript)] == list(range(k + 1, 30))
+    assert store.run_version("r")[1] == seqs[-1]
+    assert store.progress("nope") == [] and store.run_version("nope") == (0, 0)
+
+
+def test_latest_starts_finds_each_arms_newest_start_however_old(store: Store) -> None:
+    store.save_progress("r", {"kind": "start", "task_id": "t0", "arm": "big"})
+    store.save_progress("r", {"kind": "start", "task_id": "t0", "arm": "small"})
+    store.save_progress("r", {"kind": "start", "task_id": "t1", "arm": "big"})
+    store.save_progress("other", {"kind": "start", "task_id": "x", "arm": "small"})
+    for i in range(40):  # a sample a second, long after the starts
+        store.save_progress("r", {"kind": "sample", "task_id": "t1", "arm": "big", "cpu_pct": i})
+    latest = store.latest_starts("r", ["big", "small", "absent"])
+    assert {arm: (r["task_id"], r["arm"]) for arm, (_, r) in latest.items()} == {
+        "big": ("t1", "big"),
+        "small": ("t0", "small"),
+    }
+    seqs = {seq for seq, _ in store.progress("r")}
+    assert latest["big"][0] in seqs and latest["big"][0] > latest["small"][0]
+    assert store.latest_starts("r", []) == {} and store.latest_starts("nope", ["big"]) == {}
+
+
+def _everything(store_url: str) -> Any:
+    """All that is stored, under the contract: every row (SQLite) or every document and index (MongoDB)."""
+    if backend(store_url) == "mongodb":
+        db = raw_mongo(store_url)
+        return {
+            name: (
+                sorted(json.dumps(doc, sort_keys=True, default=str) for doc in db[name].find()),
+                sorted(index["name"] for index in db[name].list_indexes()),
+            )
+            for name in sorted(db.list_collection_names())
+        }
+    with sqlite3.connect(store_url.removeprefix("sqlite:///")) as raw:
+        return list(raw.iterdump())
+
+
+def test_a_read_only_store_reads_everything_and_writes_nothing(store_url: str) -> None:
+    with open_store(store_url) as writer:
+        writer.import_tasks([make_task(i) for i in range(3)])
+        writer.save_run(RunRecord(run_id="r", task_ids=["mbpp/0"]))
+        writer.save_result(make_result("r", "mbpp/0"))
+        writer.save_progress("r", {"kind": "start", "task_id": "mbpp/0", "arm": SMALL})
+    before = _everything(store_url)
+    with open_store(store_url, read_only=True) as reader:
+        assert [t.task_id for t in reader.list_tasks()] == ["mbpp/0", "mbpp/1", "mbpp/2"]
+        assert reader.count_tasks() == 3 and [r.run_id for r in reader.list_runs()] == ["r"]
+        assert reader.results("r") == [make_result("r", "mbpp/0")] and reader.finished("r") == {("mbpp/0", SMALL)}
+        assert reader.run_version("r")[0] == 1 and set(reader.latest_starts("r", [SMALL])) == {SMALL}
+        writes = [
+            lambda: reader.import_tasks([make_task(9)]),
+            lambda: reader.save_run(RunRecord(run_id="r2")),
+            lambda: reader.save_result(make_result("r", "mbpp/1")),
+            lambda: reader.save_progress("r", {"kind": "sample"}),
+        ]
+        for write in writes:
+            with pytest.raises(StoreError, match="read-?only"):
+                write()
+    assert _everything(store_url) == before
+
+
+def test_a_read_only_mongodb_store_creates_nothing_in_an_empty_database(mongodb_url: str) -> None:
+    """The dashboard opens the store read-only: not even the schema document or an index may be written,
+    so that a user with read access alone can open it."""
+    with open_store(mongodb_url, read_only=True) as reader:
+        assert isinstance(reader, MongoStore) and reader.read_only
+        assert reader.list_runs() == [] and reader.list_tasks() == [] and reader.count_tasks() == 0
+        assert reader.results("r") == [] and reader.progress("r") == [] and reader.run_version("r") == (0, 0)
+        assert reader.latest_starts("r", ["a"]) == {}
+    assert raw_mongo(mongodb_url).list_collection_names() == []
+
+
+def test_a_read_only_mongodb_store_still_refuses_a_newer_schema(mongodb_url: str) -> None:
+    open_store(mongodb_url).close()
+    raw_mongo(mongodb_url).meta.update_one({"_id": "schema_version"}, {"$set": {"value": 99}})
+    with pytest.raises(StoreError, match="schema version 99"):
+        open_store(mongodb_url, read_only=True)

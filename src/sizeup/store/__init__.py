@@ -22,6 +22,8 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
     sqlite:////abs/path.db is absolute. A bare path ending in .db, .sqlite or .sqlite3 is accepted too.
     mongodb://[user:password@]host:port/dbname opens a MongoDB store (database "sizeup" when the URL
     names none); it needs pymongo (the `mongo` extra).
+    read_only: the store never writes (SQLite opens the file with mode=ro; MongoDB writes no schema document
+    and no index, and its write methods refuse), so a user or file without write access can still read it.
     """
     url = url or os.environ.get("SIZEUP_DB") or DEFAULT_URL
     if url.startswith(_SQLITE_PREFIX):
@@ -34,7 +36,7 @@ def open_store(url: str | None = None, *, read_only: bool = False) -> Store:
             from sizeup.store.mongo import MongoStore
         except ImportError as exc:
             raise StoreError(f"a MongoDB store needs pymongo ({exc}); install sizeup[mongo]") from None
-        return MongoStore(url)
+        return MongoStore(url, read_only=read_only)
     if "://" not in url and url.lower().endswith(_BARE_SUFFIXES):
         return SQLiteStore(url, read_only=read_only)
     raise StoreError(

@@ -74,7 +74,16 @@ class Store(ABC):
 
     @abstractmethod
     def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
-        """A run's progress records after `since` (a sequence number), in order, as (seq, record)."""
+        """A run's progress records after `since` (a sequence number), in order, as (seq, record). Sequence
+        numbers are small counters, not clocks (a JavaScript number must hold them exactly), and
+        one writer per run (the driver) makes them appear in order, so a poller that asks for the records
+        after the last seq it saw misses none."""
+
+    @abstractmethod
+    def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        """The newest `start` progress record (kind "start": a task started) of each of `arms` that has one, as
+        {arm: (seq, record)}, however old: what a live view needs for the task in flight, which a poller
+        reading only the records after its last seq would have lost a second after it appeared."""
 
     @abstractmethod
     def run_version(self, run_id: str) -> tuple[int, int]:

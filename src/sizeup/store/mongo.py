@@ -23,6 +23,13 @@ Every write that runs once per save is an insert or is filtered by _id alone: Fe
 filters anything else by decoding every document of the collection in Go (measured at 400 stored results:
 69 ms per save with a conditional commit, 9 ms with this one).
 
+Progress records (a task started, a monitor sample; what a live dashboard polls) are numbered by a counter
+per run in `meta` (one find-and-modify by _id, then the insert): small integers that a browser's JSON
+holds exactly, where nanosecond clocks (> 2^53) would be rounded and make a poller skip or repeat records.
+
+Opened read-only (the dashboard), the store never writes: no schema document, no index, no counter; every
+write method refuses with a StoreError, so a read-only MongoDB user can open it.
+
 There is no `samples` collection: EvalPlus samples are derived from the stored attempts at export time
 (sizeup.store.transfer.export_samples), so keeping them twice could only let the copies disagree.
 
@@ -104,7 +111,8 @@ def _version(write_id: str) -> str:
 
 
 class MongoStore(Store):
-    def __init__(self, url: str, *, timeout_ms: int = CONNECT_TIMEOUT_MS):
+    def __init__(self, url: str, *, timeout_ms: int = CONNECT_TIMEOUT_MS, read_only: bool = False):
+        self.read_only = read_only  # a dashboard's: never writes, not even the schema document or indexes
         self._url = url
         self.url = redacted_url(url)  # what messages and `sizeup` output show: never the password
         self._timeout_ms = timeout_ms
@@ -121,8 +129,11 @@ class MongoStore(Store):
             raise StoreError(f"bad MongoDB URL {self.url}: {self._one_line(exc)}") from None
         try:
             self._client.admin.command("ping")
-            self._check_schema()
-            self._create_indexes()
+            if read_only:
+                self._read_schema()
+            else:
+                self._check_schema()
+                self._create_indexes()
         except BaseException as exc:
             self._client.close()
             if isinstance(exc, PyMongoError):
@@ -133,10 +144,17 @@ class MongoStore(Store):
     def _check_schema(self) -> None:
         meta = self._db.meta
         self._insert_once(meta, {"_id": "schema_version", "value": SCHEMA_VERSION})
-        found = (meta.find_one({"_id": "schema_version"}) or {}).get("value")
+        self._read_schema(required=True)
+        self._insert_once(meta, {"_id": _TASKS, "current": None, "previous": None})
+
+    def _read_schema(self, *, required: bool = False) -> None:
+        """Refuse a store of a newer schema. Read-only, a database nothing was ever written to is simply empty."""
+        doc = self._db.meta.find_one({"_id": "schema_version"})
+        if doc is None and not required:
+            return
+        found = (doc or {}).get("value")
         if not isinstance(found, int) or found > SCHEMA_VERSION:
             raise StoreError(f"store {self.url} has schema version {found}; this sizeup understands {SCHEMA_VERSION}")
-        self._insert_once(meta, {"_id": _TASKS, "current": None, "previous": None})
 
     @staticmethod
     def _insert_once(collection: Any, doc: dict[str, Any]) -> None:
@@ -165,6 +183,10 @@ class MongoStore(Store):
         )
         db.results.create_index([("run_id", ASCENDING), ("seq", ASCENDING)], name="results_by_run")
         db.progress.create_index([("run_id", ASCENDING), ("seq", ASCENDING)], name="progress_by_run")
+        # The newest "task started" record of each arm, without reading the run's samples.
+        db.progress.create_index(
+            [("run_id", ASCENDING), ("kind", ASCENDING), ("seq", ASCENDING)], name="progress_by_run_and_kind"
+        )
         db.attempts.create_index(
             [
                 ("run_id", ASCENDING),
@@ -218,6 +240,10 @@ class MongoStore(Store):
             return StoreError(f"lost the connection to MongoDB at {self.url} ({action}): {self._one_line(exc)}")
         return StoreError(f"cannot {action} in store {self.url}: {self._one_line(exc)}")
 
+    def _writing(self, action: str) -> None:
+        if self.read_only:
+            raise StoreError(f"cannot {action} in store {self.url}: it is opened read-only")
+
     @contextmanager
     def _errors(self, action: str) -> Iterator[None]:
         """Server errors become one-line StoreErrors; anything else (a loader's TaskFormatError) propagates."""
@@ -232,6 +258,7 @@ class MongoStore(Store):
         return meta.get("current"), meta.get("previous")
 
     def import_tasks(self, tasks: Iterable[Task], *, clear: bool = True) -> int:
+        self._writing("import tasks")
         with self._errors("import tasks"):
             base, _ = self._tasks_generation()
             staged: dict[str, dict[str, Any]] = {}
@@ -327,6 +354,7 @@ class MongoStore(Store):
 
     # -- runs ----------------------------------------------------------------------------------
     def save_run(self, run: RunRecord) -> None:
+        self._writing("save run")
         with self._errors("save run"):
             for retry in itertools.count():
                 try:
@@ -356,6 +384,7 @@ class MongoStore(Store):
 
     # -- results -------------------------------------------------------------------------------
     def save_result(self, result: TaskResult) -> None:
+        self._writing("save result")
         key = {"run_id": result.run_id, "task_id": result.task_id, "side": result.arm}
         key_id = json.dumps([result.run_id, result.task_id, result.arm])  # unambiguous: ids hold '/'
         write_id = _clock.next()
@@ -488,13 +517,52 @@ class MongoStore(Store):
 
     # -- progress --------------------------------------------------------------------------------
     def save_progress(self, run_id: str, record: dict[str, Any]) -> None:
+        self._writing("save progress")
         with self._errors("save progress"):
-            self._db.progress.insert_one({"run_id": run_id, "seq": time.time_ns(), "data": json.dumps(record)})
+            seq = self._next_progress_seq(run_id)
+            doc = {"run_id": run_id, "seq": seq, "kind": record.get("kind"), "data": json.dumps(record)}
+            self._db.progress.insert_one(doc)
+
+    def _next_progress_seq(self, run_id: str) -> int:
+        """1, 2, 3, ... per run: one atomic increment of the run's counter document, found by _id."""
+        for retry in itertools.count():
+            try:
+                counter = self._db.meta.find_one_and_update(
+                    {"_id": json.dumps(["progress_seq", run_id])},
+                    {"$inc": {"value": 1}},
+                    upsert=True,
+                    return_document=ReturnDocument.AFTER,
+                )
+                if counter is None:  # an upsert always returns the document; never None
+                    raise StoreError(f"cannot save progress in store {self.url}: no sequence number came back")
+                return int(counter["value"])
+            except DuplicateKeyError:
+                if retry:  # two first increments raced; the second try increments the one that won
+                    raise
+        raise AssertionError("unreachable")
 
     def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
         with self._errors("read progress"):
             docs = self._db.progress.find({"run_id": run_id, "seq": {"$gt": since}}).sort("seq", ASCENDING)
             return [(int(doc["seq"]), json.loads(doc["data"])) for doc in docs]
+
+    def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        wanted = set(arms)
+        found: dict[str, tuple[int, dict[str, Any]]] = {}
+        if not wanted:
+            return found
+        with self._errors("read progress"):
+            # Newest first, stopping once every arm has its record.
+            cursor = self._db.progress.find({"run_id": run_id, "kind": "start"}, {"seq": 1, "data": 1})
+            with cursor.sort("seq", DESCENDING) as docs:
+                for doc in docs:
+                    record = json.loads(doc["data"])
+                    arm = record.get("arm")
+                    if arm in wanted and arm not in found:
+                        found[arm] = (int(doc["seq"]), record)
+                        if len(found) == len(wanted):
+                            break
+        return found
 
     def run_version(self, run_id: str) -> tuple[int, int]:
         with self._errors("read results"):

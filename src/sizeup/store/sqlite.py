@@ -23,7 +23,8 @@ BUSY_TIMEOUT_S = 30.0  # another process (a second `sizeup run`, an analysis) ma
 
 # No extra index on attempts: the primary key's (run_id, task_id, side) prefix already serves it.
 # attempts.ord keeps the position the strategy gave, so the chronological order is not lost to tree order.
-# (No ';' inside this text: it is split on ';' into statements.)
+# progress_starts holds only the "task started" records, so the task in flight is found without reading
+# the run's samples (one a second). (No ';' inside this text: it is split on ';' into statements.)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     FOREIGN KEY (run_id, task_id, side) REFERENCES results(run_id, task_id, side) ON DELETE CASCADE);
 CREATE TABLE IF NOT EXISTS progress (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id TEXT NOT NULL, data TEXT NOT NULL);
-CREATE INDEX IF NOT EXISTS progress_by_run ON progress(run_id, seq)
+CREATE INDEX IF NOT EXISTS progress_by_run ON progress(run_id, seq);
+CREATE INDEX IF NOT EXISTS progress_starts ON progress(run_id, seq) WHERE json_extract(data, '$.kind') = 'start'
 """
 
 
@@ -274,6 +276,34 @@ class SQLiteStore(Store):
         except StoreError:  # a store written before progress records (opened read-only: no table)
             return []
         return [(seq, json.loads(data)) for seq, data in rows]
+
+    def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
+        wanted = set(arms)
+        found: dict[str, tuple[int, dict[str, Any]]] = {}
+        if not wanted:
+            return found
+        try:
+            with self._reading("read progress") as conn:
+                # Newest first, through progress_starts (the WHERE term is the index's own), stopping once
+                # every arm has its record: a few rows, however long the run.
+                cursor = conn.execute(
+                    "SELECT seq, data FROM progress WHERE run_id = ? AND json_extract(data, '$.kind') = 'start' "
+                    "ORDER BY seq DESC",
+                    (run_id,),
+                )
+                try:
+                    for seq, data in cursor:
+                        record = json.loads(data)
+                        arm = record.get("arm")
+                        if arm in wanted and arm not in found:
+                            found[arm] = (seq, record)
+                            if len(found) == len(wanted):
+                                break
+                finally:
+                    cursor.close()
+        except StoreError:  # a store written before progress records (opened read-only: no table)
+            return {}
+        return found
 
     def run_version(self, run_id: str) -> tuple[int, int]:
         (results,) = self._query("read results", "SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,))[0]

@@ -86,36 +86,37 @@ function drawLine(canvas, points, label, unit) {
 async function runPage(runId) {
   const base = `/run/${encodeURIComponent(runId)}`;
   setCrumbs(["runs", "/"], [runId, base], ["compare", `${base}/compare`]);
-  let version = null, since = 0, samples = [];
+  // since: the last progress seq seen (a small counter, exact as a JS number); version: the results' version.
+  let version = null, since = 0, samples = [], results = null, shown = null;
   const summary = el("div", { id: "summary" }), grid = el("div", { id: "grid" }), flight = el("p", { id: "in-flight", class: "note" });
   const cpu = el("canvas", { id: "cpu" }), rss = el("canvas", { id: "rss" }), rate = el("canvas", { id: "rate" });
-  main.replaceChildren(el("h1", { text: `Run ${runId}` }), summary, flight, el("h2", { text: "Tasks" }), grid,
+  const etaNote = el("p", { class: "note", id: "eta-note", text: "ETA: the arms take turns on each task, so an arm's last task ends " +
+    "after every arm's turns before it; each turn still to come is counted at its arm's mean task time so far (the task in " +
+    "flight in full, divided by the workers when there are several); n/a until each of those arms has finished a task." });
+  main.replaceChildren(el("h1", { text: `Run ${runId}` }), summary, etaNote, flight, el("h2", { text: "Tasks" }), grid,
     el("h2", { text: "Model servers while the run goes on" }), el("div", { class: "charts" }, cpu, rss, rate));
 
-  function render(data) {
+  function renderResults(data, inFlight) {
     summary.replaceChildren(el("p", {}, "status ", el("b", { class: `status-${data.status}`, id: "run-status", text: data.status })),
       el("table", {}, el("thead", {}, el("tr", {}, ...["arm", "strategy", "models", "progress", "solved", "ETA"].map((h) => el("th", { text: h })))),
-        el("tbody", {}, ...Object.entries(data.arms).map(([name, a]) => el("tr", {},
+        el("tbody", {}, ...Object.entries(results.arms).map(([name, a]) => el("tr", {},
           el("td", { text: name }), el("td", { text: a.strategy }), el("td", { text: a.models.join(" + ") }),
           el("td", {}, el("span", { class: "bar" }, el("span", { style: `width:${a.total ? (100 * a.done) / a.total : 0}%` })),
             el("span", { class: "done", "data-arm": name, text: ` ${a.done} / ${a.total}` })),
-          el("td", { text: `${a.solved}` }), el("td", { text: data.status === "running" ? duration(a.eta_s) : "-" }))))));
-    const byKey = new Map(data.cells.map((c) => [`${c.task_id}\u0000${c.arm}`, c]));
-    const arms = Object.keys(data.arms);
+          el("td", { text: `${a.solved}` }), el("td", { class: "eta", "data-arm": name, text: data.status === "running" ? duration(a.eta_s) : "-" }))))));
+    const byKey = new Map(results.cells.map((c) => [`${c.task_id}\u0000${c.arm}`, c]));
+    const arms = Object.keys(results.arms);
     const head = el("tr", {}, el("th", { text: "task" }), ...arms.map((a) => el("th", { text: a })));
-    const rows = data.task_ids.map((taskId) => el("tr", {}, el("th", {}, el("a", { href: `${base}/task/${encodeURIComponent(taskId)}`, text: taskId })),
+    const rows = results.task_ids.map((taskId) => el("tr", {}, el("th", {}, el("a", { href: `${base}/task/${encodeURIComponent(taskId)}`, text: taskId })),
       ...arms.map((arm) => {
         const cell = byKey.get(`${taskId}\u0000${arm}`);
-        const running = data.in_flight && data.in_flight.task_id === taskId && data.in_flight.arm === arm;
+        const running = inFlight && inFlight.task_id === taskId && inFlight.arm === arm;
         const status = cell ? cell.status : running ? "running" : "pending";
         return el("td", { class: `cell cell-${status}`, title: cell ? `${cell.status}, depth ${cell.depth}` : status,
           text: cell ? `${cell.status.slice(0, 4)} d${cell.depth}` : running ? "…" : "" });
       })));
     grid.replaceChildren(el("table", { class: "grid", id: "task-grid" }, el("thead", {}, head), el("tbody", {}, ...rows)));
-    flight.textContent = data.in_flight ? `in flight: ${data.in_flight.task_id} [${data.in_flight.arm}]` : "";
-    drawLine(cpu, samples.map((s) => [s.at, s.cpu_pct]), "model servers' CPU %", "%");
-    drawLine(rss, samples.map((s) => [s.at, s.rss_mb]), "model servers' memory, MB", "MB");
-    drawLine(rate, data.cells.filter((c) => c.tokens_per_s).map((c, i) => [i, c.tokens_per_s]), "decode tokens/s per finished task", "tok/s");
+    drawLine(rate, results.cells.filter((c) => c.tokens_per_s).map((c, i) => [i, c.tokens_per_s]), "decode tokens/s per finished task", "tok/s");
   }
 
   async function poll() {
@@ -123,11 +124,22 @@ async function runPage(runId) {
     if (version) query.set("version", version);
     const data = await getJSON(`/api/runs/${encodeURIComponent(runId)}?${query}`);
     live.textContent = `updated ${new Date().toLocaleTimeString()}`;
-    if (data.unchanged) return;
+    // Every poll brings the task in flight and the samples after `since`; the results only when they changed.
+    if (!data.unchanged) results = { arms: data.arms, cells: data.cells, task_ids: data.task_ids };
     version = data.version;
     since = data.last_seq;
-    samples = samples.concat(data.samples).slice(-600);
-    render(data);
+    const inFlight = data.in_flight;
+    const key = JSON.stringify([version, inFlight && inFlight.task_id, inFlight && inFlight.arm]);
+    if (results && key !== shown) {  // the grid and the table are rebuilt only when they would change
+      shown = key;
+      renderResults(data, inFlight);
+    }
+    flight.textContent = inFlight ? `in flight: ${inFlight.task_id} [${inFlight.arm}]` : "";
+    if (data.samples.length || samples.length === 0) {
+      samples = samples.concat(data.samples).slice(-600);
+      drawLine(cpu, samples.map((s) => [s.at, s.cpu_pct]), "model servers' CPU %", "%");
+      drawLine(rss, samples.map((s) => [s.at, s.rss_mb]), "model servers' memory, MB", "MB");
+    }
   }
   await poll();
   setInterval(() => poll().catch((e) => (live.textContent = String(e))), 1000);
