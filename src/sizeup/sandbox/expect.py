@@ -1,12 +1,15 @@
 """Parent-compared tests: the candidate's process gets only the call of a test; the expectation stays here.
 
 A test that parses as a call and an expectation (sizeup.tasks.asserts) whose expected value and tolerances
-are literals is sent to the candidate as `{"call": SOURCE}`. The driver evaluates the call (with the
-test's own timeout) and sends the value back as plain data (driver._encode: builtin types only, subclasses
-read through their base type); the parent decodes it and compares it with the expectation, which never
-entered the candidate's process. A candidate that walks frames, scans the heap, forges the result channel or
-reads the job file can at worst make the call return another value: it cannot pass a test it does not
-satisfy. Every other test runs in the candidate's process as before (`in-process`), and says so.
+are literals is sent to the candidate as `{"call": SOURCE}`, SOURCE being the call inside whatever wrapper
+the test applies to it (`bool(...)` for `assert CALL`, `set(...)` for `set(CALL) == ...`: see `sent_call`).
+The driver evaluates the call (with the test's own timeout) and sends the value back as plain data
+(driver._encode: builtin types only, subclasses read through their base type); the parent decodes it and
+compares it with the expectation, which never entered the candidate's process. A candidate that walks
+frames, scans the heap, forges the result channel or reads the job file can at worst make the call return
+another value: it cannot pass a test it does not satisfy. (Unless it can read the expectation from a file
+it reaches: the isolated backend hides site-packages, where datasets get installed; the process backend
+hides nothing.) Every other test runs in the candidate's process as before (`in-process`), and says so.
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ def expectation(source: str) -> Expectation | None:
     return Expectation(parsed, expected, tolerance)
 
 
+def sent_call(test: ParsedTest) -> str:
+    """The call as the candidate's process evaluates it: inside the wrapper the test itself applies to it, so
+    what comes back is the plain data the comparison needs. `assert CALL` and `assert not CALL` look only at
+    the value's truth (a map, a filter, a re.Match or a generator passes them), so the program evaluates
+    `bool(CALL)`; `set(CALL) == set(EXPECTED)` looks only at the set of the items (a generator or a
+    dict_keys passes it), so `set(CALL)`. Both run in the program's namespace, as the whole test would."""
+    if test.check in (Check.TRUE, Check.FALSE) and not test.strict:
+        return f"bool({test.call})"
+    if test.check is Check.SET_EQUAL:
+        return f"set({test.call})"
+    return test.call
+
+
 def job_tests(tests: list[str]) -> tuple[list[str | dict[str, str]], list[Expectation | None]]:
     """What the candidate's process receives for each test (a call, or the whole test), and the
     expectations the parent keeps."""
@@ -55,7 +71,8 @@ def job_tests(tests: list[str]) -> tuple[list[str | dict[str, str]], list[Expect
         if e is None:
             sent.append(test)
         else:
-            sent.append({"call": e.test.call, "imports": e.test.imports} if e.test.imports else {"call": e.test.call})
+            call = sent_call(e.test)
+            sent.append({"call": call, "imports": e.test.imports} if e.test.imports else {"call": call})
     return sent, expectations
 
 
@@ -116,8 +133,18 @@ def judge_value(expected: Expectation, raw: Any) -> tuple[TestOutcome, str]:
         return TestOutcome.ERROR, f"{type(exc).__name__}: {exc}"[:300]
     if ok:
         return TestOutcome.PASSED, ""
-    shown = repr(value)
-    return (
-        TestOutcome.FAILED,
-        f"AssertionError: the call returned {shown[:_SHOWN]}{'...' if len(shown) > _SHOWN else ''}",
-    )
+    return TestOutcome.FAILED, f"AssertionError: the call returned {show(value)}"
+
+
+def show(value: Any) -> str:
+    """A value for feedback, cut after _SHOWN characters. Never raises: repr refuses an int past
+    sys.get_int_max_str_digits() (4300 digits), alone or inside a container, and that is still a wrong answer
+    to report, not a failure of sizeup's."""
+    try:
+        shown = repr(value)
+    except Exception as exc:
+        if isinstance(value, int):
+            digits = int(abs(value).bit_length() * math.log10(2)) + 1
+            return f"an int of about {digits} digits"
+        return f"a {type(value).__name__} that repr cannot show ({type(exc).__name__}: {exc})"[: _SHOWN * 2]
+    return f"{shown[:_SHOWN]}{'...' if len(shown) > _SHOWN else ''}"

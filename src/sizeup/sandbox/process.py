@@ -3,8 +3,12 @@
 Not a full sandbox: the program runs as the current user and can read or write any absolute path that user
 can. It defends against accidents and cheap tricks (loops, fork bombs, memory hogs, endless output,
 sys.exit(0) before the tests), not against a program that sets out to escape. A program that walks the
-driver's frames could find the nonce and forge a pass (in either backend). isolated.py is the stronger backend;
-this one remains for hosts without bwrap. The verdict rules every backend shares are in verdict.py.
+driver's frames can take the nonce and the channel and forge the verdict of an in-process test, on every
+backend (tests/hostile/forge_frames.py); a parent-compared test it can only answer with another value
+(sandbox/expect.py). Here, though, it can read every file this user can: a dataset or a store that holds the
+expected values is in reach, so it can pass a parent-compared test by reading the answer
+(tests/hostile/read_datasets.py). isolated.py is the stronger backend; this one remains for hosts without
+bwrap. The verdict rules every backend shares are in verdict.py.
 """
 
 from __future__ import annotations

@@ -2,11 +2,14 @@
 clock) mean, and the rlimits every candidate gets. Pure functions, so the rules can be tested alone.
 
 Verdict rules (in this order; see `decide`):
-  1. the driver never started the candidate, or the result channel is unreadable -> HARNESS_ERROR
+  1. the driver never started the candidate, or the channel is unreadable before the
+     driver's "started" record (no candidate code had run yet)                       -> HARNESS_ERROR
   2. the whole-run wall clock ran out, or the CPU-time backstop killed it             -> TIMEOUT
   3. MemoryError at load or in a test, or SIGKILL that we did not send (OOM killer)   -> MEMORY_EXCEEDED
-  4. the program did not load (syntax error, exception or SystemExit at top level), or
-     it ended before the end marker (os._exit, a crash by a signal, a closed channel)  -> ERROR
+  4. the channel holds an unreadable record after "started" (only the program writes
+     those: the driver writes nothing else), the program did not load (syntax error,
+     exception or SystemExit at top level), or it ended before the end marker
+     (os._exit, a crash by a signal, a closed channel)                                 -> ERROR
   5. any test ran out of its own time                                                 -> TIMEOUT
   6. every test passed -> PASSED; there were no tests -> UNVERIFIED; otherwise         -> FAILED
 """
@@ -42,7 +45,8 @@ class Facts:
     seconds: list[float] = field(default_factory=list)
     values: dict[int, Any] = field(default_factory=dict)  # a parent-compared call's encoded value, by test
     peak_mb: float = 0.0
-    protocol_error: str | None = None
+    protocol_error: str | None = None  # the channel broke before any candidate code ran: ours
+    channel_garbage: str | None = None  # an unreadable record after "started": the program wrote it
 
 
 def decide(facts: Facts) -> tuple[Status, str]:
@@ -64,6 +68,8 @@ def decide(facts: Facts) -> tuple[Status, str]:
         return Status.MEMORY_EXCEEDED, "MemoryError: the program exceeded its memory limit"
     if killed_by == signal.SIGKILL:
         return Status.MEMORY_EXCEEDED, "killed by SIGKILL, most likely the out-of-memory killer"
+    if facts.channel_garbage:
+        return Status.ERROR, f"the program wrote to the result channel: {facts.channel_garbage}"
     if facts.load_error:
         return Status.ERROR, f"the program failed to load: {facts.load_error}"
     if not facts.marker:
@@ -157,6 +163,10 @@ def rlimits(limits: Limits, processes: int | None = None) -> list[tuple[int, int
 
 
 def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
+    """The facts the channel holds, up to the driver's end marker. A record that does not read (bad JSON, a
+    number out of range, nesting past the recursion limit, an unknown outcome, a test index out of range)
+    stops the reading: before the "started" record only the driver had written, so the harness broke; after
+    it the program can write there too, and the driver writes nothing unreadable, so the program did it."""
     facts = Facts(outcomes=[TestOutcome.NOT_RUN] * n_tests, messages=[""] * n_tests, seconds=[0.0] * n_tests)
     lines = channel.decode(errors="replace").splitlines()
     if truncated:
@@ -164,15 +174,17 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
     for line in lines:
         try:
             record = json.loads(line)
+            if not isinstance(record, dict):
+                raise TypeError(f"a record is a JSON object, not {type(record).__name__}")
             if "test" in record and "value" in record:
                 facts.values[record["test"]] = record["value"]
                 facts.outcomes[record["test"]] = TestOutcome.NOT_RUN  # decided by compare_in_parent
-                facts.seconds[record["test"]] = float(record.get("seconds", 0.0))
+                facts.seconds[record["test"]] = _amount(record.get("seconds", 0.0))
             elif "test" in record:
                 facts.values.pop(record["test"], None)
                 facts.outcomes[record["test"]] = TestOutcome(record["outcome"])
                 facts.messages[record["test"]] = str(record["message"])
-                facts.seconds[record["test"]] = float(record.get("seconds", 0.0))
+                facts.seconds[record["test"]] = _amount(record.get("seconds", 0.0))
             elif "load_error" in record:
                 facts.load_error, facts.load_memory = str(record["load_error"]), bool(record["memory"])
             elif "done" in record:
@@ -180,10 +192,24 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
                     facts.marker = True
                     break  # the driver's last word: whatever follows was written by something else
             elif "peak_mb" in record:
-                facts.peak_mb = float(record["peak_mb"])
+                facts.peak_mb = _amount(record["peak_mb"])
             elif "started" in record:
                 facts.started = True
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            facts.protocol_error = f"unreadable result channel: {type(exc).__name__} on {line[:80]!r}"
+        except Exception as exc:  # whatever a line can make json or float raise (OverflowError, RecursionError)
+            reason = f"unreadable record: {type(exc).__name__} on {line[:80]!r}"
+            if facts.started:
+                facts.channel_garbage = reason
+            else:
+                facts.protocol_error = f"unreadable result channel: {type(exc).__name__} on {line[:80]!r}"
             break
     return facts
+
+
+def _amount(raw: Any) -> float:
+    """A duration or a size from the channel: a finite number, not below zero (bool is not a number here)."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise TypeError(f"not a number: {str(raw)[:40]}")
+    amount = float(raw)  # OverflowError for an int past a float's range
+    if not (math.isfinite(amount) and amount >= 0):
+        raise ValueError(f"not a finite amount: {amount}")
+    return amount
