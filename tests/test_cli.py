@@ -257,3 +257,36 @@ def test_measure_prints_kernel_figures_and_passes_the_exit_code(tmp_path):
     assert proc.returncode == 3 and data["exit_code"] == 3
     assert 100 < data["peak_rss_mb"] < 140 and data["method"]["peak_rss_mb"] == "kernel"
     assert data["wall_s"] > 0 and data["cpu_s"] > 0
+
+
+def test_a_cpu_budget_with_workers_on_a_shared_server_is_one_line_and_starts_nothing(tmp_path, capsys):
+    db = tmp_path / "s.db"
+    argv = ["run", "--task-type", "gcd", "--provider", "ollama", "--workers", "2", "--budget-cpu", "5"]
+    assert main([*argv, "--db", f"sqlite:///{db}"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("sizeup: arm ") and "a CPU budget cannot be enforced with --workers 2" in err
+    assert "\n" not in err
+    with sqlite3.connect(db) as conn:  # no run was opened, no worker or server started
+        assert conn.execute("select count(*) from runs").fetchone()[0] == 0
+
+
+def test_a_harness_error_with_hidden_tests_counts_them_in_both_totals():
+    """The kept answer could not be run: the verdict still covers visible + hidden tests, none of them passed,
+    and tests_total counts the hidden ones as hidden_total does (not the visible tests alone)."""
+    from sizeup.cli.runner import judge_held_out
+    from sizeup.records import Attempt
+    from sizeup.tasks import Task
+    from sizeup.verdicts import Status
+
+    task = Task(
+        task_id="h/1",
+        source="test",
+        prompt="p",
+        tests=["assert f(1) == 1", "assert f(2) == 2"],
+        hidden_tests=["assert f(3) == 3", "assert f(4) == 4", "assert f(5) == 5"],
+    )
+    best = Attempt(attempt_id="0", status=Status.HARNESS_ERROR, tests_passed=0, tests_total=2)
+    held = judge_held_out(task, best, sandbox=None, limits=None)  # type: ignore[arg-type]  # nothing is run
+    assert held.status == Status.HARNESS_ERROR
+    assert (held.tests_passed, held.tests_total, held.hidden_passed, held.hidden_total) == (0, 5, 0, 3)
+    assert held.tests_total - held.hidden_total == len(task.tests)

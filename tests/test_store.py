@@ -26,7 +26,7 @@ import pytest
 import mongo_server as mongo
 import sizeup
 from sizeup.analysis import compare
-from sizeup.records import LARGE, SMALL, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
+from sizeup.records import LARGE, SMALL, Attempt, Budget, Measured, ResourceSummary, RunRecord, TaskResult
 from sizeup.store import SQLiteStore, Store, StoreError, open_store
 from sizeup.store.base import redacted_url
 from sizeup.store.mongo import MongoStore
@@ -560,13 +560,44 @@ def test_export_run_jsonl_and_csv_round_trip(store: Store, tmp_path: Path) -> No
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames or ()) == EXPORT_FIELDS
         rows = list(reader)
-    assert rows == [{k: "" if v is None else str(v) for k, v in row.items()} for row in expected]
+    nested = {"worker", "budget"}
+    assert rows == [
+        {k: "" if v is None else json.dumps(v, sort_keys=True) if k in nested else str(v) for k, v in row.items()}
+        for row in expected
+    ]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["rows.jsonl"]  # no temp file left
     with pytest.raises(StoreError, match="no run 'nope'"):
         export_run(store, "nope", "csv", tmp_path / "rows.csv")
     with pytest.raises(ValueError, match="unknown export format"):
         export_run(store, run.run_id, "xlsx", tmp_path / "rows.xlsx")  # type: ignore[arg-type]
     assert len((tmp_path / "rows.csv").read_text().splitlines()) == 11  # the failed exports left it as it was
+
+
+def test_every_export_row_carries_its_worker_and_budget(store: Store, tmp_path: Path) -> None:
+    """Issue 17: every export row has `worker` {id, cpus, node, concurrency}, as its stored result does;
+    `budget` too. CSV cells hold them as JSON; a result stored before workers has an empty cell, not a guess."""
+    store.save_run(RunRecord(run_id="w"))
+    worker = {
+        "id": 1,
+        "cpus": [2, 3],
+        "pinned": True,
+        "node": {"host": "n1", "cpu_model": "x", "cores": 4, "gpu": None},
+        "concurrency": 2,
+    }
+    store.save_result(
+        make_result("w", "mbpp/1").model_copy(update={"worker": worker, "budget": Budget(tokens=64, cpu_s=2.5)})
+    )
+    store.save_result(make_result("w", "mbpp/2"))  # as stored before workers existed: no worker, no budget
+    assert export_run(store, "w", "jsonl", tmp_path / "rows.jsonl") == 2
+    first, old = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert first["worker"] == worker and {"id", "cpus", "node", "concurrency"} <= set(first["worker"])
+    assert first["budget"] == {"tokens": 64, "calls": None, "cpu_s": 2.5}
+    assert old["worker"] is None and old["budget"] is None
+    export_run(store, "w", "csv", tmp_path / "rows.csv")
+    with open(tmp_path / "rows.csv", newline="") as f:
+        cells = list(csv.DictReader(f))
+    assert json.loads(cells[0]["worker"]) == worker and json.loads(cells[0]["budget"])["cpu_s"] == 2.5
+    assert cells[1]["worker"] == "" and cells[1]["budget"] == ""
 
 
 def test_atomic_text_file_leaves_the_old_file_on_error(tmp_path: Path) -> None:

@@ -3,9 +3,11 @@ two node processes; a scripted model provider that every process loads ($SIZEUP_
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,10 +18,10 @@ import psutil
 import pytest
 
 from requirements import need
-from sizeup.cli.runner import RunConfig, Runner
-from sizeup.cli.workers import split_cpus
-from sizeup.records import ArmSpec
-from sizeup.store import open_store
+from sizeup.cli.runner import RunConfig, Runner, check_budgets
+from sizeup.cli.workers import LocalPool, WorkerError, WorkerSpec, gpu_name, split_cpus
+from sizeup.records import ArmSpec, Budget
+from sizeup.store import StoreError, open_store
 from sizeup.tasks import Task
 
 TESTS_DIR = Path(__file__).parent
@@ -47,6 +49,59 @@ def plugin_env(monkeypatch):
     return {**os.environ, "SIZEUP_PLUGINS": "scripted_plugin", "PYTHONPATH": path}
 
 
+# A provider whose clients leave a file behind when closed (named by the closing process and the model): what
+# shows that a worker's close() ran, i.e. that its model servers and sandbox were stopped, not abandoned.
+CLOSING_PLUGIN = """
+import os, time
+from sizeup.models import register_provider
+from sizeup.models.types import Completion, ModelClient, PromptStyle, Usage
+
+class ClosingClient(ModelClient):
+    provider = "closing-plugin"
+
+    def __init__(self, model):
+        self.model, self.style = model, PromptStyle.CHAT
+
+    def generate(self, prompt, params=None):
+        if self.model == "sleeper" and prompt.user != "Hi":
+            time.sleep(30.0)
+        usage = Usage(prompt_tokens=5, completion_tokens=7, total_s=0.01)
+        return Completion("```python\\ndef answer_for(x):\\n    return x\\n```", usage, "stop")
+
+    def close(self):
+        time.sleep(1.0)  # as stopping a server or a docker container takes a while: a worker killed meanwhile shows
+        with open(os.path.join(os.environ["CLOSED_DIR"], f"{os.getpid()}-{self.model}"), "w"):
+            pass
+
+@register_provider("closing-plugin")
+def _provider(model, settings):
+    return ClosingClient(model)
+"""
+
+
+@pytest.fixture
+def closing_env(plugin_env, monkeypatch, tmp_path):
+    """The closing-plugin provider in this process and every worker; the directory its clients' close() marks."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "closing_plugin.py").write_text(CLOSING_PLUGIN)
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    monkeypatch.setenv("CLOSED_DIR", str(closed))
+    monkeypatch.setenv("SIZEUP_PLUGINS", "scripted_plugin,closing_plugin")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "plugins"), os.environ["PYTHONPATH"]]))
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    return closed
+
+
+def closed_by(closed: Path) -> dict[int, set[str]]:
+    """pid -> the models whose client that process closed."""
+    found: dict[int, set[str]] = {}
+    for marker in closed.iterdir():
+        pid, model = marker.name.split("-", 1)
+        found.setdefault(int(pid), set()).add(model)
+    return found
+
+
 def test_cpu_sets_are_disjoint_and_cover_the_cpus():
     assert split_cpus(2, [0, 1, 2, 3, 4]) == [[0, 1, 2], [3, 4]]
     assert split_cpus(1, [5, 7]) == [[5, 7]]
@@ -58,20 +113,160 @@ def pairs(results) -> list[tuple[str, str]]:
     return sorted((r.task_id, r.arm) for r in results)
 
 
-def test_two_local_workers_store_every_task_once_each_on_its_own_cpus(plugin_env, tmp_path):
+def test_two_local_workers_store_every_task_once_each_on_its_own_cpus(plugin_env, tmp_path, monkeypatch):
+    import sizeup.cli.runner as runner
+
+    def no_driver_sandbox(*args, **kwargs):
+        raise AssertionError("the driver of a --workers run opened a sandbox")
+
+    monkeypatch.setattr(runner, "make_sandbox", no_driver_sandbox)  # the workers (other processes) open theirs
     workers = min(2, len(os.sched_getaffinity(0)))
     config = RunConfig(provider="scripted-plugin", sandbox="process", workers=workers)
     with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
         run_id = Runner(store, config, ARMS).run(TASKS)
         results = store.results(run_id)
         run = store.get_run(run_id)
+        starts = [p for _, p in store.progress(run_id) if p["kind"] == "start"]
     assert pairs(results) == sorted((t.task_id, a.name) for t in TASKS for a in ARMS)
     assert run.status == "finished" and run.config["concurrency"] == workers and len(run.load["workers"]) == workers
     cpu_sets = {tuple(r.worker["cpus"]) for r in results}
     assert len({r.worker["id"] for r in results}) == workers and len(cpu_sets) == workers
     assert not set.intersection(*map(set, cpu_sets)) if workers > 1 else True
     assert all(r.worker["concurrency"] == workers and r.worker["node"]["host"] for r in results)
+    assert all(r.worker["pinned"] is True and "gpu" in r.worker["node"] for r in results)
     assert all(r.passed == (r.arm == "large") for r in results)
+    # The sandbox the run names is the workers' own, as they reported it.
+    assert run.config["sandbox_backend"] == "process" and "NOT isolated" in run.config["sandbox_isolation"]
+    # The live view's task in flight: a start record for every arm of every task, from the worker that ran it.
+    assert sorted((p["task_id"], p["arm"]) for p in starts) == pairs(results)
+    ran_on = {(r.task_id, r.arm): r.worker["id"] for r in results}
+    assert all(ran_on[(p["task_id"], p["arm"])] == p["worker"] for p in starts)
+
+
+def test_a_one_worker_run_records_its_worker_too(plugin_env, tmp_path):
+    """Issue 17: every stored result has `worker`; a one-worker run's is this process, on the CPUs it may use,
+    pinned by nobody, one task at a time."""
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        run_id = Runner(store, RunConfig(provider="scripted-plugin", sandbox="process"), ARMS).run(TASKS[:2])
+        results = store.results(run_id)
+    assert len(results) == 4
+    for result in results:
+        assert result.worker is not None
+        assert (result.worker["id"], result.worker["concurrency"], result.worker["pinned"]) == (0, 1, False)
+        assert result.worker["cpus"] == sorted(os.sched_getaffinity(0))
+        assert result.worker["node"]["host"] and result.worker["node"]["cores"] == os.cpu_count()
+
+
+def test_a_normal_finish_lets_every_worker_close_its_servers_and_sandbox(closing_env, tmp_path):
+    """The last result in, the driver waits for the workers to close (end-of-work None) instead of killing them
+    inside close(): every worker process closed its clients."""
+    workers = min(2, len(os.sched_getaffinity(0)))
+    config = RunConfig(provider="closing-plugin", sandbox="process", workers=workers)
+    arms = [ArmSpec(name="one", strategy="single", models=["passer"])]
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        run_id = Runner(store, config, arms).run(TASKS[:4])
+        assert len(store.results(run_id)) == 4
+    closed = closed_by(closing_env)
+    assert len(closed) == workers and all(models == {"passer"} for models in closed.values())
+    assert os.getpid() not in closed  # the driver made no client of its own
+
+
+def test_a_stopped_worker_closes_its_servers_before_it_exits(closing_env):
+    """SIGTERM (an error elsewhere, Ctrl-C, the driver dying) unwinds a worker mid-task through its close()."""
+    config = RunConfig(provider="closing-plugin", sandbox="process")
+    arm = ArmSpec(name="slow", strategy="single", models=["sleeper"])
+    spec = WorkerSpec(0, split_cpus(1)[0], "r", dataclasses.asdict(config), [arm.model_dump()], 1)
+    pool = LocalPool([spec])
+    try:
+        pool.start()
+        pool.submit_all([(TASKS[0].model_dump_json(), ["slow"])])
+        # The worker took the task and began its arm: a 30 s call, cut short by stop() below.
+        assert pool._next() == ("start", 0, {"task_id": TASKS[0].task_id, "arm": "slow"})
+    finally:
+        began = time.monotonic()
+        pool.stop()
+    assert time.monotonic() - began < 10  # told to stop at once: neither the call waited out nor a kill
+    (process,) = pool.processes
+    assert process.exitcode == 143 and closed_by(closing_env) == {process.pid: {"sleeper"}}
+
+
+def test_a_failure_after_the_servers_started_marks_the_run_failed_and_stops_them(closing_env, tmp_path):
+    # A CPU budget the started server cannot measure (no local process): refused once the model is up.
+    arms = [ArmSpec(name="cpu", strategy="single", models=["passer"], budget=Budget(cpu_s=5))]
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        with pytest.raises(ValueError, match="arm cpu: a CPU budget needs a local model server"):
+            Runner(store, RunConfig(provider="closing-plugin", sandbox="process"), arms).run(TASKS[:1])
+        (run,) = store.list_runs()
+        assert run.status == "failed" and closed_by(closing_env) == {os.getpid(): {"passer"}}
+        # A store that fails mid-run: the run is failed too (not left `running`), its server stopped.
+        for marker in closing_env.iterdir():
+            marker.unlink()
+
+        def broken(result):
+            raise StoreError("disk full")
+
+        store.save_result = broken  # type: ignore[method-assign]
+        plain = [ArmSpec(name="plain", strategy="single", models=["passer"])]
+        with pytest.raises(StoreError, match="disk full"):
+            Runner(store, RunConfig(provider="closing-plugin", sandbox="process"), plain).run(TASKS[:1])
+        assert [r.status for r in store.list_runs()] == ["failed", "failed"]
+    assert closed_by(closing_env) == {os.getpid(): {"passer"}}
+
+
+def test_a_cpu_budget_on_a_server_every_worker_shares_is_refused_before_anything_starts(tmp_path):
+    arms = [*ARMS, ArmSpec(name="cpu", strategy="single", models=["m"], budget=Budget(cpu_s=5))]
+    before = set(psutil.Process().children(recursive=True))  # e.g. multiprocessing's resource tracker
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        for provider in ("ollama", "openai"):
+            config = RunConfig(provider=provider, url="http://127.0.0.1:9", sandbox="process", workers=2)
+            with pytest.raises(ValueError, match="arm cpu: a CPU budget cannot be enforced with --workers 2") as err:
+                Runner(store, config, arms).run(TASKS)
+            assert "\n" not in str(err.value)
+        assert store.list_runs() == []  # nothing stored, no worker or server started
+    assert set(psutil.Process().children(recursive=True)) <= before
+    check_budgets(arms, RunConfig(provider="embedded", workers=2))  # each worker's servers are its own
+    check_budgets(arms, RunConfig(provider="ollama", workers=1))  # one task at a time: the CPU is that task's
+    check_budgets(ARMS, RunConfig(provider="ollama", workers=2))  # token and call budgets are per task anyway
+
+
+class FakeNvml:
+    """pynvml as a machine with `names` GPUs, or without a driver (init raises)."""
+
+    def __init__(self, names: list[str] | None):
+        self.names, self.shut = names, 0
+
+    def nvmlInit(self):
+        if self.names is None:
+            raise OSError("libnvidia-ml.so.1: cannot open shared object file")
+
+    def nvmlShutdown(self):
+        self.shut += 1
+
+    def nvmlDeviceGetCount(self):
+        return len(self.names or [])
+
+    def nvmlDeviceGetHandleByIndex(self, index):
+        return index
+
+    def nvmlDeviceGetName(self, handle):
+        return (self.names or [])[handle].encode()  # older nvidia-ml-py returns bytes
+
+
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        (None, None),  # no driver: unknown, and no error
+        ([], None),
+        (["NVIDIA H200"], "NVIDIA H200"),
+        (["NVIDIA H200", "NVIDIA H200"], "2 x NVIDIA H200"),
+        (["NVIDIA A10", "Tesla T4"], "NVIDIA A10, Tesla T4"),
+    ],
+)
+def test_a_node_names_its_gpu_or_says_none(monkeypatch, names, expected):
+    fake = FakeNvml(names)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    assert gpu_name() == expected
+    assert fake.shut == (0 if names is None else 1)  # NVML's init count is given back
 
 
 def _stored(db: Path) -> list[tuple[str, str]]:
@@ -214,12 +409,48 @@ def test_ray_workers_give_the_same_results_as_local_ones(ray_cluster, plugin_env
             ARMS,
         ).run(TASKS[:4])
         local, remote = store.results(local_id), store.results(ray_id)
+        starts = [p for _, p in store.progress(ray_id) if p["kind"] == "start"]
 
     def content(results):
         return sorted((r.task_id, r.arm, r.status, r.model_calls, [a.code for a in r.attempts]) for r in results)
 
     assert content(local) == content(remote)
     assert {r.worker["id"] for r in remote} == {0, 1} and all(r.worker["node"]["host"] for r in remote)
+    # A Ray actor has a CPU's worth of time from Ray, not CPUs of its own: said, not passed off as pinning.
+    assert all(r.worker["pinned"] is False and r.worker["resources"] == {"CPU": 1.0} for r in remote)
+    # The live view's task in flight: each task's start, from the actor it was dealt to (its first arm).
+    ran_on = {r.task_id: r.worker["id"] for r in remote}
+    assert sorted((p["task_id"], p["arm"]) for p in starts) == sorted((t.task_id, "large") for t in TASKS[:4])
+    assert all(ran_on[p["task_id"]] == p["worker"] for p in starts)
+
+
+def test_more_ray_workers_than_the_cluster_has_cpus_stop_with_one_line(ray_cluster, plugin_env, tmp_path):
+    address, _ = ray_cluster  # two nodes of one CPU each
+    config = RunConfig(provider="scripted-plugin", sandbox="process", workers=3, executor="ray", ray_address=address)
+    began = time.monotonic()
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        with pytest.raises(WorkerError, match="--workers 3: the Ray cluster at .* has 2 CPUs") as err:
+            Runner(store, config, ARMS).run(TASKS[:2])
+        (run,) = store.list_runs()
+    assert "\n" not in str(err.value) and time.monotonic() - began < 60 and run.status == "failed"
+
+
+def test_an_unreachable_ray_address_is_one_line(plugin_env, tmp_path):
+    ok, why = _ray_available()
+    need("Ray", "SIZEUP_REQUIRE_RAY", ok, why)
+    import ray
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = RunConfig(
+        provider="scripted-plugin", sandbox="process", workers=2, executor="ray", ray_address=f"127.0.0.1:{port}"
+    )
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        with pytest.raises(WorkerError, match=f"could not connect to 127.0.0.1:{port}") as err:
+            Runner(store, config, ARMS).run(TASKS[:2])
+        assert [r.status for r in store.list_runs()] == ["failed"]
+    assert "\n" not in str(err.value) and not ray.is_initialized()
 
 
 def test_a_ray_worker_killed_mid_task_has_its_task_retried_and_stored_once(ray_cluster, plugin_env, tmp_path):

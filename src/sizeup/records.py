@@ -185,10 +185,12 @@ class TaskResult(BaseModel):
     # Why the strategy stopped: "solved", "exhausted" (its own limit: depth, n), "single", "no_tests", or
     # "budget_tokens" / "budget_calls" / "budget_cpu_s" (the arm's budget). "" in results stored before.
     stopped_by: str = ""
-    strategy_overhead_s: float | None = None
-    # Which worker made it (runs with --workers or --executor ray): id, the CPUs it was pinned to, its node
-    # (host, CPU model, cores) and how many workers ran at once. None for a one-worker run.
-    worker: dict[str, Any] | None = None  # the search algorithm's own bookkeeping (ab-mcts: TreeQuest), timed
+    strategy_overhead_s: float | None = None  # the search algorithm's own bookkeeping (ab-mcts: TreeQuest), timed
+    # Which worker made it: `id`, the `cpus` its processes could run on, whether sizeup `pinned` it to them
+    # alone (--workers N: yes; a Ray actor or a one-worker run: no), Ray's `resources` for an actor, its `node`
+    # (host, CPU model, cores, GPU or None) and the run's `concurrency` (workers at once; 1 for a one-worker
+    # run, whose worker is id 0, this process). None only in results stored before workers existed.
+    worker: dict[str, Any] | None = None
     budget: Budget | None = None  # the budget the arm ran under, if any
 
     @property

@@ -4,17 +4,25 @@ Each actor declares one CPU (Ray places one per free CPU of a node) and starts i
 its node, or talks to its node's own server (`--url http://127.0.0.1:11434` means each node's). The driver
 deals tasks to free actors and writes results to the store as they come back; a task whose actor dies is
 given to another (once more at most) and, being stored by the driver only once it comes back, is never
-stored twice. Each result records its node.
+stored twice. Each result records its node, and the resources Ray gave its actor (`pinned: false`: Ray
+reserves a CPU's worth of time, it does not pin the actor to a CPU).
+
+A cluster with fewer free CPUs than --workers would leave actors waiting for a place forever: the driver
+checks the free CPUs first, and gives the actors PLACE_TIMEOUT_S to start, and otherwise stops with one line.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections import deque
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sizeup.cli.workers import TaskWorker, WorkerError, WorkerSpec
 
 RETRIES = 1  # a task whose actor died is tried once more, on another actor
+PLACE_TIMEOUT_S = 120.0  # how long the actors may take to be placed and running (not to load their models)
 
 
 def _ray() -> Any:
@@ -37,7 +45,11 @@ class _Actor:
     """The Ray actor: one TaskWorker, on whichever node Ray placed it."""
 
     def __init__(self, spec: WorkerSpec):
+        import ray
+
         self.worker = TaskWorker(spec)
+        # What Ray reserved for this actor ({"CPU": 1.0}): a share of the node, not CPUs of its own.
+        self.worker.info["resources"] = dict(ray.get_runtime_context().get_assigned_resources())
 
     def start(self) -> dict[str, Any]:
         return self.worker.start()
@@ -65,33 +77,70 @@ class RayPool:
         self.busy: set[int] = set()
         self._pids: dict[int, int] = {}
         self._started_ray = False
+        self.on_start: Callable[[int, dict[str, str]], None] | None = None  # a task was dealt to an actor
 
     def start(self) -> list[dict[str, Any]]:
         ray = self.ray
+        where = self.address or "a local Ray instance"
         if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": _passed_env()},
-            )
+            _check_reachable(self.address)  # ray.init retries an address nobody answers on for many minutes
+            try:
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    runtime_env={"env_vars": _passed_env()},
+                )
+            except Exception as err:  # noqa: BLE001 - ConnectionError, RuntimeError, ValueError, ...: one line
+                raise WorkerError(f"--executor ray: could not connect to {where}: {_one_line(err)}") from None
             self._started_ray = True
+        self._wait_for_cpus(where)
         actor_class = ray.remote(num_cpus=1, max_restarts=0)(_Actor)
         self.actors = {
             spec.index: actor_class.options(name=f"sizeup-worker-{spec.index}").remote(spec) for spec in self.specs
         }
         try:
-            ready = ray.get([actor.start.remote() for actor in self.actors.values()])
-            # Asked now: an actor answers one call at a time, so a busy one could not say it later.
-            self._pids = dict(zip(self.actors, ray.get([a.pid.remote() for a in self.actors.values()]), strict=True))
-            return ready
+            # Asked first, with a limit: an actor Ray cannot place never answers. Asked now, too: an actor
+            # answers one call at a time, so a busy one could not say it later.
+            pids = ray.get([a.pid.remote() for a in self.actors.values()], timeout=PLACE_TIMEOUT_S)
+            self._pids = dict(zip(self.actors, pids, strict=True))
+            return ray.get([actor.start.remote() for actor in self.actors.values()])
+        except ray.exceptions.GetTimeoutError:
+            raise WorkerError(
+                f"--workers {len(self.specs)}: Ray did not start {len(self.specs)} workers at {where} within "
+                f"{PLACE_TIMEOUT_S:g} s ({self._cpus_free()}); see `ray status`"
+            ) from None
         except ray.exceptions.RayError as err:
             raise WorkerError(f"a Ray worker could not start: {_one_line(err)}") from None
+
+    def _cpus_free(self) -> str:
+        free = self.ray.available_resources().get("CPU", 0.0)
+        total = self.ray.cluster_resources().get("CPU", 0.0)
+        return f"{free:g} of the cluster's {total:g} CPUs free"
+
+    def _wait_for_cpus(self, where: str, wait_s: float = 60.0) -> None:
+        """Each actor takes one CPU: a cluster that has too few stops the run now, with one line, instead of
+        leaving actors pending forever. CPUs held by actors still being torn down are waited for a while."""
+        needed = len(self.specs)
+        total = self.ray.cluster_resources().get("CPU", 0.0)
+        if total < needed:
+            raise WorkerError(
+                f"--workers {needed}: the Ray cluster at {where} has {total:g} CPUs, each worker needs one; "
+                "add nodes (ray start --address ...) or use fewer workers"
+            )
+        deadline = time.monotonic() + wait_s
+        while self.ray.available_resources().get("CPU", 0.0) < needed:
+            if time.monotonic() > deadline:
+                raise WorkerError(
+                    f"--workers {needed}: only {self._cpus_free()} at {where} after {wait_s:g} s; "
+                    "other jobs hold the rest (see `ray status`)"
+                )
+            time.sleep(0.5)
 
     def submit_all(self, items: list[tuple[str, list[str]]]) -> None:
         self.items.extend(items)
 
-    def results(self, count: int):
+    def results(self, count: int) -> Iterator[list[str]]:
         """Yield each task's results as an actor finishes it; retry a dead actor's task on another."""
         ray = self.ray
         in_flight: dict[Any, tuple[int, tuple[str, list[str]], int]] = {}  # future -> (actor, item, tries)
@@ -103,6 +152,8 @@ class RayPool:
                 index = idle.popleft()
                 item, tries = pending.popleft()
                 in_flight[self.actors[index].solve.remote(*item)] = (index, item, tries)
+                if self.on_start is not None:  # the actor's first arm of it; the others follow it there
+                    self.on_start(index, {"task_id": json.loads(item[0])["task_id"], "arm": item[1][0]})
             if not in_flight:
                 raise WorkerError("every Ray worker died; continue with: sizeup run --resume RUN_ID")
             (done,), _ = ray.wait(list(in_flight), num_returns=1)
@@ -136,6 +187,25 @@ class RayPool:
         self.actors = {}
         if self._started_ray:
             self.ray.shutdown()
+
+
+def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
+    """A cluster address ("host:port", "ray://host:port") whose port does not answer, said in one line: Ray
+    itself would keep retrying for many minutes. None and "auto" are Ray's to resolve."""
+    if not address or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # a form Ray knows and this check does not: left to ray.init
+    import socket
+
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as err:
+        raise WorkerError(
+            f"--executor ray: could not connect to {address}: {err.strerror or err}; start a cluster there "
+            "(ray start --head) or give its address with --ray-address"
+        ) from None
 
 
 def _passed_env() -> dict[str, str]:

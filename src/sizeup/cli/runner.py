@@ -1,8 +1,8 @@
 """Runs the selected tasks on every arm and stores each result as soon as it is finished.
 
-A crash loses at most the task in flight: `--resume RUN_ID` skips every (task, arm) already stored.
-The arms of a task run one after the other, never at once, so each model server's CPU and memory during an
-arm's window can be attributed to that arm alone.
+A crash loses at most the tasks in flight (one per worker: one task, or N with --workers N or N Ray actors):
+`--resume RUN_ID` skips every (task, arm) already stored. The arms of a task run one after the other, never
+at once, so each model server's CPU and memory during an arm's window can be attributed to that arm alone.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from rich.progress import (
 )
 
 from sizeup import __version__
+from sizeup.cli.workers import this_worker
 from sizeup.models import ModelClient, ModelError, make_client
 from sizeup.models.types import COMPLETION_ONLY
 from sizeup.monitor import Monitor, process
@@ -126,43 +127,76 @@ class Runner:
         if not self.arms:
             raise ValueError("a run needs at least one arm")
         self.prompter = make_prompter(self.config.protocol, self.store)
+        # Settings that cannot work stop with one line before anything is stored or any server started.
+        check_budgets(self.arms, self.config)
+        if self.pooled:
+            # The workers open their own sandboxes; the driver opens none (it would run nothing in it).
+            cpu_sets = self._cpu_sets()
+            if self.config.executor == "local":
+                check_sandbox(self.config.sandbox)  # the workers' machine is this one
+            return self._run(tasks, resume, None, cpu_sets)
         # The sandbox first: a backend that cannot run here (--sandbox isolated without bubblewrap) stops
         # with one line before anything is stored or any model server started.
         with make_sandbox(self.config.sandbox, image=self.config.image) as sandbox:
             self._say_sandbox(sandbox.name)
             return self._run(tasks, resume, sandbox)
 
-    def _run(self, tasks: list[Task], resume: RunRecord | None, sandbox: Sandbox) -> str:
+    @property
+    def pooled(self) -> bool:
+        """Whether the tasks run on worker processes or Ray actors rather than in this process."""
+        return self.config.workers > 1 or self.config.executor != "local"
+
+    def _cpu_sets(self) -> list[list[int]]:
+        from sizeup.cli.workers import split_cpus
+
+        if self.config.executor == "ray":
+            from sizeup.cli.ray_pool import ray_cpu_sets
+
+            return ray_cpu_sets(self.config.workers, self.config.ray_address)
+        if self.config.executor != "local":
+            raise ValueError(f"--executor {self.config.executor}: local or ray")
+        return split_cpus(self.config.workers)
+
+    def _run(
+        self,
+        tasks: list[Task],
+        resume: RunRecord | None,
+        sandbox: Sandbox | None,
+        cpu_sets: list[list[int]] | None = None,
+    ) -> str:
         run = self._open_run(tasks, resume)
-        done = self.store.finished(run.run_id)
-        todo = [t for t in tasks if any((t.task_id, arm.name) not in done for arm in self.arms)]
-        if not todo:
-            self.console.print(f"run {run.run_id}: nothing left to do")
-            return run.run_id
-        run.config["sandbox_backend"] = sandbox.name
-        run.config["sandbox_isolation"] = isolation_note(sandbox.name)
-        # Pools (isolated workers, docker containers) start once; their cost is kept apart.
-        run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
-        clients: dict[str, ModelClient] = {}
+        clients: dict[str, ModelClient] = {}  # each client as it is made: whatever happens, closed below
+        error: BaseException | None = None
         try:
-            if self.config.workers > 1 or self.config.executor != "local":
-                self._run_pool(run, todo, done)
+            done = self.store.finished(run.run_id)
+            todo = [t for t in tasks if any((t.task_id, arm.name) not in done for arm in self.arms)]
+            if not todo:
+                self.console.print(f"run {run.run_id}: nothing left to do")
+            elif sandbox is None:
+                self._run_pool(run, todo, done, cpu_sets or [])
             else:
-                clients = self._start_models(run)
+                run.config["sandbox_backend"] = sandbox.name
+                run.config["sandbox_isolation"] = isolation_note(sandbox.name)
+                # Pools (isolated workers, docker containers) start once; their cost is kept apart.
+                run.config["sandbox_startup_s"] = getattr(sandbox, "startup_s", None)
+                self._start_models(run, clients)
                 self.store.save_run(run)
                 self._loop(run, todo, done, clients, sandbox)
             run.status = "finished"
-        except KeyboardInterrupt:
-            run.status = "interrupted"
+        except KeyboardInterrupt as err:
+            error, run.status = err, "interrupted"
             self.console.print(f"[yellow]interrupted; continue with: sizeup run --resume {run.run_id}")
             raise
-        except ModelError:
-            run.status = "failed"
+        except BaseException as err:  # a model or worker error, a store error, a bad setting: never left `running`
+            error, run.status = err, "failed"
             raise
         finally:
-            self.store.save_run(run)
-            for client in clients.values():
-                client.close()
+            close_all(clients)
+            try:
+                self.store.save_run(run)
+            except Exception:  # noqa: BLE001 - the store failing too: the first error is the one to report
+                if error is None:
+                    raise
         return run.run_id
 
     def _say_sandbox(self, backend: str) -> None:
@@ -186,10 +220,10 @@ class Runner:
         self.store.save_run(run)
         return run
 
-    def _start_models(self, run: RunRecord) -> dict[str, ModelClient]:
-        """One client per distinct model, shared by the arms that use it, loaded and warmed up once."""
+    def _start_models(self, run: RunRecord, clients: dict[str, ModelClient]) -> dict[str, ModelClient]:
+        """One client per distinct model, shared by the arms that use it, loaded and warmed up once. Each is put
+        in `clients` as soon as it is made, so that the caller closes every server started, whatever fails."""
         cfg = self.config
-        clients: dict[str, ModelClient] = {}
         run.config["server_concurrency"] = SERVER_CONCURRENCY.get(cfg.provider, "set by the server")
         if cfg.provider == "ollama" and cfg.n_threads:
             self.console.print(
@@ -221,16 +255,19 @@ class Runner:
                     "processes": client.attribution(),
                     "prompt_style": client.style.value,
                 }
+            # Checked as soon as the model is up (an Ollama runner is known once the model is loaded), before
+            # the next server starts: a CPU budget must be able to see every server of its arm.
+            for arm in self.arms:
+                if model in arm.models and arm.budget is not None and arm.budget.cpu_s is not None:
+                    if not client.server_pids():
+                        raise ValueError(
+                            f"arm {arm.name}: a CPU budget needs a local model server to measure; "
+                            f"model {model}: {client.attribution()}"
+                        )
             if model in run.load:  # a resumed run: keep the first start, list the restarts
                 run.load.setdefault("restarts", []).append({"model": model, **load})
             else:
                 run.load[model] = load
-        for arm in self.arms:
-            if arm.budget is not None and arm.budget.cpu_s is not None and not arm_pids(arm, clients):
-                raise ValueError(
-                    f"arm {arm.name}: a CPU budget needs a local model server to measure; "
-                    f"{clients[arm.models[0]].attribution()}"
-                )
         run.config["server_attribution"] = server_attribution(self.arms, clients)
         if run.config["server_attribution"] != "per_arm":
             self.console.print(f"[yellow]note: {run.config['server_attribution']}")
@@ -259,6 +296,7 @@ class Runner:
             TextColumn("eta"),
             TimeRemainingColumn(),
         )
+        worker = this_worker()  # one worker: this process, on the CPUs it may use, pinned by nobody
         with Progress(*columns, console=self.console, transient=False) as progress:
             bar = progress.add_task(f"run {run.run_id}", total=len(todo))
             base = Limits(timeout_s=self.config.timeout_s, memory_mb=self.config.memory_mb)
@@ -271,6 +309,7 @@ class Runner:
                     progress.update(bar, description=f"{task.task_id} [{arm.name}]")
                     self.publish(run.run_id, {"kind": "start", "task_id": task.task_id, "arm": arm.name})
                     result = self.solve(run.run_id, task, arm, clients, sandbox, limits)
+                    result.worker = worker
                     self.store.save_result(result)
                 run.config["progress_writes_s"] = round(self.progress_s, 4)
                 progress.advance(bar)
@@ -286,18 +325,12 @@ class Runner:
             pass
         self.progress_s += time.perf_counter() - started
 
-    def _run_pool(self, run: RunRecord, todo: list[Task], done: set) -> None:
+    def _run_pool(self, run: RunRecord, todo: list[Task], done: set, cpu_sets: list[list[int]]) -> None:
         """The tasks on several workers (local processes or Ray actors); results stored as they come back."""
-        from sizeup.cli.workers import LocalPool, WorkerSpec, parse_results, split_cpus
+        from sizeup.cli.workers import LocalPool, WorkerSpec, parse_results
 
         cfg = self.config
         shots = [t.model_dump() for t in getattr(self.prompter, "shots", [])]
-        if cfg.executor == "ray":
-            from sizeup.cli.ray_pool import RayPool, ray_cpu_sets
-
-            cpu_sets = ray_cpu_sets(cfg.workers, cfg.ray_address)
-        else:
-            cpu_sets = split_cpus(cfg.workers)
         specs = [
             WorkerSpec(
                 i,
@@ -311,12 +344,31 @@ class Runner:
             )
             for i, cpus in enumerate(cpu_sets)
         ]
-        pool = RayPool(specs, cfg.ray_address) if cfg.executor == "ray" else LocalPool(specs)
+        pool: Any
+        if cfg.executor == "ray":
+            from sizeup.cli.ray_pool import RayPool
+
+            pool = RayPool(specs, cfg.ray_address)
+        else:
+            pool = LocalPool(specs)
+
+        def started(index: int, body: dict[str, str]) -> None:  # the live view's task in flight, per worker
+            self.publish(run.run_id, {"kind": "start", **body, "worker": index})
+
+        pool.on_start = started
         try:
             with self.console.status(f"starting {len(specs)} workers ({cfg.executor})"):
                 ready = pool.start()
             run.load["workers"] = ready
             run.config["concurrency"] = len(specs)
+            # The sandbox is the workers': said as they report it (Ray nodes may differ under --sandbox auto).
+            backends = list(dict.fromkeys(r["sandbox_backend"] for r in ready))
+            run.config["sandbox_backend"] = " + ".join(backends)
+            run.config["sandbox_isolation"] = "; ".join(isolation_note(b) for b in backends)
+            startups = [r["sandbox_startup_s"] for r in ready if r.get("sandbox_startup_s") is not None]
+            run.config["sandbox_startup_s"] = max(startups) if startups else None  # they start side by side
+            for backend in backends:
+                self._say_sandbox(backend)
             run.config["server_attribution"] = ready[0]["server_attribution"]
             if cfg.provider != "embedded":
                 run.config["server_attribution"] += (
@@ -333,6 +385,7 @@ class Runner:
                 for bodies in pool.results(len(items)):
                     for result in parse_results(bodies):
                         self.store.save_result(result)
+                    run.config["progress_writes_s"] = round(self.progress_s, 4)
                     progress.advance(bar)
         finally:
             pool.stop()
@@ -473,14 +526,17 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
     """The kept answer's verdict on visible + hidden tests: one more execution, after the search, whose
     results go nowhere near a prompt (the strategy only ever saw the visible tests). Without hidden tests
     the verdict is the visible one, as before held-out tests existed."""
-    if not task.hidden_tests or best.status == Status.HARNESS_ERROR:
-        hidden_total = len(task.hidden_tests) if task.hidden_tests else None
+    if not task.hidden_tests:
+        return HeldOut(best.status, best.tests_passed, best.tests_total, None, None, best.tests_parent_compared)
+    if best.status == Status.HARNESS_ERROR:
+        # Nothing to run the hidden tests on: the verdict still covers them, none passed, and the totals say
+        # so alike (tests_total counts the visible and the hidden tests, as hidden_total counts the hidden).
         return HeldOut(
             best.status,
             best.tests_passed,
-            best.tests_total,
-            0 if hidden_total else None,
-            hidden_total,
+            len(task.tests) + len(task.hidden_tests),
+            0,
+            len(task.hidden_tests),
             best.tests_parent_compared,
         )
     run = sandbox.run(best.code, [*task.tests, *task.hidden_tests], limits, setup_code=task.setup_code)
@@ -493,6 +549,42 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
         len(task.hidden_tests),
         sum(t.mode == PARENT for t in run.tests),
     )
+
+
+def check_budgets(arms: list[ArmSpec], config: RunConfig) -> None:
+    """Budgets a run cannot enforce, refused before anything starts. A CPU budget is checked against the
+    CPU the arm's model servers have used; a server every worker shares (Ollama, an OpenAI-compatible one:
+    one process for all) runs other workers' tasks at the same time, so with more than one worker its CPU
+    is not the arm's alone."""
+    concurrency = config.workers
+    if concurrency <= 1 or config.provider == "embedded":  # embedded: each worker has servers of its own
+        return
+    for arm in arms:
+        if arm.budget is not None and arm.budget.cpu_s is not None:
+            raise ValueError(
+                f"arm {arm.name}: a CPU budget cannot be enforced with --workers {concurrency} on a shared "
+                f"{config.provider} server (its CPU during a task includes the other workers' tasks); "
+                "use --workers 1, or --provider embedded, or a token or call budget"
+            )
+
+
+def check_sandbox(name: str) -> None:
+    """A sandbox backend that cannot run on this machine, said in one line without opening it (the workers
+    open their own): an unknown name, or --sandbox isolated without bubblewrap. make_sandbox raises its
+    own error for both before it starts anything."""
+    from sizeup.sandbox import BACKENDS, unavailable_reason
+
+    if name not in ("auto", "docker", *BACKENDS) or (name == "isolated" and unavailable_reason()):
+        make_sandbox(name)
+
+
+def close_all(clients: dict[str, ModelClient]) -> None:
+    """Stop every model server started, each even if another one's close fails."""
+    for client in clients.values():
+        try:
+            client.close()
+        except Exception:  # noqa: BLE001 - the next server must still be stopped
+            pass
 
 
 def arm_pids(arm: ArmSpec, clients: dict[str, ModelClient]) -> list[int]:

@@ -5,7 +5,9 @@ A worker is pinned to a CPU set of its own (os.sched_setaffinity; its model serv
 thread per CPU of it), starts its own model servers and sandbox, and runs every arm of a task, one after the
 other, as a one-worker run does; tasks are dealt from one queue to whichever worker is free. Only the driver
 writes to the store, as results arrive, so --resume works as before. Each result records its worker: `id`,
-the `cpus` it was pinned to, its `node` (host, CPU model, cores) and the run's `concurrency` (workers).
+the `cpus` its processes could run on and whether sizeup `pinned` it to them alone (a local worker of a
+--workers run: yes; a Ray actor, which Ray gives `resources` such as {"CPU": 1} but pins to no CPU, and a
+one-worker run: no), its `node` (host, CPU model, cores, GPU if any) and the run's `concurrency` (workers).
 
 What stays attributable: an embedded server belongs to one worker and runs one task at a time, so its
 figures are that task's, with disjoint CPUs (memory bandwidth and caches are still shared: `concurrency`
@@ -20,6 +22,8 @@ import platform
 import queue
 import signal
 import socket
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +42,40 @@ def node_info() -> dict[str, Any]:
             model = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), model)
     except OSError:
         pass
-    return {"host": socket.gethostname(), "cpu_model": model, "cores": os.cpu_count()}
+    return {"host": socket.gethostname(), "cpu_model": model, "cores": os.cpu_count(), "gpu": gpu_name()}
+
+
+def gpu_name() -> str | None:
+    """The node's NVIDIA GPU(s) by NVML's name ("NVIDIA H200", "2 x NVIDIA H200", "NVIDIA A10, NVIDIA T4");
+    None where there is none, or no NVML to ask (no nvidia-ml-py, no driver): unknown is not "no GPU"."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no package, no libnvidia-ml, no driver: nothing to say
+        return None
+    try:
+        names = []
+        for index in range(pynvml.nvmlDeviceGetCount()):
+            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(index))
+            names.append(name.decode() if isinstance(name, bytes) else str(name))
+    except Exception:  # noqa: BLE001 - a GPU lost mid-query: unknown
+        return None
+    finally:
+        try:
+            pynvml.nvmlShutdown()  # NVML counts its inits: the monitor's own stays open
+        except Exception:  # noqa: BLE001
+            pass
+    if not names:
+        return None
+    distinct = list(dict.fromkeys(names))
+    return f"{len(names)} x {names[0]}" if len(distinct) == 1 and len(names) > 1 else ", ".join(names)
+
+
+def this_worker(concurrency: int = 1) -> dict[str, Any]:
+    """A one-worker run's `worker`: id 0, the CPUs this process may run on (not pinned by sizeup), its node."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": concurrency}
 
 
 def split_cpus(workers: int, cpus: list[int] | None = None) -> list[list[int]]:
@@ -82,16 +119,25 @@ class TaskWorker:
         from sizeup.strategies.prompts import STANDARD, MbppThreeShot
 
         self.spec = spec
-        if spec.pin and hasattr(os, "sched_setaffinity"):
+        pinned = spec.pin and bool(spec.cpus) and hasattr(os, "sched_setaffinity")
+        if pinned:
             os.sched_setaffinity(0, spec.cpus)  # the model servers started below inherit it
         config = RunConfig.from_dict(spec.config)
-        cpus = spec.cpus or sorted(os.sched_getaffinity(0))
+        # The CPUs its processes may run on: its own set when pinned; else (a Ray actor) whatever the node allows,
+        # which `pinned: false` says is not the worker's alone.
+        cpus = sorted(spec.cpus) if pinned else sorted(os.sched_getaffinity(0))
         # One model-server thread per CPU of the worker's own (a Ray actor: the CPUs Ray gave it, one by default).
-        config.n_threads = config.n_threads or (len(spec.cpus) if spec.pin else 1)
+        config.n_threads = config.n_threads or (len(spec.cpus) if pinned else 1)
         self.arms = [ArmSpec.model_validate(arm) for arm in spec.arms]
         self.runner = Runner(None, config, self.arms, Console(file=open(os.devnull, "w")))  # type: ignore[arg-type]
         self.runner.prompter = MbppThreeShot([Task.model_validate(s) for s in spec.shots]) if spec.shots else STANDARD
-        self.info = {"id": spec.index, "cpus": cpus, "node": node_info(), "concurrency": spec.concurrency}
+        self.info: dict[str, Any] = {
+            "id": spec.index,
+            "cpus": cpus,
+            "pinned": pinned,
+            "node": node_info(),
+            "concurrency": spec.concurrency,
+        }
         self._sandbox_context: Any = None
         self.sandbox: Any = None
         self.clients: dict[str, Any] = {}
@@ -104,16 +150,20 @@ class TaskWorker:
         self._sandbox_context = make_sandbox(config.sandbox, image=config.image)
         self.sandbox = self._sandbox_context.__enter__()
         scratch = RunRecord(run_id=self.spec.run_id, config=dict(self.spec.config), arms=self.arms)
-        self.clients = self.runner._start_models(scratch)
+        self.runner._start_models(scratch, self.clients)  # each client kept as it is made: close() stops it
         return {
             "worker": self.info,
             "load": scratch.load,
             "server_attribution": scratch.config["server_attribution"],
             "sandbox_backend": self.sandbox.name,
+            "sandbox_startup_s": getattr(self.sandbox, "startup_s", None),
         }
 
-    def solve_task(self, task_json: str, arm_names: list[str]) -> list[str]:
-        """Every named arm on one task, in order; the results as JSON, each saying which worker made it."""
+    def solve_task(
+        self, task_json: str, arm_names: list[str], on_arm: Callable[[str, str], None] | None = None
+    ) -> list[str]:
+        """Every named arm on one task, in order; the results as JSON, each saying which worker made it.
+        `on_arm(task_id, arm)` is told as each arm starts (the driver's progress `start` records)."""
         from sizeup.sandbox import Limits
         from sizeup.sandbox.timeouts import calibrate
 
@@ -123,6 +173,8 @@ class TaskWorker:
         out = []
         for arm in self.arms:
             if arm.name in arm_names:
+                if on_arm is not None:
+                    on_arm(task.task_id, arm.name)
                 result = self.runner.solve(self.spec.run_id, task, arm, self.clients, self.sandbox, limits)
                 result.worker = self.info
                 if self.spec.concurrency > 1 and self.runner.config.provider != "embedded":
@@ -134,10 +186,16 @@ class TaskWorker:
         return out
 
     def close(self) -> None:
-        for client in self.clients.values():
-            client.close()
-        if self._sandbox_context is not None:
-            self._sandbox_context.__exit__(None, None, None)
+        """Stop its model servers and its sandbox (containers, worker pools); each even if another fails."""
+        clients, self.clients = list(self.clients.values()), {}
+        for client in clients:
+            try:
+                client.close()
+            except Exception:  # noqa: BLE001 - the next server and the sandbox must still stop
+                pass
+        context, self._sandbox_context = self._sandbox_context, None
+        if context is not None:
+            context.__exit__(None, None, None)
 
 
 def _die_with_parent() -> None:
@@ -152,15 +210,28 @@ def _die_with_parent() -> None:
 
 def worker_process(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
     """A local worker process: start, then solve tasks from the shared inbox until its end-of-work None."""
+
+    def stop(*_: object) -> None:
+        # SIGTERM (the driver stopping the run, or dying: PDEATHSIG) unwinds to `finally: worker.close()`, so
+        # the worker's servers, sandbox workers and docker containers are stopped, not left behind. Once only:
+        # a second SIGTERM must not cut close() short. Results not yet sent are not waited for.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        outbox.cancel_join_thread()
+        raise SystemExit(143)
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides when workers stop
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))  # stopping: servers die with us (PDEATHSIG)
+    signal.signal(signal.SIGTERM, stop)
     _die_with_parent()  # a driver killed with SIGKILL leaves no worker behind
     worker = TaskWorker(spec)
+
+    def started(task_id: str, arm: str) -> None:
+        outbox.put(("start", spec.index, {"task_id": task_id, "arm": arm}))
+
     try:
         outbox.put(("ready", spec.index, worker.start()))
         while (item := inbox.get()) is not None:
             task_json, arm_names = item
-            outbox.put(("done", spec.index, worker.solve_task(task_json, arm_names)))
+            outbox.put(("done", spec.index, worker.solve_task(task_json, arm_names, started)))
     except Exception as err:  # ModelError, a sandbox that cannot start, ...: the driver stops the run
         outbox.put(("error", spec.index, f"{type(err).__name__}: {err}"))
     finally:
@@ -170,11 +241,16 @@ def worker_process(spec: WorkerSpec, inbox: Any, outbox: Any) -> None:
 class LocalPool:
     """N worker processes on this machine, each pinned to its own CPUs, fed from one queue."""
 
+    STOP_WAIT_S = 15.0  # how long a worker is given to close its servers and sandbox before it is killed
+
     def __init__(self, specs: list[WorkerSpec]):
         import multiprocessing
 
         self._mp = multiprocessing.get_context("spawn")  # no inherited threads, locks or store handles
         self.inbox, self.outbox = self._mp.Queue(), self._mp.Queue()
+        self.on_start: Callable[[int, dict[str, str]], None] | None = None  # a worker began an arm of a task
+        self._drained = False  # every task's results are in, and every worker was sent its end-of-work None
+        self._ends_sent = False
         self.processes = [
             self._mp.Process(
                 target=worker_process,
@@ -201,14 +277,22 @@ class LocalPool:
             self.inbox.put(item)
         for _ in self.processes:
             self.inbox.put(None)
+        self._ends_sent = True
 
-    def results(self, count: int):
+    def results(self, count: int) -> Iterator[list[str]]:
         """Yield each task's results (JSON) as a worker finishes it, `count` tasks in all."""
-        for _ in range(count):
+        done = 0
+        while done < count:
             kind, index, body = self._next()
             if kind == "error":
                 raise WorkerError(f"worker {index}: {body}")
+            if kind == "start":
+                if self.on_start is not None:
+                    self.on_start(index, body)
+                continue
+            done += 1
             yield body
+        self._drained = self._ends_sent
 
     def _next(self) -> tuple[str, int, Any]:
         while True:
@@ -220,11 +304,20 @@ class LocalPool:
                     raise WorkerError(f"{dead[0].name} died (exit code {dead[0].exitcode})") from None
 
     def stop(self) -> None:
-        for process in self.processes:
+        """After a normal finish every worker has its end-of-work None and is closing its servers and sandbox:
+        it is given STOP_WAIT_S to do so. Otherwise (an error, Ctrl-C) workers are told to stop at once, and
+        SIGTERM makes each close its servers and sandbox before it exits. One still alive after that is killed."""
+        started = [p for p in self.processes if p.pid is not None]
+        if self._drained:
+            deadline = time.monotonic() + self.STOP_WAIT_S
+            for process in started:
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
+        for process in started:
             if process.is_alive():
                 process.terminate()
-        for process in self.processes:
-            process.join(timeout=15)
+        deadline = time.monotonic() + self.STOP_WAIT_S
+        for process in started:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 process.kill()
                 process.join()

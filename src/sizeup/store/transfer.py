@@ -24,6 +24,9 @@ ExportFormat = Literal["jsonl", "csv"]
 
 # One row per task and arm. Model figures are the model server's processes (ResourceSummary);
 # sandbox figures are the candidate executions. `side` repeats `arm`, for scripts written before arms.
+# `worker` ({id, cpus, pinned, node, concurrency, ...}) and `budget` ({tokens, calls, cpu_s}) are objects:
+# nested in JSONL, JSON text in a CSV cell; empty (null) where the result has none (stored before workers, or
+# an arm without a budget).
 EXPORT_FIELDS = (
     "run_id",
     "task_id",
@@ -59,7 +62,10 @@ EXPORT_FIELDS = (
     "wider_steps",
     "deeper_steps",
     "first_pass_from",
+    "worker",
+    "budget",
 )
+NESTED_FIELDS = ("worker", "budget")
 
 
 def result_row(result: TaskResult) -> dict[str, Any]:
@@ -73,6 +79,11 @@ def result_row(result: TaskResult) -> dict[str, Any]:
     row["model_peak_rss_mb"] = result.server.peak_rss_mb
     row["model_mean_cpu_pct"] = result.server.mean_cpu_pct
     return {field: row[field] for field in EXPORT_FIELDS}
+
+
+def csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A row for a CSV file: the nested objects as JSON text (a missing one stays an empty cell)."""
+    return {k: json.dumps(v, sort_keys=True) if k in NESTED_FIELDS and v is not None else v for k, v in row.items()}
 
 
 @contextmanager
@@ -114,7 +125,7 @@ def export_run(store: Store, run_id: str, fmt: ExportFormat, path: str | Path) -
         with atomic_text_file(path, newline="") as out:  # the csv module writes its own line ends
             writer = csv.DictWriter(out, fieldnames=EXPORT_FIELDS)
             writer.writeheader()
-            writer.writerows(rows)
+            writer.writerows(csv_row(row) for row in rows)
     return len(rows)
 
 
