@@ -171,3 +171,31 @@ def test_no_task_compared_yet_is_not_a_zero_success_rate():
     _, rows = comparison_table(data)
     assert rows[0][1:] == ["n/a", "n/a"]
     assert "nothing to compare yet" in " ".join(headline_lines(data))
+
+
+def test_results_from_two_nodes_are_grouped_by_node_and_each_tasks_arms_stay_on_one():
+    from sizeup.analysis.report import build_report, render_markdown
+
+    results = []
+    for i in range(4):
+        worker = {"id": i % 2, "node": {"host": f"n{i % 2}", "cpu_model": "X", "cores": 8 * (1 + i % 2), "gpu": None}}
+        for side, passed, cpu in ((LARGE, True, 4.0 + i % 2), (SMALL, i < 2, 1.0 + i % 2)):
+            r = result(f"t{i}", side, passed, cpu=cpu)
+            r.worker = worker
+            results.append(r)
+    data = compare(RunRecord(run_id="r"), results)
+    by_host = {node["host"]: node for node in data["nodes"]}
+    assert sorted(by_host) == ["n0", "n1"] and by_host["n1"]["cores"] == 16
+    assert by_host["n0"]["arms"][SMALL] == {
+        "tasks": 2,
+        "passed": 1,
+        "success_rate": 0.5,
+        "wall_s_median": 1.0,
+        "cpu_s_median": 1.0,
+    }
+    assert by_host["n1"]["arms"][LARGE]["cpu_s_median"] == 5.0
+    text = render_markdown(build_report([(RunRecord(run_id="r"), results)]))
+    assert "### By node" in text and "| n1 |" in text
+    alone = compare(RunRecord(run_id="r"), [result("t", LARGE, True), result("t", SMALL, True)])
+    assert [node["host"] for node in alone["nodes"]] == ["unknown"]
+    assert "By node" not in render_markdown(build_report([(RunRecord(run_id="r"), results[:2])]))

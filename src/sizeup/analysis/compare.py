@@ -38,6 +38,9 @@ from sizeup.analysis.costs import (
     ratio_summary,
     tokens_measured,
 )
+from sizeup.analysis.costs import (
+    cpu_s as cpu_s_of,
+)
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci, mcnemar_exact_p, wilson_interval
 from sizeup.records import ArmSpec, RunRecord, TaskResult
 from sizeup.sandbox import isolation_note
@@ -257,6 +260,7 @@ def compare(
             "protocol": protocol(results),
             "load": run.load,
             "sandbox": sandbox_summary(run, results),
+            "nodes": node_summary(results, names),
             "server_attribution": run.config.get("server_attribution"),
             "statistics": {
                 "bootstrap_resamples": resamples,
@@ -270,6 +274,48 @@ def compare(
             },
         }
     )
+    return out
+
+
+def node_of(result: TaskResult) -> str:
+    """The host a result was made on (its worker's node), or "unknown" for results stored before workers."""
+    node = (result.worker or {}).get("node") or {}
+    return str(node.get("host") or "unknown")
+
+
+def node_summary(results: list[TaskResult], names: list[str]) -> list[dict[str, Any]]:
+    """Each node's share of the run, per arm: tasks, success and median costs of the results made there.
+    Every arm of a task runs on one worker, so a task's arms are always compared on the same node; across
+    nodes, costs differ with the hardware, which is why they are grouped here and not pooled."""
+    nodes: dict[str, list[TaskResult]] = {}
+    for result in results:
+        nodes.setdefault(node_of(result), []).append(result)
+    out = []
+    for host, here in sorted(nodes.items()):
+        facts = next(((r.worker or {}).get("node") or {} for r in here if r.worker), {})
+        arms = {}
+        for name in names:
+            mine = [r for r in here if r.arm == name]
+            if not mine:
+                continue
+            cpu = [c for c in (cpu_s_of(r) for r in mine) if c is not None]
+            arms[name] = {
+                "tasks": len(mine),
+                "passed": sum(r.passed for r in mine),
+                "success_rate": sum(r.passed for r in mine) / len(mine),
+                "wall_s_median": median(r.wall_s for r in mine),
+                "cpu_s_median": median(cpu) if cpu else None,  # None: the model server's CPU was not measured
+            }
+        out.append(
+            {
+                "host": host,
+                "cpu_model": facts.get("cpu_model"),
+                "cores": facts.get("cores"),
+                "gpu": facts.get("gpu"),
+                "tasks": len({r.task_id for r in here}),
+                "arms": arms,
+            }
+        )
     return out
 
 

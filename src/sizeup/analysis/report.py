@@ -68,6 +68,12 @@ STATISTICS = {
 }
 
 
+NODE_NOTE = (
+    "The run's results came from several machines. Every arm of a task ran on one worker, so each task's arms "
+    "are compared on the same node; costs are grouped by node here rather than pooled across hardware."
+)
+
+
 def _attempt_dict(attempt: Any) -> dict[str, Any]:
     return attempt.model_dump()
 
@@ -385,6 +391,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         ]
         if cmp["pair_details"]:
             parts += ["### Each arm against the baseline", "", _md_table(tables.pairs_table(cmp)), ""]
+        if len(cmp.get("nodes", [])) > 1:
+            parts += ["### By node", "", NODE_NOTE, "", _md_table(tables.node_table(cmp)), ""]
         for d in cmp["pair_details"]:
             parts += [
                 f"### {_md_cell(d['arm'])} vs {_md_cell(d['baseline'])}",

@@ -10,7 +10,7 @@ from html import escape
 from typing import Any
 
 from sizeup.analysis import fmt, tables
-from sizeup.analysis.report import STATISTICS, headline
+from sizeup.analysis.report import NODE_NOTE, STATISTICS, headline
 from sizeup.records import tree_order_key
 from sizeup.sandbox.types import Status
 
@@ -227,6 +227,8 @@ def _run(section: dict[str, Any], plots: bool) -> str:
     links = {t["task_id"]: t["anchor"] for t in section["task_rows"]}
     measured = "".join(f"<div><h4>{escape(arm)}</h4>{_kv(figs)}</div>" for arm, figs in rec["measured"].items())
     pairs = f"<h3>Each arm against the baseline</h3>{_table(tables.pairs_table(cmp))}" if cmp["pair_details"] else ""
+    if len(cmp.get("nodes", [])) > 1:
+        pairs += f'<h3>By node</h3><p class="note">{escape(NODE_NOTE)}</p>{_table(tables.node_table(cmp))}'
     return f"""
 <section id="{a}"><h2>Run {escape(section["run_id"])}</h2>
 <p class="meta">{cmp["tasks_all_arms"]} tasks finished by every arm · baseline {escape(cmp["baseline"])} ·

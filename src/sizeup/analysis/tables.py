@@ -429,3 +429,23 @@ def _solved_at(equal: dict[str, Any], kind: str) -> str:
     if kind in equal and equal[kind] is None:
         return "not measured"
     return "solved" if equal.get(kind) else "-"
+
+
+def node_table(cmp: dict[str, Any]) -> Table:
+    """One row per node and arm: where results were made, when a run spans several machines."""
+    rows = []
+    for node in cmp.get("nodes", []):
+        machine = ", ".join(str(x) for x in (node["cpu_model"], node["cores"] and f"{node['cores']} cores") if x)
+        for arm, fig in node["arms"].items():
+            rows.append(
+                [
+                    node["host"],
+                    machine or "n/a",
+                    node["gpu"] or "none known",
+                    arm,
+                    f"{fig['passed']}/{fig['tasks']} ({fmt.pct(fig['success_rate'])})",
+                    fmt.num(fig["wall_s_median"], " s", 2),
+                    fmt.measured(fig["cpu_s_median"], " s", 2),
+                ]
+            )
+    return ["node", "machine", "GPU", "arm", "solved", "median wall", "median model CPU"], rows
