@@ -22,12 +22,15 @@ stream is sent every 50 ms (`--flush_ms`) rather than every token: the client th
 second, not once a token, and takes that much less CPU from the decode threads; the end of the stream
 (and so the decode time) is sent at once too.
 
-Serves: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not).
+Serves: GET /v1/models, POST /v1/completions, POST /v1/chat/completions (streamed or not), and
+GET /v1/sizeup/requests: the last 16 requests' completion tokens and how each ended ("done", or
+"client_left" for a client that hung up mid-stream, whose generation stopped there).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import itertools
 import json
 import socket
@@ -106,6 +109,10 @@ class ModelServer(HTTPServer):
         super().__init__(address, Handler)
         self.llama, self.alias, self.flush_s = llama, alias, flush_s
         self.counter = TokenCounter(llama)
+        self.recent: collections.deque[dict[str, Any]] = collections.deque(maxlen=16)
+
+    def record(self, ended: str) -> None:
+        self.recent.append({"completion_tokens": self.counter.completion_tokens, "ended": ended})
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -135,6 +142,8 @@ class Handler(BaseHTTPRequestHandler):
                     "data": [{"id": self.server.alias, "object": "model", "owned_by": "sizeup", "created": 0}],
                 },
             )
+        elif self.path.rstrip("/") == "/v1/sizeup/requests":
+            self._send_json(200, {"object": "list", "data": list(self.server.recent)})
         else:
             self._send_error(404, f"no such endpoint: GET {self.path}")
 
@@ -150,7 +159,8 @@ class Handler(BaseHTTPRequestHandler):
         except BadRequest as err:
             self._send_error(err.status, str(err))
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
-            pass  # the client went away or stopped reading mid-stream: generation stops, next request
+            # the client went away or stopped reading mid-stream: generation stops, next request
+            self.server.record("client_left")
 
     def _read_body(self) -> dict:
         length = int(self.headers.get("Content-Length") or 0)
@@ -189,6 +199,7 @@ class Handler(BaseHTTPRequestHandler):
             raise BadRequest(400, str(err)) from err
         if not stream:
             self._send_json(200, result)
+            self.server.record("done")
             return
         self._start_stream()
         last, text_sent = None, False
@@ -214,6 +225,7 @@ class Handler(BaseHTTPRequestHandler):
                 }
             )
         self._end_stream()
+        self.server.record("done")
 
     # --- HTTP plumbing: JSON replies, and server-sent events in HTTP chunks written straight to the socket ---
 
