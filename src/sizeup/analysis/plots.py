@@ -125,7 +125,8 @@ def time_distributions(section: dict[str, Any]) -> str:
     ax.boxplot(data, showfliers=False, widths=0.5, medianprops={"color": "black"})
     for i, (name, values) in enumerate(zip(names, data, strict=True), start=1):
         ax.scatter(i + rng.uniform(-0.15, 0.15, len(values)), values, s=14, alpha=0.7, color=palette[name])
-    ax.set_xticks(range(1, len(names) + 1), [f"{arm['name']}\n{' + '.join(arm['models'])}" for arm in cmp["arms"]])
+    # One model a line: an arm over several models would otherwise run into its neighbour's label.
+    ax.set_xticks(range(1, len(names) + 1), [f"{arm['name']}\n" + "\n".join(arm["models"]) for arm in cmp["arms"]])
     ax.set_ylabel("wall time per task, s")
     ax.set_ylim(bottom=0)
     return _data_uri(fig)
