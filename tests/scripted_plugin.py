@@ -1,7 +1,8 @@
 """A model provider for tests that run in other processes (workers, Ray actors): $SIZEUP_PLUGINS names this
 module, and each process imports it and gets the `scripted-plugin` provider. Its models reply by name:
 "passer" solves every task, "half" never does, "sleeper" solves slowly (for killing a worker mid-task, or
-watching a run live), "evil" solves it with a reply that carries markup a page must show as text."""
+watching a run live), "stagger" solves task 0 fast and the others slowly (so that when task 0 comes back, the
+other worker is surely mid-task), "evil" solves it with a reply that carries markup a page must show as text."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ REPLIES = {
     "passer": "def answer_for(x):\n    return x\n",
     "half": "def answer_for(x):\n    return -1\n",
     "sleeper": "def answer_for(x):\n    return x\n",
+    "stagger": "def answer_for(x):\n    return x\n",
 }
 
 
@@ -27,6 +29,8 @@ class PluginClient(ModelClient):
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         if self.model == "sleeper" and prompt.user != "Hi":
             time.sleep(3.0)
+        if self.model == "stagger" and prompt.user != "Hi":
+            time.sleep(0.5 if "(task 0)" in prompt.user else 4.0)
         code = REPLIES["passer" if self.model == "evil" else self.model]
         markup = EVIL if self.model == "evil" else ""
         reply = f"{markup}```python\n{code}```"

@@ -459,7 +459,8 @@ def test_a_ray_worker_killed_mid_task_has_its_task_retried_and_stored_once(ray_c
     from sizeup.cli.ray_pool import RayPool
 
     address, _ = ray_cluster
-    arms = [ArmSpec(name="slow", strategy="single", models=["sleeper"])]
+    # Task 0 comes back after 0.5 s, task 1 after 4 s: the actor killed when task 0 comes back is mid-task.
+    arms = [ArmSpec(name="slow", strategy="single", models=["stagger"])]
     config = RunConfig(provider="scripted-plugin", sandbox="process", workers=2, executor="ray", ray_address=address)
     killed: list[int] = []
     original = RayPool.results
