@@ -68,3 +68,41 @@ def gnu_time() -> str:
     """/usr/bin/time, the reference the monitor's peaks are checked against (CI installs it)."""
     need("GNU time", "SIZEUP_REQUIRE_TIME", shutil.which("/usr/bin/time") is not None, "/usr/bin/time not found")
     return "/usr/bin/time"
+
+
+# The services behind the suite, by the fixture that starts them: at the end of every run a line per service
+# says how many of the tests using it passed, failed or skipped, so a CI log shows that they ran.
+SERVICES = {
+    "models_ready": "bundled models (embedded llama.cpp server)",
+    "mongo_server": "MongoDB (FerretDB)",
+    "docker_engine": "Docker API (podman)",
+    "real_ollama": "a real Ollama",
+    "ray_cluster": "Ray (a local 2-node cluster)",
+    "browser": "a browser (chromium, Playwright)",
+}
+ISOLATED = "the isolated sandbox (bubblewrap)"
+_outcomes: dict[str, dict[str, int]] = {}
+
+
+def _services(item: pytest.Item) -> set[str]:
+    names = {SERVICES[f] for f in getattr(item, "fixturenames", ()) if f in SERVICES}
+    if "test_isolated.py" in item.nodeid or "[isolated" in item.nodeid:
+        names.add(ISOLATED)
+    return names
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
+    report = (yield).get_result()
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        for service in _services(item):
+            counts = _outcomes.setdefault(service, {"passed": 0, "failed": 0, "skipped": 0})
+            counts[report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _outcomes:
+        return
+    terminalreporter.section("services the tests used")
+    for service, counts in sorted(_outcomes.items()):
+        terminalreporter.write_line(f"{service}: " + ", ".join(f"{n} {what}" for what, n in counts.items()))
