@@ -20,7 +20,8 @@ from sizeup.analysis.budget import (
 )
 from sizeup.analysis.costs import cost_per_solved, energy_j, pct_less_from_ratio, ratio_summary
 from sizeup.analysis.stats import bootstrap_ci, mcnemar_exact_p, mean_pass_at_k, pass_at_k, wilson_interval
-from sizeup.records import LARGE, SMALL, Attempt, ResourceSummary, RunRecord, TaskResult
+from sizeup.records import LARGE, SMALL, Attempt, Measured, ResourceSummary, RunRecord, TaskResult
+from sizeup.verdicts import Status
 
 
 def node(
@@ -311,7 +312,7 @@ def heldout(task_id: str, attempts: list[Attempt], kept: str, held_out_pass: boo
     best = next(a for a in attempts if a.attempt_id == kept)
     return result.model_copy(
         update={
-            "status": "passed" if held_out_pass else "failed",
+            "status": Status.PASSED if held_out_pass else Status.FAILED,
             "visible_status": best.status,
             "hidden_total": 2,
             "hidden_passed": 2 if held_out_pass else 1,
@@ -378,7 +379,7 @@ def remote(result: TaskResult) -> TaskResult:
         update={
             "cpu_s": 0.0,
             "peak_rss_mb": 0.0,
-            "method": {"cpu_s": "not_measurable", "peak_rss_mb": "not_measurable"},
+            "method": {"cpu_s": Measured.NOT_MEASURABLE, "peak_rss_mb": Measured.NOT_MEASURABLE},
         }
     )
     return result.model_copy(update={"server": server, "method": {"prompt_tokens": "not_measurable"}})
@@ -412,3 +413,34 @@ def test_a_remote_servers_cpu_memory_and_tokens_are_not_measured_not_zero():
     assert cells["tokens, total (prompt + completion)"] == "not measured"
     assert "4 tasks not measured" in equal_budget_table(data)[1][1][0]
     json.dumps(data, allow_nan=False)
+
+
+def test_export_leaves_unmeasured_figures_empty_and_credits_only_held_out_passes(tmp_path):
+    from sizeup.store import open_store
+    from sizeup.store.transfer import export_run
+
+    arm = [remote(r) if r.task_id == "q" else r for r in overfit_arm()]
+    with open_store(f"sqlite:///{tmp_path / 's.db'}") as store:
+        store.save_run(RunRecord(run_id="r", config={"large_model": "L", "small_model": "S"}))
+        for result in arm:
+            store.save_result(result)
+        export_run(store, "r", "jsonl", tmp_path / "rows.jsonl")
+    rows = {row["task_id"]: row for row in map(json.loads, (tmp_path / "rows.jsonl").read_text().splitlines())}
+    figures = ("model_cpu_s", "model_peak_rss_mb", "model_mean_cpu_pct", "prompt_tokens")
+    assert [rows["q"][f] for f in figures] == [None] * 4  # a server sizeup could not watch: empty, not 0
+    assert all(rows["p"][f] is not None for f in figures)
+    # o's repair passed only what it was shown: no first pass to credit, as compare says.
+    assert rows["o"]["first_pass_from"] is None and rows["p"]["first_pass_from"] == "node by ?"
+
+
+def test_a_held_out_run_that_the_harness_failed_is_no_overfit():
+    (o, *_) = overfit_arm()
+    assert o.overfit
+    assert not o.model_copy(update={"status": Status.HARNESS_ERROR}).overfit
+
+
+def test_plan_and_helper_calls_are_not_nodes():
+    plan = node("0").model_copy(update={"executed": False, "status": Status.UNVERIFIED})
+    program = node("0.0", "passed")
+    tree = task("t", SMALL, [plan, program])
+    assert pass_at_k_over_nodes([tree])["1"] == 1.0  # one candidate program, and it passed

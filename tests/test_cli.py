@@ -240,12 +240,18 @@ def test_killed_run_resumes_without_duplicates(models_ready, tmp_path):
         (["run", "--all"], "no tasks selected"),
         (["run", "--task-type", "nosuch"], "nosuch"),
         (["compare"], "no runs"),
+        (["run", "--all", "--provider", "nope"], "unknown provider 'nope'"),
+        (["--all", "--workers", "0"], "--workers 0: at least 1"),
     ],
 )
 def test_user_errors_are_one_line_and_non_zero(tmp_path, capsys, argv, message):
-    assert main([*argv, "--db", f"sqlite:///{tmp_path / 'e.db'}"]) == 1
+    db = tmp_path / "e.db"
+    assert main([*argv, "--db", f"sqlite:///{db}"]) == 1
     err = capsys.readouterr().err.strip()
     assert message in err and err.count("\n") == 0
+    if db.exists():  # nothing half-written: no run record of a run that never started
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("select count(*) from runs").fetchone() == (0,)
 
 
 def test_measure_prints_kernel_figures_and_passes_the_exit_code(tmp_path):

@@ -229,3 +229,39 @@ def test_the_prediction_text_says_what_was_not_measured_rather_than_zero():
     text = out.getvalue()
     assert "900 tokens (without remote: not measured)" in text
     assert "CPU-s: not measured by any configuration" in text and "0 CPU-s" not in text
+
+
+def test_where_the_median_is_used_its_interval_is_the_medians_own_spread():
+    rng = np.random.default_rng(1)
+    tasks = {
+        f"t{i}": Task(task_id=f"t{i}", source="x", prompt="p" * int(rng.integers(20, 2000)), tests=["assert 1"])
+        for i in range(60)
+    }
+    # CPU that has nothing to do with the task: the median is the better predictor, and its interval must
+    # hold about 80 % of the costs (10th to 90th percentile of its own cross-validated errors).
+    costs = {t: float(rng.uniform(1.0, 9.0)) for t in tasks}
+    rows = [
+        TaskResult(
+            run_id="r",
+            task_id=t,
+            arm="a",
+            model="m",
+            strategy="single",
+            status="failed",
+            wall_s=1.0,
+            prompt_tokens=10,
+            completion_tokens=50,
+            server=ResourceSummary(cpu_s=costs[t]),
+        )
+        for t in tasks
+    ]
+    model = CostModel("a", rows, tasks)
+    assert model.cv()["cpu_s"]["used"] == "baseline (median)"
+    low, high = model.predict(tasks["t0"])["cpu_s_interval"]
+    inside = sum(low <= c <= high for c in costs.values()) / len(costs)
+    assert 0.65 <= inside <= 0.95
+    cv = model.fits["cpu_s"]["cv"]  # and it is the median's spread, not the model's
+    median = model.fits["cpu_s"]["median"]
+    assert (low, high) == pytest.approx(
+        (median * np.exp(cv["baseline_log_error_q10"]), median * np.exp(cv["baseline_log_error_q90"]))
+    )

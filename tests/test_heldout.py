@@ -10,6 +10,7 @@ from sizeup.cli.runner import RunConfig, Runner
 from sizeup.models import register_provider
 from sizeup.records import ArmSpec
 from sizeup.sandbox import Limits, ProcessSandbox
+from sizeup.sandbox.types import Execution
 from sizeup.store import open_store
 from sizeup.tasks import Task, builtin_tasks, load_humaneval_package, load_mbpp
 from sizeup.tasks.asserts import Check, parse_test
@@ -96,6 +97,16 @@ def test_a_docstring_example_the_reference_fails_is_never_a_visible_test(humanev
     (settled,) = settle_examples([task], sandbox)
     assert not any("15.0" in t for t in settled.tests) and settled.tests
     assert "dropped" in settled.hidden_note
+
+
+def test_examples_are_kept_when_the_reference_could_not_be_run(humaneval):
+    # A sandbox that failed (a harness error) judged nothing: no example is dropped, the import stops.
+    class FailingSandbox:
+        def run(self, code, tests, limits, setup_code=None):
+            return Execution.none_run(Status.HARNESS_ERROR, tests, "the launcher could not start")
+
+    with pytest.raises(ValueError, match="HumanEval/47: the reference could not be run .*harness_error"):
+        settle_examples([humaneval["HumanEval/47"]], FailingSandbox())
 
 
 def test_builtin_tasks_hold_out_their_last_two_tests():

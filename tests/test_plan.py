@@ -118,6 +118,7 @@ def test_a_budget_under_defaults_goes_to_every_arm_that_makes_more_than_one_call
         ),
         ('[[arm]\nname = "a"\n', 1, "not valid TOML"),
         ("arms = 3\n", 1, "field 'arms': unknown"),
+        ('baseline = "a"\narm = [1, 2]\n', 2, "field 'arm': arm 1 is 1, not a table"),
         (
             '[defaults]\nmax_tokens = 64\nmax_tokns = 64\n\n[[arm]]\nname = "a"\nstrategy = "single"\nmodels = ["m"]\n',
             3,

@@ -351,6 +351,8 @@ def test_newer_schema_is_refused(store_url: str) -> None:
     with pytest.raises(StoreError, match=r"has schema version 2; this sizeup understands 1") as caught:
         open_store(store_url)
     assert "\n" not in str(caught.value)
+    with pytest.raises(StoreError, match=r"has schema version 2"):  # the dashboard's read-only view too
+        open_store(store_url, read_only=True)
 
 
 # -- crashes, threads, two processes -----------------------------------------------------------------
@@ -828,6 +830,9 @@ def test_progress_seqs_are_counters_a_browser_holds_exactly(store: Store) -> Non
         assert [r["i"] for _, r in store.progress("r", as_javascript)] == list(range(k + 1, 30))
     assert store.run_version("r")[1] == seqs[-1]
     assert store.progress("nope") == [] and store.run_version("nope") == (0, 0)
+    # A page that keeps a window reads only the newest records, still in order.
+    assert [r["i"] for _, r in store.progress("r", last=5)] == list(range(25, 30))
+    assert [r["i"] for _, r in store.progress("r", seqs[26], last=5)] == [27, 28, 29]
 
 
 def test_latest_starts_finds_each_arms_newest_start_however_old(store: Store) -> None:

@@ -106,7 +106,7 @@ BROKEN_DOUBLE = "```python\ndef double(x):\n    return x / undefined_name\n```"
 COMPOSE = "```python\ndef quadruple(x):\n    return double(double(x))\n```"
 
 
-def decomposer(plan: str = PLAN, double: str = DOUBLE, fixed: str = DOUBLE):
+def decomposer(plan: str = PLAN, double: str = DOUBLE, fixed: str = DOUBLE, compose: str = COMPOSE):
     calls: list[str] = []
     lock = threading.Lock()
 
@@ -125,7 +125,7 @@ def decomposer(plan: str = PLAN, double: str = DOUBLE, fixed: str = DOUBLE):
         )
         with lock:
             calls.append(kind)
-        reply = {"plan": plan, "implement": double, "fix": fixed, "compose": COMPOSE}.get(kind)
+        reply = {"plan": plan, "implement": double, "fix": fixed, "compose": compose}.get(kind)
         return reply.strip("`").removeprefix("python\n") if reply else "def quadruple(x):\n    return 4 * x"
 
     return script, calls
@@ -183,6 +183,16 @@ def test_a_failing_helper_is_repaired_without_planning_again(sandbox):
     assert composed.status != Status.PASSED and "NameError" in composed.feedback
     assert repair.note == "repairs double" and repair.parent_id == composed.attempt_id
     assert repair.status == Status.PASSED and outcome.stopped_by == "solved"
+
+
+def test_a_composition_that_repeats_a_helper_does_not_shadow_the_helpers_repair(sandbox):
+    # The compose reply brings its own copy of the broken helper: kept in the composition, it would be defined
+    # after the repaired helper and override it, and every repair of the helper would change nothing.
+    repeating = "```python\ndef double(x):\n    return x / undefined_name\n\n" + COMPOSE.removeprefix("```python\n")
+    script, calls = decomposer(double=BROKEN_DOUBLE, compose=repeating)
+    outcome = Decompose(Scripted("m", script), sandbox, DecomposeParams(max_tokens=10)).solve(QUAD)
+    assert calls == ["plan", "implement", "compose", "fix"]
+    assert outcome.attempts[-1].status == Status.PASSED and outcome.attempts[-1].code.count("def double") == 1
 
 
 def test_repairs_that_do_not_help_lead_to_a_new_plan_within_max_calls(sandbox):

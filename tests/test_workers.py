@@ -213,6 +213,42 @@ def test_a_failure_after_the_servers_started_marks_the_run_failed_and_stops_them
     assert closed_by(closing_env) == {os.getpid(): {"passer"}}
 
 
+# A driver whose store fails at its first save while the task queue still holds far more than a pipe's
+# 64 KB: its error must end the process, not leave it waiting at exit for the queue to drain into workers
+# that are gone.
+FULL_QUEUE_DRIVER = """
+import sys
+from sizeup.cli.runner import RunConfig, Runner
+from sizeup.records import ArmSpec
+from sizeup.store import StoreError, open_store
+from sizeup.tasks import Task
+
+def broken(result):
+    raise StoreError("disk full")
+
+tasks = [Task(task_id=f"q/{i}", source="test", prompt="Return x. " + "pad " * 500, entry_point="answer_for",
+              tests=[f"assert answer_for({i}) == {i}"]) for i in range(400)]
+with open_store(sys.argv[1]) as store:
+    store.save_result = broken
+    try:
+        Runner(store, RunConfig(provider="scripted-plugin", sandbox="process", workers=2),
+               [ArmSpec(name="plain", strategy="single", models=["passer"])]).run(tasks)
+    except StoreError as err:
+        print("stopped:", err, flush=True)
+"""
+
+
+def test_a_driver_stopped_with_tasks_still_queued_exits(plugin_env, tmp_path):
+    driver = subprocess.run(
+        [sys.executable, "-c", FULL_QUEUE_DRIVER, f"sqlite:///{tmp_path / 's.db'}"],
+        env=plugin_env,
+        capture_output=True,
+        text=True,
+        timeout=120,  # hung at exit before (the queue's feeder thread joined forever): this raises then
+    )
+    assert driver.returncode == 0 and "stopped: disk full" in driver.stdout, driver.stderr[-2000:]
+
+
 def test_a_cpu_budget_on_a_server_every_worker_shares_is_refused_before_anything_starts(tmp_path):
     arms = [*ARMS, ArmSpec(name="cpu", strategy="single", models=["m"], budget=Budget(cpu_s=5))]
     before = set(psutil.Process().children(recursive=True))  # e.g. multiprocessing's resource tracker

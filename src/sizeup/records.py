@@ -203,8 +203,9 @@ class TaskResult(BaseModel):
 
     @property
     def overfit(self) -> bool:
-        """Passes the tests it was shown, fails the ones it was not."""
-        return self.visible_pass and not self.passed
+        """Passes the tests it was shown, fails the ones it was not (a held-out run that sizeup itself failed,
+        a harness error, is no verdict on the program)."""
+        return self.visible_pass and self.status not in (Status.PASSED, Status.HARNESS_ERROR)
 
     @property
     def test_pass_ratio(self) -> float:
@@ -244,15 +245,20 @@ class RunRecord(BaseModel):
         return next((arm for arm in self.arms if arm.name == name), None)
 
 
+def node_solved(result: TaskResult, attempt: Attempt) -> bool:
+    """Whether a node of `result`'s tree counts as a held-out pass: it passed, and where the task has hidden
+    tests it is the kept answer (the only node judged on them) and the task passed them too."""
+    if result.hidden_total:
+        return attempt.attempt_id == result.best_attempt_id and result.passed
+    return attempt.status == Status.PASSED
+
+
 def result_shape(result: TaskResult) -> dict[str, Any]:
     """One tree's shape: wider steps (new answers from the root), deeper steps (repairs of a node), its
-    depth and widest fan-out, and what made its first passing node (kind and model)."""
+    depth and widest fan-out, and what made its first held-out passing node (kind and model), in creation
+    order: a node that only passed the visible tests is not credited."""
     children = Counter(a.parent_id for a in result.attempts)
-    first = min(
-        (a for a in result.attempts if a.status == Status.PASSED and a.executed),
-        key=lambda a: a.seq if a.seq is not None else 0,
-        default=None,
-    )
+    first = next((a for a in creation_order(result.attempts) if a.executed and node_solved(result, a)), None)
     return {
         "wider": sum(a.parent_id is None for a in result.attempts),
         "deeper": sum(a.kind == "repair" for a in result.attempts),
@@ -260,3 +266,15 @@ def result_shape(result: TaskResult) -> dict[str, Any]:
         "width": max(children.values(), default=0),
         "first_pass_from": f"{first.kind or 'node'} by {first.model or '?'}" if first else None,
     }
+
+
+def server_measured(result: TaskResult, name: str) -> bool:
+    """Whether the model server's figure `name` (cpu_s, peak_rss_mb) was measured: not a server sizeup
+    could not watch. An empty method (results stored before methods were) cannot say otherwise: measured."""
+    return result.server.method.get(name) != Measured.NOT_MEASURABLE
+
+
+def tokens_measured(result: TaskResult) -> bool:
+    """Whether prompt and completion tokens were both known (a server that reports no usage leaves only the
+    completion countable)."""
+    return result.method.get("prompt_tokens") != Measured.NOT_MEASURABLE.value

@@ -16,18 +16,9 @@ from typing import Any
 
 from sizeup.analysis.fmt import missing
 from sizeup.analysis.stats import mean_pass_at_k, wilson_interval
-from sizeup.records import Attempt, TaskResult, creation_order, result_shape
-from sizeup.verdicts import Status
+from sizeup.records import TaskResult, node_solved, result_shape
 
 PASS_AT_K = (1, 2, 5, 10)
-
-
-def node_solved(result: TaskResult, attempt: Attempt) -> bool:
-    """Whether a node of `result`'s tree counts as a held-out pass: it passed, and where the task has hidden
-    tests it is the kept answer (the only node judged on them) and the task passed them too."""
-    if result.hidden_total:
-        return attempt.attempt_id == result.best_attempt_id and result.passed
-    return attempt.status == Status.PASSED
 
 
 def first_pass_depth(result: TaskResult) -> int | None:
@@ -40,16 +31,16 @@ def first_pass_depth(result: TaskResult) -> int | None:
 
 
 def node_samples(result: TaskResult) -> tuple[int, int]:
-    """(nodes, held-out passing nodes) of a task's tree, treating every node as a sample."""
-    if not result.attempts:
+    """(nodes, held-out passing nodes) of a task's tree, treating every executed node as a sample."""
+    executed = [a for a in result.attempts if a.executed]  # a plan or helper call is no candidate program
+    if not executed:
         return (1, int(result.passed))
-    return (len(result.attempts), sum(node_solved(result, a) for a in result.attempts))
+    return (len(executed), sum(node_solved(result, a) for a in executed))
 
 
 def first_pass_from(result: TaskResult) -> str | None:
     """What made the first held-out passing node (in creation order): its kind and model."""
-    first = next((a for a in creation_order(result.attempts) if a.executed and node_solved(result, a)), None)
-    return f"{first.kind or 'node'} by {first.model or '?'}" if first else None
+    return result_shape(result)["first_pass_from"]
 
 
 def pass_at_k_over_nodes(results: list[TaskResult]) -> dict[str, float]:
@@ -103,8 +94,7 @@ def finite_or_none(value: float | None) -> float | None:
 def tree_shape(results: list[TaskResult]) -> dict[str, Any]:
     """An arm's trees together: `wider`/`deeper` = counts of new-answer and refine steps, the deepest and
     widest tree, and for the tasks solved, where the first passing node came from."""
-    # records.result_shape finds the first passing node by its visible verdict; the held-out one is used here.
-    shapes = [{**result_shape(r), "first_pass_from": first_pass_from(r)} for r in results]
+    shapes = [result_shape(r) for r in results]
     return {
         "wider": sum(s["wider"] for s in shapes),
         "deeper": sum(s["deeper"] for s in shapes),

@@ -106,7 +106,10 @@ def _charged_steps(result: TaskResult, kind: BudgetKind, siblings_together: bool
 
 
 def first_pass_spend(result: TaskResult, kind: BudgetKind, *, siblings_together: bool = False) -> float | None:
-    """Running total at which the replay first reaches a held-out passing attempt; None if none."""
+    """Running total at which the replay first reaches a held-out passing attempt; None if none, or if the
+    task's spend in this unit was not measured (a partial count is no figure)."""
+    if not spend_measured(result, kind):
+        return None
     return next((total for passed, total in _charged_steps(result, kind, siblings_together) if passed), None)
 
 

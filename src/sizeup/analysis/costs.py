@@ -16,27 +16,17 @@ from typing import Any
 import numpy as np
 
 from sizeup.analysis.stats import DEFAULT_RESAMPLES, DEFAULT_SEED, bootstrap_ci
-from sizeup.records import Measured, TaskResult
-
-
-def _server_measured(result: TaskResult, name: str) -> bool:
-    # An empty method (results stored before methods were) cannot say otherwise: taken as measured.
-    return result.server.method.get(name) != Measured.NOT_MEASURABLE
+from sizeup.records import TaskResult, server_measured
+from sizeup.records import tokens_measured as tokens_measured  # here too, beside the server's two
 
 
 def cpu_measured(result: TaskResult) -> bool:
     """Whether the model server's CPU seconds were measured (not a server sizeup could not watch)."""
-    return _server_measured(result, "cpu_s")
+    return server_measured(result, "cpu_s")
 
 
 def peak_measured(result: TaskResult) -> bool:
-    return _server_measured(result, "peak_rss_mb")
-
-
-def tokens_measured(result: TaskResult) -> bool:
-    """Whether prompt and completion tokens were both known (a server that reports no usage leaves only the
-    completion countable)."""
-    return result.method.get("prompt_tokens") != Measured.NOT_MEASURABLE.value
+    return server_measured(result, "peak_rss_mb")
 
 
 def cpu_s(result: TaskResult) -> float | None:

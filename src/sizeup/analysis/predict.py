@@ -68,7 +68,7 @@ def task_folds(groups: list[str], folds: int = FOLDS, seed: int = 0) -> list[np.
 def cross_validate(
     x: np.ndarray, y: np.ndarray, folds: int = FOLDS, seed: int = 0, groups: list[str] | None = None
 ) -> dict[str, Any]:
-    """Model and baseline (median) errors on held-out tasks, and the model's log errors for intervals.
+    """Model and baseline (median) errors on held-out tasks, and each one's log errors for intervals.
     `groups` (a task id per row): rows of one task are held out together, never split across a fold."""
     model_pred, base_pred = np.empty(len(y)), np.empty(len(y))
     for test in task_folds(groups if groups is not None else [str(i) for i in range(len(y))], folds, seed):
@@ -77,6 +77,7 @@ def cross_validate(
         model_pred[test] = np.exp(x[test] @ coef)
         base_pred[test] = np.median(y[train])
     log_errors = np.log(y) - np.log(model_pred)
+    base_log_errors = np.log(y) - np.log(base_pred)
     return {
         "model_mape": _mape(model_pred, y),
         "baseline_mape": _mape(base_pred, y),
@@ -85,6 +86,8 @@ def cross_validate(
         "baseline_ape": list(np.abs(base_pred - y) / y * 100),
         "log_error_q10": float(np.quantile(log_errors, 0.1)),
         "log_error_q90": float(np.quantile(log_errors, 0.9)),
+        "baseline_log_error_q10": float(np.quantile(base_log_errors, 0.1)),
+        "baseline_log_error_q90": float(np.quantile(base_log_errors, 0.9)),
     }
 
 
@@ -128,8 +131,10 @@ class CostModel:
         }
         x = np.array(features(task))
         for key, fit in self.fits.items():
+            # The interval is the cross-validated spread of whichever predictor is used, the model or the median.
             value = float(np.exp(x @ fit["coef"])) if fit["use_model"] else fit["median"]
-            low, high = (value * math.exp(fit["cv"]["log_error_q10"]), value * math.exp(fit["cv"]["log_error_q90"]))
+            q = "log_error_q" if fit["use_model"] else "baseline_log_error_q"
+            low, high = value * math.exp(fit["cv"][f"{q}10"]), value * math.exp(fit["cv"][f"{q}90"])
             out[key] = value
             out[f"{key}_interval"] = [min(low, value), max(high, value)]
         return out
@@ -277,7 +282,11 @@ def predict_run(store: Any, args: Any, console: Any) -> dict[str, Any]:
                 }
             )
             continue
-        model = CostModel(arm.name, results, known)
+        try:
+            model = CostModel(arm.name, results, known)
+        except ValueError as err:  # too few stored tasks to fit and check: this configuration only says why
+            configs.append({"config": arm.name, "matched": matched, "learned_from": len(results), "why": str(err)})
+            continue
         per_task += [model.predict(task) for task in tasks]
         configs.append({"config": arm.name, "matched": matched, "learned_from": len(results), "cv": model.cv()})
         for key, fit in model.fits.items():

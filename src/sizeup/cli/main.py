@@ -23,7 +23,7 @@ from sizeup.cli.plan import (
     seed_arms,
 )
 from sizeup.cli.runner import RunConfig, Runner, dumps, protocol_tasks
-from sizeup.models import DEFAULT_MODELS, ModelError
+from sizeup.models import DEFAULT_MODELS, ModelError, check_provider
 from sizeup.records import ArmSpec
 from sizeup.store import Store, StoreError, open_store
 from sizeup.tasks import TaskFormatError
@@ -330,7 +330,8 @@ def cmd_import(args: argparse.Namespace, console: Console) -> int:
         tasks = list(load_tasks_file(args.jsonl_file, fmt=args.format))  # all parsed before any is stored
     else:
         raise SystemExit("sizeup import: give --jsonl-file FILE or --humaneval-package")
-    # The seed's `--import-data` has no derivation flags: it imports as the seed did.
+    # The seed's `--import-data` has no derivation flags: it derives no tests. HumanEval's docstring examples
+    # are still checked against the reference, in the sandbox, as every import does.
     tasks = prepare_tasks(
         tasks,
         console,
@@ -414,8 +415,10 @@ def cmd_predict(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace, console: Console) -> int:
-    from sizeup.dashboard import serve
-
+    try:
+        from sizeup.dashboard import serve
+    except ImportError as err:  # starlette and uvicorn come with the extra
+        raise ValueError(f"sizeup dashboard needs {err.name}: pip install 'sizeup[dashboard]'") from None
     serve(args.db, args.host, args.port, args.token, args.open, console)
     return 0
 
@@ -520,7 +523,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         if ignored:
             raise ValueError(f"--resume continues the run with its own settings; drop {', '.join(ignored)}")
     else:
+        check_provider(provider)  # before a run record is stored: a typo leaves no failed run behind
         arms, baseline = run_arms(args, provider)
+    if args.workers < 1:
+        raise ValueError(f"--workers {args.workers}: at least 1")
     config = RunConfig(
         provider=provider,
         url=args.url,

@@ -197,6 +197,8 @@ def load_plan(path: str | Path, defaults: dict[str, Any], budget: Budget | None)
         raise PlanError(f"{path}:1: field 'arm': the plan names no [[arm]]")
     arms = []
     for index, raw in enumerate(arms_raw):
+        if not isinstance(raw, dict):  # `arm = [1, 2]` instead of [[arm]] tables
+            raise PlanError(f"{locate.top('arm')}: field 'arm': arm {index + 1} is {raw!r}, not a table ([[arm]])")
         try:
             arms.append(arm_spec(raw, {**defaults, **plan_defaults}, budget))
         except ValueError as err:

@@ -178,11 +178,20 @@ class RayPool:
         return dict(self._pids)
 
     def stop(self) -> None:
+        """Every actor is asked to close its servers and sandbox at once, and given 30 s in all (a busy one
+        closes after its task); then each is killed, done or not."""
+        closing = []
         for actor in self.actors.values():
             try:
-                self.ray.get(actor.close.remote(), timeout=30)
-            except Exception:  # already dead, or stuck: killed below either way
+                closing.append(actor.close.remote())
+            except Exception:  # already dead: killed below either way
                 pass
+        if closing:
+            try:
+                self.ray.wait(closing, num_returns=len(closing), timeout=30)
+            except Exception:  # a dead actor's call: nothing more to wait for
+                pass
+        for actor in self.actors.values():
             self.ray.kill(actor)
         self.actors = {}
         if self._started_ray:
@@ -209,10 +218,11 @@ def _check_reachable(address: str | None, timeout_s: float = 10.0) -> None:
 
 
 def _passed_env() -> dict[str, str]:
-    """What actors on other nodes need from the driver's environment: plugin modules and the store URL."""
+    """What actors on other nodes need from the driver's environment: the plugin modules. Not the store's URL
+    (it may hold credentials): only the driver writes to the store."""
     import os
 
-    return {k: v for k, v in os.environ.items() if k in ("SIZEUP_PLUGINS", "PYTHONPATH", "SIZEUP_DB")}
+    return {k: v for k, v in os.environ.items() if k in ("SIZEUP_PLUGINS", "PYTHONPATH")}
 
 
 def _one_line(err: BaseException) -> str:

@@ -214,7 +214,7 @@ def render_prediction(console: Console, data: dict[str, Any]) -> None:
             markup=False,
         )
     for config in data["configs"]:
-        if config.get("matched") is None:
+        if "why" in config:  # nothing stored to learn from, or too little
             console.print(f"  {config['config']}: {config['why']}", markup=False)
     for model, estimate in data["memory_estimate_mb"].items():
         if estimate:

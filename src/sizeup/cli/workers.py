@@ -126,8 +126,11 @@ class TaskWorker:
         # The CPUs its processes may run on: its own set when pinned; else (a Ray actor) whatever the node allows,
         # which `pinned: false` says is not the worker's alone.
         cpus = sorted(spec.cpus) if pinned else sorted(os.sched_getaffinity(0))
-        # One model-server thread per CPU of the worker's own (a Ray actor: the CPUs Ray gave it, one by default).
-        config.n_threads = config.n_threads or (len(spec.cpus) if pinned else 1)
+        # One model-server thread per CPU of the worker's own (a Ray actor: the CPUs Ray gave it, one by default),
+        # for the servers it starts itself. A server every worker shares (Ollama) keeps its own setting: workers
+        # sending different thread counts would make it reload its runner back and forth.
+        if config.provider == "embedded":
+            config.n_threads = config.n_threads or (len(spec.cpus) if pinned else 1)
         self.arms = [ArmSpec.model_validate(arm) for arm in spec.arms]
         self.runner = Runner(None, config, self.arms, Console(file=open(os.devnull, "w")))  # type: ignore[arg-type]
         self.runner.prompter = MbppThreeShot([Task.model_validate(s) for s in spec.shots]) if spec.shots else STANDARD
@@ -321,6 +324,11 @@ class LocalPool:
             if process.is_alive():
                 process.kill()
                 process.join()
+        # Tasks still queued for workers that are gone: dropped, or the queue's feeder thread, blocked on a full
+        # pipe nobody reads, would keep this process from ever exiting.
+        for channel in (self.inbox, self.outbox):
+            channel.cancel_join_thread()
+            channel.close()
 
 
 class WorkerError(ModelError):

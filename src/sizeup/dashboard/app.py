@@ -46,6 +46,7 @@ from sizeup.store import Store, open_store
 
 STATIC = Path(__file__).with_name("static")
 COOKIE = "sizeup_token"
+SAMPLES_SHOWN = 600  # the live page's window of samples (app.js keeps as many): a poll never reads more
 
 
 def is_loopback(host: str) -> bool:
@@ -152,7 +153,7 @@ class Reader:
             current = f"{stored}:{record.status}"  # the status too: a run that ends changes its page
             results = None if version == current else self.store.results(run_id)
             finished = {(r.task_id, r.arm) for r in results} if results is not None else self.store.finished(run_id)
-            progress = self.store.progress(run_id, since)
+            progress = self.store.progress(run_id, since, last=SAMPLES_SHOWN)
             starts = self.store.latest_starts(run_id, [arm.name for arm in record.arms])
         waiting = [(seq, s) for seq, s in starts.values() if (s.get("task_id"), s.get("arm")) not in finished]
         in_flight = max(waiting, key=lambda item: item[0])[1] if waiting else None

@@ -76,6 +76,14 @@ def load_plugins() -> None:
         importlib.import_module(name)
 
 
+def check_provider(provider: str) -> None:
+    """Refuse an unknown provider before anything is started or stored (plugins loaded first)."""
+    if provider not in PROVIDERS:
+        load_plugins()
+    if provider not in PROVIDERS:
+        raise ModelError(f"unknown provider '{provider}': use {', '.join(sorted(PROVIDERS))}")
+
+
 def make_client(provider: str, model: str, **settings: Any) -> ModelClient:
     """The client for one model of one provider."""
     if provider not in PROVIDERS:

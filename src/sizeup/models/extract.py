@@ -50,6 +50,22 @@ def keep_definitions(code: str, entry_point: str) -> str:
     return "\n\n".join(parts)
 
 
+def drop_definitions(code: str, names: set[str]) -> str:
+    """`code` without its top-level functions and classes named in `names` (decorators included); the rest,
+    imports too, as it was. Code that does not parse is returned as it is."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    dropped: set[int] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef) and node.name in names:
+            dropped.update(range(_first_line(node) - 1, node.end_lineno or node.lineno))
+    if not dropped:
+        return code
+    return "\n".join(line for i, line in enumerate(code.splitlines()) if i not in dropped).strip("\n")
+
+
 _DEFINITIONS = (
     ast.Import,
     ast.ImportFrom,

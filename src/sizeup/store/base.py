@@ -73,8 +73,9 @@ class Store(ABC):
         """Append a small progress record (a task started, a monitor sample). Never needed to read results."""
 
     @abstractmethod
-    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
-        """A run's progress records after `since` (a sequence number), in order, as (seq, record). Sequence
+    def progress(self, run_id: str, since: int = 0, last: int | None = None) -> list[tuple[int, dict[str, Any]]]:
+        """A run's progress records after `since` (a sequence number), in order, as (seq, record); with `last`,
+        only the newest `last` of them (a page that keeps a window need not read a long run's history). Sequence
         numbers are small counters, not clocks (a JavaScript number must hold them exactly), and
         one writer per run (the driver) makes them appear in order, so a poller that asks for the records
         after the last seq it saw misses none."""

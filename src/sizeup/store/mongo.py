@@ -541,9 +541,13 @@ class MongoStore(Store):
                     raise
         raise AssertionError("unreachable")
 
-    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+    def progress(self, run_id: str, since: int = 0, last: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         with self._errors("read progress"):
-            docs = self._db.progress.find({"run_id": run_id, "seq": {"$gt": since}}).sort("seq", ASCENDING)
+            cursor = self._db.progress.find({"run_id": run_id, "seq": {"$gt": since}})
+            if last is not None:  # the newest `last`, read newest first, then put back in order
+                docs = list(cursor.sort("seq", DESCENDING).limit(last))[::-1]
+            else:
+                docs = list(cursor.sort("seq", ASCENDING))
             return [(int(doc["seq"]), json.loads(doc["data"])) for doc in docs]
 
     def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:

@@ -68,6 +68,7 @@ class SQLiteStore(Store):
                     uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
                 )
                 conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
+                self._check_version(conn)  # nothing is created or migrated read-only, but a newer store is refused
                 return conn
             if self._file != ":memory:":
                 Path(self._file).parent.mkdir(parents=True, exist_ok=True)
@@ -87,16 +88,20 @@ class SQLiteStore(Store):
             raise StoreError(f"cannot open store {self.path}: {exc}") from exc
         return conn
 
+    def _check_version(self, conn: sqlite3.Connection) -> None:
+        """Refuse a store written by a newer sizeup (a store with no meta table yet is older, or empty)."""
+        if not conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone():
+            return
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        version = int(row[0]) if row and str(row[0]).isdigit() else None
+        if row is not None and (version is None or version > SCHEMA_VERSION):
+            raise StoreError(f"store {self.path} has schema version {row[0]}; this sizeup understands {SCHEMA_VERSION}")
+
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
         try:
             conn.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            version = int(row[0]) if row and str(row[0]).isdigit() else None
-            if row is not None and (version is None or version > SCHEMA_VERSION):
-                raise StoreError(
-                    f"store {self.path} has schema version {row[0]}; this sizeup understands {SCHEMA_VERSION}"
-                )
+            self._check_version(conn)
             for statement in _SCHEMA.split(";"):
                 conn.execute(statement)
             conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
@@ -266,16 +271,16 @@ class SQLiteStore(Store):
         with self._transaction("save progress") as conn:
             conn.execute("INSERT INTO progress (run_id, data) VALUES (?, ?)", (run_id, json.dumps(record)))
 
-    def progress(self, run_id: str, since: int = 0) -> list[tuple[int, dict[str, Any]]]:
+    def progress(self, run_id: str, since: int = 0, last: int | None = None) -> list[tuple[int, dict[str, Any]]]:
         try:
             rows = self._query(
                 "read progress",
-                "SELECT seq, data FROM progress WHERE run_id = ? AND seq > ? ORDER BY seq",
-                (run_id, since),
+                "SELECT seq, data FROM progress WHERE run_id = ? AND seq > ? ORDER BY seq DESC LIMIT ?",
+                (run_id, since, -1 if last is None else last),  # LIMIT -1: no limit
             )
         except StoreError:  # a store written before progress records (opened read-only: no table)
             return []
-        return [(seq, json.loads(data)) for seq, data in rows]
+        return [(seq, json.loads(data)) for seq, data in reversed(rows)]
 
     def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         wanted = set(arms)

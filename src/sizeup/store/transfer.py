@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from sizeup.records import SMALL, RunRecord, TaskResult, result_shape
+from sizeup.records import SMALL, RunRecord, TaskResult, result_shape, server_measured, tokens_measured
 from sizeup.store.base import Store, StoreError
 
 ExportFormat = Literal["jsonl", "csv"]
@@ -75,9 +75,13 @@ def result_row(result: TaskResult) -> dict[str, Any]:
     shape = result_shape(result)
     row["wider_steps"], row["deeper_steps"] = shape["wider"], shape["deeper"]
     row["first_pass_from"] = shape["first_pass_from"]
-    row["model_cpu_s"] = result.server.cpu_s
-    row["model_peak_rss_mb"] = result.server.peak_rss_mb
-    row["model_mean_cpu_pct"] = result.server.mean_cpu_pct
+    # A figure sizeup could not measure (a server it could not watch, a server reporting no usage) is empty,
+    # never 0: compare and report say the same.
+    cpu_ok = server_measured(result, "cpu_s")
+    row["model_cpu_s"] = result.server.cpu_s if cpu_ok else None
+    row["model_mean_cpu_pct"] = result.server.mean_cpu_pct if cpu_ok else None
+    row["model_peak_rss_mb"] = result.server.peak_rss_mb if server_measured(result, "peak_rss_mb") else None
+    row["prompt_tokens"] = result.prompt_tokens if tokens_measured(result) else None
     return {field: row[field] for field in EXPORT_FIELDS}
 
 

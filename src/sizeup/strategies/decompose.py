@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from pydantic import Field
 
-from sizeup.models.extract import extract_code, strip_thinking
+from sizeup.models.extract import drop_definitions, extract_code, strip_thinking
 from sizeup.models.types import Prompt, PromptStyle
 from sizeup.records import Attempt
 from sizeup.strategies.base import EXHAUSTED, NO_TESTS, SOLVED, Job, Strategy, StrategyParams, solved
@@ -80,6 +80,10 @@ class _Design:
     helpers: list[Helper]
     code: dict[str, str] = field(default_factory=dict)
     composition: str = ""
+
+    def names(self, entry_point: str | None = None) -> set[str]:
+        """The helpers' names, and the entry point's when given."""
+        return {h.name for h in self.helpers} | ({entry_point} if entry_point else set())
 
     def program(self, task: Task) -> str:
         parts = [self.code.get(h.name, "") for h in self.helpers] + [self.composition]
@@ -180,7 +184,7 @@ class Decompose(Strategy):
         parts, cut = self.run_jobs(task, jobs, p.parallel)
         made += parts
         for helper, part in zip(helpers, parts, strict=False):
-            part.code = self._helper_code(helper, part) if not part.error else ""
+            part.code = self._helper_code(helper, part, design, task.entry_point) if not part.error else ""
             design.code[helper.name] = part.code
         if cut or any(part.error for part in parts):
             return None, made, cut
@@ -200,17 +204,17 @@ class Decompose(Strategy):
         made.append(node)
         if node.error:
             return None, made, cut
-        design.composition = extract_code(node.response, task.entry_point)
+        design.composition = drop_definitions(extract_code(node.response, task.entry_point), design.names())
         self._run(task, design, node)
         return design, made, cut
 
-    def _helper_code(self, helper: Helper, part: Attempt) -> str:
+    def _helper_code(self, helper: Helper, part: Attempt, design: _Design, entry_point: str | None) -> str:
         """A helper's code from its implement reply. A base model continues a document that ends inside the
         helper's `def` line, so its reply is the body alone: the signature goes back in front."""
         reply = part.response
         if part.model and self.client_named(part.model).style is PromptStyle.COMPLETION:
             reply = f"{helper.signature}:\n{reply}"
-        return extract_code(reply, helper.name)
+        return drop_definitions(extract_code(reply, helper.name), design.names(entry_point) - {helper.name})
 
     def _repair(self, task: Task, design: _Design, parent: Attempt) -> tuple[list[Attempt], str | None]:
         """One repair of the part the failure points at: a helper named by the traceback, else the composition."""
@@ -242,15 +246,26 @@ class Decompose(Strategy):
         if not made or made[0].error:
             return made, cut
         node = made[0]
+        before = dict(design.code), design.composition
+        # Each part keeps its own definition only: a reply that repeats other parts carries copies of them that,
+        # defined later in the program, would override the parts a later repair fixes.
         if target is None:  # the whole program came back: its entry point is the new composition
             code = extract_code(node.response, task.entry_point)
-            fixed = {h.name: extract_code(code, h.name) for h in design.helpers if f"def {h.name}" in code}
+            fixed = {
+                h.name: drop_definitions(code, design.names(task.entry_point) - {h.name})
+                for h in design.helpers
+                if f"def {h.name}" in code
+            }
             design.code.update(fixed)
-            design.composition = extract_code(code, task.entry_point) if task.entry_point else code
+            design.composition = drop_definitions(code, design.names())
         else:
-            design.code[target] = extract_code(node.response, target)
+            design.code[target] = drop_definitions(
+                extract_code(node.response, target), design.names(task.entry_point) - {target}
+            )
         node.note = f"repairs {target or 'the composition'}"
         self._run(task, design, node)
+        if node.tests_passed < parent.tests_passed:  # worse: the next repair starts from the parent's parts again
+            design.code, design.composition = before
         return [node], cut
 
     def _run(self, task: Task, design: _Design, node: Attempt) -> None:

@@ -95,6 +95,7 @@ def settle_examples(tasks: Iterable[Task], sandbox: object, workers: int = 2) ->
     dropped (and if none is left, the first hidden test shown instead). Other tasks are returned as they
     are. `sandbox` is a sizeup Sandbox; the reference runs there, never in this process."""
     from sizeup.sandbox.types import Limits, TestOutcome
+    from sizeup.verdicts import Status
 
     limits = Limits(timeout_s=20, test_timeout_s=10)
 
@@ -102,6 +103,14 @@ def settle_examples(tasks: Iterable[Task], sandbox: object, workers: int = 2) ->
         if task.source != "humaneval" or not task.reference or not task.tests:
             return task
         run = sandbox.run(task.reference, task.tests, limits, task.setup_code)  # type: ignore[attr-defined]
+        if run.status not in (Status.PASSED, Status.FAILED):
+            # Only a test the reference ran and failed is dropped. A run that did not get that far (the sandbox
+            # failed, the machine was too slow) says nothing about the examples: the split would then depend on
+            # the machine's load, so the import stops instead.
+            raise ValueError(
+                f"task {task.task_id}: the reference could not be run against its docstring examples "
+                f"({run.status}: {' '.join(run.detail.split())[:200]}); import again"
+            )
         kept = [t.source for t in run.tests if t.outcome is TestOutcome.PASSED]
         dropped = len(task.tests) - len(kept)
         if not dropped:

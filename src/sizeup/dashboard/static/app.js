@@ -55,7 +55,14 @@ async function runsPage() {
       el("tbody", { id: "runs" }, ...rows)));
   }
   await render();
-  setInterval(() => render().catch(() => {}), 2000);
+  every(2000, render, () => {});
+}
+
+// Calls `step` again `ms` after its last call ended, never while it is still waiting for an answer: polls
+// that overlapped would send the same `since`, add the same samples twice, and a late one could rewind it.
+function every(ms, step, onError) {
+  const again = () => setTimeout(() => step().catch(onError).finally(again), ms);
+  again();
 }
 
 // -- live run --------------------------------------------------------------------------------------------
@@ -142,7 +149,7 @@ async function runPage(runId) {
     }
   }
   await poll();
-  setInterval(() => poll().catch((e) => (live.textContent = String(e))), 1000);
+  every(1000, poll, (e) => (live.textContent = String(e)));
 }
 
 // -- one task's trees --------------------------------------------------------------------------------------
