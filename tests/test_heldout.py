@@ -225,3 +225,32 @@ def test_the_mbpp_3shot_protocol_prompts_with_three_solved_tasks_and_runs_the_te
     assert prompter.clean("[BEGIN]\ndef f():\n    return 1\n[DONE]\nmore") == "def f():\n    return 1"
     selected = {t.task_id for t in protocol_tasks("mbpp-3shot", list(mbpp.values()))}
     assert len(selected) == 500 and {"11", "510"} <= selected and not {"2", "3", "4", "10", "511"} & selected
+
+
+def test_a_search_that_made_no_program_failed_its_tests(sandbox):
+    from sizeup.cli.runner import judge_held_out
+    from sizeup.records import Attempt
+
+    plan = Attempt(attempt_id="0", depth=0, kind="plan", status=Status.UNVERIFIED, executed=False)
+    task = builtin_tasks()[0]
+    held = judge_held_out(task, plan, sandbox, Limits())
+    assert (held.status, held.tests_passed, held.hidden_passed) == (Status.FAILED, 0, 0)
+    assert held.tests_total == len(task.tests) + len(task.hidden_tests)
+
+
+def test_mutated_sets_give_the_same_test_text_whatever_the_string_hash_seed():
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import random\nfrom sizeup.tasks.derive import mutate, stable_repr\nrng = random.Random(3)\n"
+        "print([stable_repr(mutate({'apple', 'kiwi', 'fig', 'plum', 'pear'}, rng)) for _ in range(8)])"
+    )
+    texts = {
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "PYTHONHASHSEED": str(h)}
+        ).stdout
+        for h in range(5)
+    }
+    assert len(texts) == 1 and "apple" in texts.pop()

@@ -526,6 +526,11 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
     """The kept answer's verdict on visible + hidden tests: one more execution, after the search, whose
     results go nowhere near a prompt (the strategy only ever saw the visible tests). Without hidden tests
     the verdict is the visible one, as before held-out tests existed."""
+    if not best.executed and task.tests:
+        # The search ended (its budget) before any program was made: a plan or a helper is no answer, and a
+        # task with tests that got none has failed them, not gone "unverified".
+        hidden = len(task.hidden_tests) or None
+        return HeldOut(Status.FAILED, 0, len(task.tests) + len(task.hidden_tests), 0 if hidden else None, hidden, 0)
     if not task.hidden_tests:
         return HeldOut(best.status, best.tests_passed, best.tests_total, None, None, best.tests_parent_compared)
     if best.status == Status.HARNESS_ERROR:

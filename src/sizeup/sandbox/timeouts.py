@@ -20,13 +20,14 @@ def calibrate(task: Task, sandbox: Sandbox, base: Limits = Limits(), *, factor: 
     max(base.test_timeout_s, factor × the reference's slowest test) and the whole run
     max(base.timeout_s, factor × the reference's whole run).
 
-    The reference runs once, under `factor` times the base limits, so a slow but correct reference is timed
+    The reference runs once, on the visible and hidden tests together (the held-out judgement runs them all
+    under these limits), under `factor` times the base limits, so a slow but correct reference is timed
     rather than cut off. Without a reference, or when it does not pass (its time then says nothing about a
     correct program), `base` comes back unchanged."""
     if task.reference is None or not task.tests:
         return base
     generous = replace(base, timeout_s=base.timeout_s * factor, test_timeout_s=base.test_timeout_s * factor)
-    run = sandbox.run(task.reference, task.tests, generous, task.setup_code)
+    run = sandbox.run(task.reference, [*task.tests, *task.hidden_tests], generous, task.setup_code)
     if run.status is not Status.PASSED:
         return base
     slowest = max(test.seconds for test in run.tests)

@@ -215,6 +215,7 @@ class Strategy(ABC):
         except ModelError as err:
             self.spend.settle(0)
             record.status, record.error = Status.HARNESS_ERROR, str(err)
+            record.executed = job.execute  # a failed plan or part is still no program: never run, never kept
             record.end_s = time.perf_counter() - self._started
             return record, None
         self.spend.settle(reply.usage.completion_tokens)
@@ -270,7 +271,9 @@ def rank_key(attempt: Attempt) -> tuple:
 
 
 def best_of(attempts: list[Attempt]) -> Attempt:
-    """The kept answer: the best node that is a program (plans and parts are not, and are never kept)."""
+    """The kept answer: the best node that is a program (plans and parts are not). Only when the search made
+    no program at all (its budget ended first) is the best of the rest returned, which the runner judges as a
+    failure of every test (runner.judge_held_out)."""
     return min([a for a in attempts if a.executed] or attempts, key=rank_key)
 
 
