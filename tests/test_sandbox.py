@@ -212,15 +212,38 @@ def test_the_in_process_fallback_is_forged_by_a_program_that_walks_the_drivers_f
     assert run.status is Status.PASSED  # forged: solve returns -1
 
 
-@pytest.mark.parametrize("name", ["channel_overflow", "channel_nesting"])
+@pytest.mark.parametrize("name", ["channel_overflow", "channel_nesting", "channel_negative_index"])
 def test_an_unreadable_record_on_the_result_channel_is_the_programs_error(sandbox, name):
     """A record the parent cannot read (a number past a float's range: OverflowError; nesting past the
-    recursion limit: RecursionError) came from the program, since the driver writes none after "started":
+    recursion limit: RecursionError; a test index out of range, -1 too) came from the program, since the driver
+    writes none after "started":
     an error of the program, not of the harness, and the next run is judged as before."""
     run = sandbox.run(hostile(name), PARENT_TESTS)
     assert run.status is Status.ERROR, run.detail
     assert run.detail.startswith("the program wrote to the result channel: unreadable record"), run.detail
     still_works(sandbox)
+
+
+def test_exact_numbers_and_long_answers_are_compared_as_the_assert_would(sandbox):
+    """A Decimal or Fraction equals the float it is exactly (and only that), as `==` in the program says; a
+    correct list of 200,000 ints (2.6 MB encoded) still fits the result channel."""
+    program = (
+        "from decimal import Decimal\nfrom fractions import Fraction\n"
+        "def half(x):\n    return Decimal(x) / 2\n"
+        "def third(x):\n    return Fraction(x, 3)\n"
+        "def many(n):\n    return list(range(n))\n"
+    )
+    tests = [
+        "assert half(7) == 3.5",
+        "assert third(1) == 0.3333333333333333",
+        "assert third(3) == 1",
+        "assert many(3) == [0, 1, 2]",
+    ]
+    run = sandbox.run(program, tests)
+    assert [t.mode for t in run.tests] == ["parent-compared"] * 4
+    assert [t.outcome for t in run.tests] == [Outcome.PASSED, Outcome.FAILED, Outcome.PASSED, Outcome.PASSED]
+    long = sandbox.run(program, ["assert many(200000) == list(range(200000))"], ROOMY)
+    assert long.status is Status.PASSED, long.detail
 
 
 def test_an_honest_wrong_answer_too_long_to_print_fails(sandbox):

@@ -255,3 +255,15 @@ def test_the_runner_stores_every_arm_in_order_and_refuses_a_task_whose_call_fail
         failed = store.list_runs()[0]
         assert failed.status == "failed"
         assert [r.arm for r in store.results(failed.run_id)] == ["ok"]  # the failed call's task is not stored
+
+
+def test_a_cpu_budget_holds_with_calls_sent_at_once(sandbox):
+    # Six samples at once, each call costing 1 CPU-second (the meter counts calls made): with nothing to
+    # estimate from before the first call ends, it goes alone; then the calls that fit the rest go.
+    client = Scripted("m", always(FAIL))
+    meter = lambda: float(len(client.calls))  # noqa: E731
+    strategy = BestOfN(
+        client, sandbox, BestOfNParams(n=6, max_tokens=10, parallel=6), budget=Budget(cpu_s=3.0), cpu_meter=meter
+    )
+    outcome = strategy.solve(TASK)
+    assert len(outcome.attempts) == 3 and outcome.stopped_by == "budget_cpu_s"

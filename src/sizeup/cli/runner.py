@@ -529,8 +529,8 @@ def judge_held_out(task: Task, best: Attempt, sandbox: Sandbox, limits: Limits) 
     if not best.executed and task.tests:
         # The search ended (its budget) before any program was made: a plan or a helper is no answer, and a
         # task with tests that got none has failed them, not gone "unverified".
-        hidden = len(task.hidden_tests) or None
-        return HeldOut(Status.FAILED, 0, len(task.tests) + len(task.hidden_tests), 0 if hidden else None, hidden, 0)
+        n_hidden = len(task.hidden_tests) or None
+        return HeldOut(Status.FAILED, 0, len(task.tests) + len(task.hidden_tests), 0 if n_hidden else None, n_hidden, 0)
     if not task.hidden_tests:
         return HeldOut(best.status, best.tests_passed, best.tests_total, None, None, best.tests_parent_compared)
     if best.status == Status.HARNESS_ERROR:

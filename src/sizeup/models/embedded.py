@@ -129,17 +129,18 @@ class EmbeddedServer:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise ModelError(
-                    f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: {self._log_tail()}"
-                )
+                why = f"llama.cpp server for {self.alias} exited with {self.proc.returncode}: {self._log_tail()}"
+                self.stop()  # its log file goes too
+                raise ModelError(why)
             try:
                 if httpx.get(f"{self.url}/v1/models", timeout=2.0).status_code in (200, 401):  # 401: up, keyed
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        self.stop()
-        raise ModelError(f"llama.cpp server for {self.alias} not ready after {timeout_s:.0f} s: {self._log_tail()}")
+        why = f"llama.cpp server for {self.alias} not ready after {timeout_s:.0f} s: {self._log_tail()}"
+        self.stop()  # after reading the log's tail: stopping deletes it
+        raise ModelError(why)
 
     def _log_tail(self) -> str:
         try:
@@ -156,6 +157,7 @@ class EmbeddedServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self._log.close()
         Path(self._log.name).unlink(missing_ok=True)
 
 
@@ -175,7 +177,11 @@ class EmbeddedClient(ModelClient):
             model, f"{self.server.url}/v1", style=self.style, server_pid=self.server.proc.pid
         )
         # The base class's tiny call, right away: the first task is not charged for first-use costs.
-        self._warmup_s = self.warm_up()["warmup_s"]
+        try:
+            self._warmup_s = self.warm_up()["warmup_s"]
+        except BaseException:  # no client comes back to close it: the server is stopped here
+            self.server.stop()
+            raise
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
         if self.server.proc.poll() is not None:

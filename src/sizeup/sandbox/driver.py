@@ -84,7 +84,9 @@ def read_capped(fd: int, buffer: bytearray, cap: int) -> int | None:
     return len(chunk)
 
 
-RESULT_CAP = 1 << 20  # bytes kept from the result channel; a test record is < 400 bytes
+# Bytes kept from the result channel. A verdict record is < 400 bytes, but a parent-compared value travels
+# encoded (about 12 bytes per int of a list): 16 MiB holds a list of a million small ints.
+RESULT_CAP = 16 << 20
 DRAIN_GRACE_S = 0.5  # after the child exits, how long escaped holders of its pipes may keep a supervisor waiting
 
 
@@ -171,7 +173,8 @@ _MAX_DEPTH = 200
 def _encode(value, depth: int = 0):
     """A call's value as plain JSON data the parent decodes without running anything: builtin scalars and
     containers only, tagged by type. Subclasses (Counter, OrderedDict, namedtuple, IntEnum) are read through
-    their base type, as an == against a literal sees them; anything else cannot be compared outside."""
+    their base type, as an == against a literal sees them; a number with an exact ratio (Fraction, Decimal)
+    as that ratio; anything else cannot be compared outside."""
     if depth > _MAX_DEPTH:
         raise ValueError("the value is nested too deep to send")
     if value is None or value is True or value is False:
@@ -196,6 +199,10 @@ def _encode(value, depth: int = 0):
         return {"S": [_encode(item, depth + 1) for item in set.__iter__(value)]}
     if isinstance(value, dict):
         return {"d": [[_encode(k, depth + 1), _encode(v, depth + 1)] for k, v in dict.items(value)]}
+    ratio = getattr(value, "as_integer_ratio", None)  # Fraction, Decimal: sent exactly, as a fraction
+    if ratio is not None:
+        numerator, denominator = ratio()
+        return {"q": [hex(int.__index__(numerator)), hex(int.__index__(denominator))]}
     raise TypeError(f"a {type(value).__name__} cannot be sent to the parent to be compared")
 
 

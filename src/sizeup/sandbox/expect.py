@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from sizeup.tasks.asserts import Check, ParsedTest, parse_test
@@ -95,6 +96,11 @@ def decode(raw: Any, depth: int = 0) -> Any:
         return float(body)
     if kind == "c" and isinstance(body, list) and len(body) == 2:
         return complex(float(body[0]), float(body[1]))
+    if kind == "q" and isinstance(body, list) and len(body) == 2 and all(isinstance(p, str) for p in body):
+        numerator, denominator = int(body[0], 16), int(body[1], 16)
+        if denominator <= 0:
+            raise Unreadable("a fraction's denominator is not positive")
+        return Fraction(numerator, denominator)
     if kind == "s" and isinstance(body, str):
         return body
     if kind == "b" and isinstance(body, str):

@@ -177,14 +177,16 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
             if not isinstance(record, dict):
                 raise TypeError(f"a record is a JSON object, not {type(record).__name__}")
             if "test" in record and "value" in record:
-                facts.values[record["test"]] = record["value"]
-                facts.outcomes[record["test"]] = TestOutcome.NOT_RUN  # decided by compare_in_parent
-                facts.seconds[record["test"]] = _amount(record.get("seconds", 0.0))
+                i = _index(record["test"], n_tests)
+                facts.values[i] = record["value"]
+                facts.outcomes[i] = TestOutcome.NOT_RUN  # decided by compare_in_parent
+                facts.seconds[i] = _amount(record.get("seconds", 0.0))
             elif "test" in record:
-                facts.values.pop(record["test"], None)
-                facts.outcomes[record["test"]] = TestOutcome(record["outcome"])
-                facts.messages[record["test"]] = str(record["message"])
-                facts.seconds[record["test"]] = _amount(record.get("seconds", 0.0))
+                i = _index(record["test"], n_tests)
+                facts.values.pop(i, None)
+                facts.outcomes[i] = TestOutcome(record["outcome"])
+                facts.messages[i] = str(record["message"])
+                facts.seconds[i] = _amount(record.get("seconds", 0.0))
             elif "load_error" in record:
                 facts.load_error, facts.load_memory = str(record["load_error"]), bool(record["memory"])
             elif "done" in record:
@@ -203,6 +205,13 @@ def _parse(channel: bytes, nonce: str, n_tests: int, truncated: bool) -> Facts:
                 facts.protocol_error = f"unreadable result channel: {type(exc).__name__} on {line[:80]!r}"
             break
     return facts
+
+
+def _index(raw: Any, n_tests: int) -> int:
+    """A test's index from the channel: an int in range (not a bool, not negative: -1 would name the last)."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw < n_tests:
+        raise IndexError(f"no test {str(raw)[:40]}")
+    return raw
 
 
 def _amount(raw: Any) -> float:

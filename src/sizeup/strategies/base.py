@@ -59,8 +59,9 @@ class Spend:
 
     A call is allowed only if it cannot take the task over budget: calls count exactly; completion tokens
     reserve each call's max_tokens until its real count is known; CPU seconds (of the arm's model servers,
-    read from the kernel by `cpu_meter`) reserve the mean CPU of the calls finished so far (nothing before
-    the first), so a CPU budget can be overrun by at most the difference between a call and that mean."""
+    read from the kernel by `cpu_meter`) reserve the mean CPU of the calls finished so far, for the calls in
+    flight too, and the first call goes alone (there is no mean before it), so a CPU budget is overrun by
+    about the difference between the calls made and that mean at most."""
 
     def __init__(self, budget: Budget | None, max_tokens: int, cpu_meter: Callable[[], float] | None):
         self.budget, self.max_tokens, self._meter = budget, max_tokens, cpu_meter
@@ -87,10 +88,14 @@ class Spend:
                 fit = max(0, (budget.tokens - self.tokens) // self.max_tokens)
                 if fit < allowed:
                     allowed, reason = fit, "budget_tokens"
-            if budget is not None and budget.cpu_s is not None and self.finished:
+            if budget is not None and budget.cpu_s is not None and not self.calls:
+                allowed = min(allowed, 1)  # nothing to estimate a call's CPU from yet: the first call goes alone
+            elif budget is not None and budget.cpu_s is not None and self.finished:
                 spent = self.cpu_s()
                 per_call = spent / self.finished
-                fit = int((budget.cpu_s - spent) // per_call) if per_call > 0 else allowed
+                # Calls in flight will spend about the mean too (what they have spent so far is in `spent`).
+                in_flight = (self.calls - self.finished) * per_call
+                fit = int((budget.cpu_s - spent - in_flight) // per_call) if per_call > 0 else allowed
                 if fit < allowed:
                     allowed, reason = max(0, fit), "budget_cpu_s"
             self.calls += allowed
