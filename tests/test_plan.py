@@ -181,6 +181,9 @@ def test_a_resume_refuses_flags_it_would_ignore_before_opening_the_store(tmp_pat
     assert proc.stderr.strip() == (
         "sizeup: --resume continues the run with its own settings; drop --workers, --max-depth"
     )
+    proc = sizeup("run", "--resume", "r1", "--threads", "2", "--limit", "5", "--db", f"sqlite:///{db}")
+    assert proc.returncode == 1 and not db.exists()
+    assert proc.stderr.strip().endswith("drop --threads, --limit")
 
 
 def test_export_samples_defaults_to_the_first_arm_that_is_not_the_baseline_and_checks_a_named_one(tmp_path):

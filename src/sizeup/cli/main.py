@@ -505,7 +505,21 @@ RESUME_KEEPS: dict[str, object] = {
     "timeout": 10.0,
     "memory": 1024,
     "protocol": "standard",
+    "threads": None,
+    "n_ctx": None,
+    "image": None,
+    "pull": False,
+    "api_key_env": "OPENAI_API_KEY",
+    # The tasks, too: the run's own list.
+    "all": False,
+    "limit": None,
+    "task_id": [],
+    "source": None,
+    "task": None,
+    "task_type": None,
 }
+# What a resumed run may be told anew: where things are now (a restarted Ollama's pid, a new Ray cluster).
+RESUME_UPDATES = ("server_pid", "ray_address")
 
 
 def flags_a_resume_ignores(args: argparse.Namespace) -> list[str]:
@@ -559,7 +573,8 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
                 "no tasks selected: use --all, --limit N, --task-id ID, --task TEXT or "
                 "--task-type TYPE (import tasks first with `sizeup import --jsonl-file FILE`)"
             )
-        run_id = Runner(store, config, arms, console).run(tasks, resume=run)
+        updates = {k: getattr(args, k) for k in RESUME_UPDATES if getattr(args, k, None) is not None}
+        run_id = Runner(store, config, arms, console).run(tasks, resume=run, updates=updates)
         views.print_comparison(console, store, run_id)
     if args.json:
         print(json.dumps({"run_id": run_id}))

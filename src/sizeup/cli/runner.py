@@ -119,10 +119,12 @@ class Runner:
         self.progress_s = 0.0  # time spent writing progress records for live views
         self.console = console or Console(stderr=True)
 
-    def run(self, tasks: list[Task], resume: RunRecord | None = None) -> str:
-        """Run (or, given the stored run, resume) every arm of every task not yet stored."""
+    def run(self, tasks: list[Task], resume: RunRecord | None = None, updates: dict[str, Any] | None = None) -> str:
+        """Run (or, given the stored run, resume) every arm of every task not yet stored. A resumed run keeps
+        its own settings, but for `updates` (where things are now: server_pid, ray_address), stored too."""
         if resume is not None:
-            self.config = RunConfig.from_dict(resume.config)  # a resumed run keeps its own settings
+            resume.config.update(updates or {})
+            self.config = RunConfig.from_dict(resume.config)
             self.arms = list(resume.arms)
         if not self.arms:
             raise ValueError("a run needs at least one arm")
