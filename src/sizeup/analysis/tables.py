@@ -448,4 +448,4 @@ def node_table(cmp: dict[str, Any]) -> Table:
                     fmt.measured(fig["cpu_s_median"], " s", 2),
                 ]
             )
-    return ["node", "machine", "GPU", "arm", "solved", "median wall", "median model CPU"], rows
+    return ["node", "machine", "GPU", "arm", "solved", "median wall", "median CPU (model server + sandbox)"], rows
