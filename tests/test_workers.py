@@ -401,6 +401,10 @@ def ray_cluster(tmp_path_factory):
         "SIZEUP_PLUGINS": "scripted_plugin",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])),
         "RAY_USAGE_STATS_ENABLED": "0",
+        # Said outright: once a local ray.init() has left ~/.ray/auth_token (a local Ray instance makes one),
+        # `ray start --head` turns token authentication on while `ray start --address` does not use the token,
+        # and the second node cannot join.
+        "RAY_AUTH_MODE": "disabled",
     }
     ray_cli = str(Path(sys.executable).with_name("ray"))
     common = ["--num-cpus", "1", "--disable-usage-stats"]
