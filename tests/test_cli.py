@@ -178,7 +178,7 @@ def test_embedded_run_prints_run_id_and_compare_has_every_stable_key(models_read
         results = store.results(run_id)
         run = store.get_run(run_id)
     for result in results:  # every figure says how it was measured
-        assert result.decode_tokens_per_s and result.decode_tokens_per_s > 1
+        assert result.decode_tokens_per_s and result.decode_tokens_per_s > 0  # a rate, not a speed goal: load varies
         assert result.method["completion_tokens"] == "server"  # the embedded server counts llama.cpp's tokens
         assert result.method["decode_tokens_per_s"] == "client_stream (total - ttft)"  # it sends no timings
         assert result.method["model_cpu_s"] == "kernel" and "sandbox_peak_rss_mb" in result.method
