@@ -88,6 +88,8 @@ def _services(item: pytest.Item) -> set[str]:
     names = {SERVICES[f] for f in getattr(item, "fixturenames", ()) if f in SERVICES}
     if "test_isolated.py" in item.nodeid or "[isolated" in item.nodeid:
         names.add(ISOLATED)
+    if "[mongodb" in item.nodeid:  # a store test's MongoDB case: its server is asked for inside the fixture
+        names.add(SERVICES["mongo_server"])
     return names
 
 
