@@ -38,11 +38,6 @@ def node_samples(result: TaskResult) -> tuple[int, int]:
     return (len(executed), sum(node_solved(result, a) for a in executed))
 
 
-def first_pass_from(result: TaskResult) -> str | None:
-    """What made the first held-out passing node (in creation order): its kind and model."""
-    return result_shape(result)["first_pass_from"]
-
-
 def pass_at_k_over_nodes(results: list[TaskResult]) -> dict[str, float]:
     """Mean unbiased pass@k with every node of a task's tree as one sample, for k up to the largest
     tree (NaN for a k some task has fewer nodes for). For an adaptive tree the nodes are not

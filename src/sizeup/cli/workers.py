@@ -72,10 +72,10 @@ def gpu_name() -> str | None:
     return f"{len(names)} x {names[0]}" if len(distinct) == 1 and len(names) > 1 else ", ".join(names)
 
 
-def this_worker(concurrency: int = 1) -> dict[str, Any]:
+def this_worker() -> dict[str, Any]:
     """A one-worker run's `worker`: id 0, the CPUs this process may run on (not pinned by sizeup), its node."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": concurrency}
+    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": 1}
 
 
 def split_cpus(workers: int, cpus: list[int] | None = None) -> list[list[int]]:
@@ -190,12 +190,10 @@ class TaskWorker:
 
     def close(self) -> None:
         """Stop its model servers and its sandbox (containers, worker pools); each even if another fails."""
-        clients, self.clients = list(self.clients.values()), {}
-        for client in clients:
-            try:
-                client.close()
-            except Exception:  # noqa: BLE001 - the next server and the sandbox must still stop
-                pass
+        from sizeup.cli.runner import close_all
+
+        clients, self.clients = self.clients, {}
+        close_all(clients)
         context, self._sandbox_context = self._sandbox_context, None
         if context is not None:
             context.__exit__(None, None, None)

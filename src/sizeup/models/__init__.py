@@ -86,13 +86,8 @@ def check_provider(provider: str) -> None:
 
 def make_client(provider: str, model: str, **settings: Any) -> ModelClient:
     """The client for one model of one provider."""
-    if provider not in PROVIDERS:
-        load_plugins()
-    try:
-        factory = PROVIDERS[provider]
-    except KeyError:
-        raise ModelError(f"unknown provider '{provider}': use {', '.join(sorted(PROVIDERS))}") from None
-    return factory(model, ProviderSettings(**settings))
+    check_provider(provider)
+    return PROVIDERS[provider](model, ProviderSettings(**settings))
 
 
 @register_provider("embedded")

@@ -47,7 +47,8 @@ FORWARDERS = {
 
 
 def listener(url: str) -> tuple[int | None, str]:
-    """The process serving the URL on this machine, and why none is, in words: (pid, "") when one is."""
+    """The process serving the URL on this machine, and why none is, in words: (pid, "") when one is. Reads
+    every socket on the machine: call it once, not per sample."""
     if not is_local(url):
         return None, "the URL's host is another machine"
     pid = _listening(url)
@@ -60,13 +61,6 @@ def listener(url: str) -> tuple[int | None, str]:
     if name in FORWARDERS:
         return None, f"the URL's port is forwarded by {name} (a container's or a tunnel's server: --server-pid)"
     return pid, ""
-
-
-def listening_pid(url: str) -> int | None:
-    """The pid of the process serving the URL on this machine, or None (remote, nobody listening, a process we
-    may not see, or a forwarder: see `listener`). Reads every socket on the machine: call it once, not per
-    sample."""
-    return listener(url)[0]
 
 
 def _listening(url: str) -> int | None:

@@ -126,7 +126,7 @@ class OllamaClient(ModelClient):
         # The `ollama serve` behind the URL (found by its listening port, or --server-pid), and this model's
         # runner, its child.
         self._explicit_serve = server_pid is not None
-        self._serve_pid = server_pid if server_pid is not None else local.listening_pid(url)
+        self._serve_pid, self._no_serve_why = (server_pid, "") if server_pid is not None else local.listener(url)
         self._serve_checked = time.monotonic()
         self._runner: _Runner | None = None
 
@@ -183,13 +183,15 @@ class OllamaClient(ModelClient):
             return self._serve_pid
         if not self._explicit_serve and time.monotonic() - self._serve_checked > 1.0:
             self._serve_checked = time.monotonic()
-            self._serve_pid = local.listening_pid(self.url)
+            self._serve_pid, self._no_serve_why = local.listener(self.url)
             self._runner = None
         return self._serve_pid if self._serve_pid is not None and psutil.pid_exists(self._serve_pid) else None
 
     def attribution(self) -> str:
         if self._serve() is None:
-            return f"not_measurable ({local.listener(self.url)[1] or 'no local server process'})"
+            # The reason kept from the last lookup; looked up now only for a server that has gone since.
+            why = self._no_serve_why or local.listener(self.url)[1]
+            return f"not_measurable ({why or 'no local server process'})"
         if self._runner is None and not self.server_pids():
             return "not_measurable (no runner with this model's blob under the `ollama serve` behind the URL)"
         return "ollama_runner (the runner process whose --model is this model's blob; `ollama serve` apart)"

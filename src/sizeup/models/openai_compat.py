@@ -52,7 +52,8 @@ class OpenAICompatClient(ModelClient):
         # The local server's process, for resource accounting: --server-pid, else the one listening on the
         # URL's port (found once: it reads every socket on the machine).
         self._explicit_pid = server_pid is not None
-        self._server_pid = server_pid if server_pid is not None else local.listening_pid(base_url)
+        # Looked up once (it reads every socket on the machine), with the reason when there is none.
+        self._server_pid, self._no_pid_why = (server_pid, "") if server_pid is not None else local.listener(base_url)
         self._client = openai.OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=2)
 
     def generate(self, prompt: Prompt, params: GenerationParams = GenerationParams()) -> Completion:
@@ -131,7 +132,7 @@ class OpenAICompatClient(ModelClient):
 
     def attribution(self) -> str:
         if self._server_pid is None:
-            return f"not_measurable ({local.listener(self.base_url)[1] or 'no local server process'})"
+            return f"not_measurable ({self._no_pid_why or 'no local server process'})"
         how = "--server-pid" if self._explicit_pid else "the process listening on the URL's port"
         return f"server_process ({how}, with its children)"
 
