@@ -2,7 +2,8 @@
 
 Each actor declares one CPU (Ray places one per free CPU of a node) and starts its own embedded servers on
 its node, or talks to its node's own server (`--url http://127.0.0.1:11434` means each node's). The driver
-deals tasks to free actors and writes results to the store as they come back; a task whose actor dies is
+deals tasks to free actors (a task's arms as one call each, so it knows which arm is running) and writes
+results to the store as each task comes back; a task whose actor dies is
 given to another (once more at most) and, being stored by the driver only once it comes back, is never
 stored twice. Each result records its node, and the resources Ray gave its actor (`pinned: false`: Ray
 reserves a CPU's worth of time, it does not pin the actor to a CPU).
@@ -17,6 +18,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 from sizeup.cli.workers import TaskWorker, WorkerError, WorkerSpec
@@ -64,6 +66,25 @@ class _Actor:
 
     def close(self) -> None:
         self.worker.close()
+
+
+@dataclass
+class _Dealt:
+    """A task dealt to an actor: its arms, those still to come back (in order, one call each), the results of
+    those back, and how many times its actor died under it."""
+
+    task_json: str
+    arms: list[str]
+    actor: int = -1
+    arms_left: list[str] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
+    tries: int = 0
+    futures: list[Any] = field(default_factory=list)  # one per arm left, in the same order
+
+    def deal(self, actor: int) -> None:
+        """To an actor, every arm: a retried task's arms all run again on one actor (a task's arms are compared
+        on the same worker), the dead actor's results dropped."""
+        self.actor, self.arms_left, self.bodies = actor, list(self.arms), []
 
 
 class RayPool:
@@ -141,37 +162,56 @@ class RayPool:
         self.items.extend(items)
 
     def results(self, count: int) -> Iterator[list[str]]:
-        """Yield each task's results as an actor finishes it; retry a dead actor's task on another."""
+        """Yield each task's results as an actor finishes it; retry a dead actor's task on another.
+
+        A task's arms go to its actor as one call each, all at once: the actor runs them one after the other
+        (an actor answers its calls in order), and as each comes back the driver knows the next has begun (the
+        live view's arm in flight). The actor takes a new task once every arm of its task is back."""
         ray = self.ray
-        in_flight: dict[Any, tuple[int, tuple[str, list[str]], int]] = {}  # future -> (actor, item, tries)
-        pending = deque((item, 0) for item in self.items)
+        pending = deque(_Dealt(task_json, list(arms)) for task_json, arms in self.items)
+        in_flight: dict[Any, _Dealt] = {}  # each arm's future -> its task, as dealt to an actor
         idle = deque(self.actors)
         yielded = 0
         while yielded < count:
             while idle and pending:
-                index = idle.popleft()
-                item, tries = pending.popleft()
-                in_flight[self.actors[index].solve.remote(*item)] = (index, item, tries)
-                if self.on_start is not None:  # the actor's first arm of it; the others follow it there
-                    self.on_start(index, {"task_id": json.loads(item[0])["task_id"], "arm": item[1][0]})
+                dealt = pending.popleft()
+                dealt.deal(idle.popleft())
+                solve = self.actors[dealt.actor].solve.remote
+                dealt.futures = [solve(dealt.task_json, [arm]) for arm in dealt.arms_left]
+                in_flight.update(dict.fromkeys(dealt.futures, dealt))
+                self._started(dealt)
             if not in_flight:
                 raise WorkerError("every Ray worker died; continue with: sizeup run --resume RUN_ID")
             (done,), _ = ray.wait(list(in_flight), num_returns=1)
-            index, item, tries = in_flight.pop(done)
+            dealt = in_flight.pop(done)
             try:
                 bodies = ray.get(done)
             except ray.exceptions.RayActorError:
-                self.actors.pop(index, None)  # dead: never given another task
-                if tries >= RETRIES:
-                    raise WorkerError(f"a task's worker died {tries + 1} times; stopping") from None
-                pending.appendleft((item, tries + 1))
+                self.actors.pop(dealt.actor, None)  # dead: never given another task
+                for future in dealt.futures:
+                    in_flight.pop(future, None)
+                if dealt.tries >= RETRIES:
+                    raise WorkerError(f"a task's worker died {dealt.tries + 1} times; stopping") from None
+                dealt.tries += 1
+                pending.appendleft(dealt)
                 continue
             except ray.exceptions.RayTaskError as err:
-                raise WorkerError(f"worker {index}: {_one_line(err)}") from None
-            idle.append(index)
+                raise WorkerError(f"worker {dealt.actor}: {_one_line(err)}") from None
+            dealt.bodies += bodies
+            arm = dealt.futures.index(done)  # the first of those left: an actor answers in order
+            del dealt.futures[arm], dealt.arms_left[arm]
+            if dealt.arms_left:
+                self._started(dealt)
+                continue
+            idle.append(dealt.actor)
             yielded += 1
-            self.busy = {i for i, _, _ in in_flight.values()}  # the actors with a task in flight right now
-            yield bodies
+            self.busy = {d.actor for d in in_flight.values()}  # the actors with a task in flight right now
+            yield dealt.bodies
+
+    def _started(self, dealt: _Dealt) -> None:
+        """Say that an actor began the task's next arm."""
+        if self.on_start is not None:
+            self.on_start(dealt.actor, {"task_id": json.loads(dealt.task_json)["task_id"], "arm": dealt.arms_left[0]})
 
     def pids(self) -> dict[int, int]:
         """Each actor's process id, on its node (for a test that kills one)."""

@@ -142,6 +142,7 @@ class TaskWorker:
             "concurrency": spec.concurrency,
         }
         self._sandbox_context: Any = None
+        self._limits: tuple[str, Any] | None = None  # the last task's judging limits: its reference runs once
         self.sandbox: Any = None
         self.clients: dict[str, Any] = {}
 
@@ -172,7 +173,10 @@ class TaskWorker:
 
         task = Task.model_validate_json(task_json)
         config = self.runner.config
-        limits = calibrate(task, self.sandbox, Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb))
+        if self._limits is None or self._limits[0] != task_json:  # a Ray actor is given a task's arms one by one
+            base = Limits(timeout_s=config.timeout_s, memory_mb=config.memory_mb)
+            self._limits = (task_json, calibrate(task, self.sandbox, base))
+        limits = self._limits[1]
         out = []
         for arm in self.arms:
             if arm.name in arm_names:
