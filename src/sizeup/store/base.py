@@ -21,6 +21,21 @@ def redacted_url(url: str) -> str:
     return re.sub(r"(//[^/:@]*):[^/]*@", r"\1:***@", url)
 
 
+def newest_start_per_arm(
+    starts: Iterable[tuple[int, dict[str, Any]]], arms: set[str]
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """From `start` records newest first, as (seq, record): the first of each of `arms`. Stops reading once
+    every arm has its record, so a backend's cursor reads a few rows however long the run."""
+    found: dict[str, tuple[int, dict[str, Any]]] = {}
+    for seq, record in starts:
+        arm = record.get("arm")
+        if arm in arms and arm not in found:
+            found[arm] = (seq, record)
+            if len(found) == len(arms):
+                break
+    return found
+
+
 class Store(ABC):
     url: str
 

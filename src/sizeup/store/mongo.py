@@ -63,7 +63,7 @@ from pymongo.errors import (
 )
 
 from sizeup.records import Attempt, RunRecord, TaskResult, creation_order
-from sizeup.store.base import Store, StoreError, redacted_url
+from sizeup.store.base import Store, StoreError, newest_start_per_arm, redacted_url
 from sizeup.tasks.types import Task
 
 SCHEMA_VERSION = 1
@@ -552,21 +552,12 @@ class MongoStore(Store):
 
     def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         wanted = set(arms)
-        found: dict[str, tuple[int, dict[str, Any]]] = {}
         if not wanted:
-            return found
+            return {}
         with self._errors("read progress"):
-            # Newest first, stopping once every arm has its record.
             cursor = self._db.progress.find({"run_id": run_id, "kind": "start"}, {"seq": 1, "data": 1})
             with cursor.sort("seq", DESCENDING) as docs:
-                for doc in docs:
-                    record = json.loads(doc["data"])
-                    arm = record.get("arm")
-                    if arm in wanted and arm not in found:
-                        found[arm] = (int(doc["seq"]), record)
-                        if len(found) == len(wanted):
-                            break
-        return found
+                return newest_start_per_arm(((int(d["seq"]), json.loads(d["data"])) for d in docs), wanted)
 
     def run_version(self, run_id: str) -> tuple[int, int]:
         with self._errors("read results"):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sizeup.records import Attempt, RunRecord, TaskResult, creation_order
-from sizeup.store.base import Store, StoreError
+from sizeup.store.base import Store, StoreError, newest_start_per_arm
 from sizeup.tasks.types import Task
 
 SCHEMA_VERSION = 1
@@ -284,31 +284,22 @@ class SQLiteStore(Store):
 
     def latest_starts(self, run_id: str, arms: Iterable[str]) -> dict[str, tuple[int, dict[str, Any]]]:
         wanted = set(arms)
-        found: dict[str, tuple[int, dict[str, Any]]] = {}
         if not wanted:
-            return found
+            return {}
         try:
             with self._reading("read progress") as conn:
-                # Newest first, through progress_starts (the WHERE term is the index's own), stopping once
-                # every arm has its record: a few rows, however long the run.
+                # Newest first, through progress_starts (the WHERE term is the index's own).
                 cursor = conn.execute(
                     "SELECT seq, data FROM progress WHERE run_id = ? AND json_extract(data, '$.kind') = 'start' "
                     "ORDER BY seq DESC",
                     (run_id,),
                 )
                 try:
-                    for seq, data in cursor:
-                        record = json.loads(data)
-                        arm = record.get("arm")
-                        if arm in wanted and arm not in found:
-                            found[arm] = (seq, record)
-                            if len(found) == len(wanted):
-                                break
+                    return newest_start_per_arm(((seq, json.loads(data)) for seq, data in cursor), wanted)
                 finally:
                     cursor.close()
         except StoreError:  # a store written before progress records (opened read-only: no table)
             return {}
-        return found
 
     def run_version(self, run_id: str) -> tuple[int, int]:
         (results,) = self._query("read results", "SELECT COUNT(*) FROM results WHERE run_id = ?", (run_id,))[0]
