@@ -460,6 +460,10 @@ def test_ray_workers_give_the_same_results_as_local_ones(ray_cluster, plugin_env
     assert {r.worker["id"] for r in remote} == {0, 1} and all(r.worker["node"]["host"] for r in remote)
     # A Ray actor has a CPU's worth of time from Ray, not CPUs of its own: said, not passed off as pinning.
     assert all(r.worker["pinned"] is False and r.worker["resources"] == {"CPU": 1.0} for r in remote)
+    # At the priority of a local worker, not the niceness 15 Ray gives its workers (its servers inherit it).
+    assert (
+        {r.worker["nice"] for r in remote} == {r.worker["nice"] for r in local} == {os.getpriority(os.PRIO_PROCESS, 0)}
+    )
     # The live view's arm in flight: each arm's start, from the actor its task was dealt to.
     ran_on = {r.task_id: r.worker["id"] for r in remote}
     assert sorted((p["task_id"], p["arm"]) for p in starts) == sorted((r.task_id, r.arm) for r in remote)

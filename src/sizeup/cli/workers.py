@@ -75,7 +75,8 @@ def gpu_name() -> str | None:
 def this_worker() -> dict[str, Any]:
     """A one-worker run's `worker`: id 0, the CPUs this process may run on (not pinned by sizeup), its node."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": 1}
+    nice = os.getpriority(os.PRIO_PROCESS, 0)
+    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": 1, "nice": nice}
 
 
 def split_cpus(workers: int, cpus: list[int] | None = None) -> list[list[int]]:
@@ -140,6 +141,7 @@ class TaskWorker:
             "pinned": pinned,
             "node": node_info(),
             "concurrency": spec.concurrency,
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),  # its servers' and sandbox's too: they inherit it
         }
         self._sandbox_context: Any = None
         self._limits: tuple[str, Any] | None = None  # the last task's judging limits: its reference runs once
