@@ -118,9 +118,9 @@ class RayPool:
             self._started_ray = True
         self._wait_for_cpus(where)
         # Ray starts its workers at niceness 15 (its daemons first), and the actor's model servers and sandbox
-        # would inherit it: every wake-up of anything else on the node then preempts them, which cost Ray runs
-        # 1-2 % of their tasks per hour against local workers here. Normal priority, as Ray's own job supervisor
-        # asks for the same way: the actor then measures what a local worker measures.
+        # would inherit it: anything else on the node would come before them, and their times would be measured
+        # under a handicap a local worker does not have. Normal priority, asked for the way Ray's own job
+        # supervisor asks for it. (Its effect on scale_bench's Ray overhead was within that benchmark's noise.)
         actor_class = ray.remote(num_cpus=1, max_restarts=0, runtime_env={"env_vars": {"RAY_worker_niceness": "0"}})(
             _Actor
         )
