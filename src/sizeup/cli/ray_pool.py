@@ -75,6 +75,7 @@ class _Dealt:
     those back, and how many times its actor died under it."""
 
     task_json: str
+    task_id: str
     arms: list[str]
     actor: int = -1
     arms_left: list[str] = field(default_factory=list)
@@ -175,7 +176,7 @@ class RayPool:
         (an actor answers its calls in order), and as each comes back the driver knows the next has begun (the
         live view's arm in flight). The actor takes a new task once every arm of its task is back."""
         ray = self.ray
-        pending = deque(_Dealt(task_json, list(arms)) for task_json, arms in self.items)
+        pending = deque(_Dealt(t, json.loads(t)["task_id"], list(arms)) for t, arms in self.items)
         in_flight: dict[Any, _Dealt] = {}  # each arm's future -> its task, as dealt to an actor
         idle = deque(self.actors)
         yielded = 0
@@ -218,7 +219,7 @@ class RayPool:
     def _started(self, dealt: _Dealt) -> None:
         """Say that an actor began the task's next arm."""
         if self.on_start is not None:
-            self.on_start(dealt.actor, {"task_id": json.loads(dealt.task_json)["task_id"], "arm": dealt.arms_left[0]})
+            self.on_start(dealt.actor, {"task_id": dealt.task_id, "arm": dealt.arms_left[0]})
 
     def pids(self) -> dict[int, int]:
         """Each actor's process id, on its node (for a test that kills one)."""

@@ -31,6 +31,7 @@ from rich.console import Console
 
 from sizeup.models.types import ModelError
 from sizeup.records import ArmSpec, RunRecord, TaskResult
+from sizeup.sandbox import Limits
 from sizeup.tasks import Task
 
 
@@ -72,11 +73,23 @@ def gpu_name() -> str | None:
     return f"{len(names)} x {names[0]}" if len(distinct) == 1 and len(names) > 1 else ", ".join(names)
 
 
+def worker_info(index: int, cpus: list[int], pinned: bool, concurrency: int) -> dict[str, Any]:
+    """A result's `worker`, for the worker running in this process: its node and its priority (`nice`: its
+    model servers' and sandbox's too, which inherit it) are read here."""
+    return {
+        "id": index,
+        "cpus": cpus,
+        "pinned": pinned,
+        "node": node_info(),
+        "concurrency": concurrency,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+    }
+
+
 def this_worker() -> dict[str, Any]:
     """A one-worker run's `worker`: id 0, the CPUs this process may run on (not pinned by sizeup), its node."""
     cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
-    nice = os.getpriority(os.PRIO_PROCESS, 0)
-    return {"id": 0, "cpus": cpus, "pinned": False, "node": node_info(), "concurrency": 1, "nice": nice}
+    return worker_info(0, cpus, pinned=False, concurrency=1)
 
 
 def split_cpus(workers: int, cpus: list[int] | None = None) -> list[list[int]]:
@@ -135,16 +148,9 @@ class TaskWorker:
         self.arms = [ArmSpec.model_validate(arm) for arm in spec.arms]
         self.runner = Runner(None, config, self.arms, Console(file=open(os.devnull, "w")))  # type: ignore[arg-type]
         self.runner.prompter = MbppThreeShot([Task.model_validate(s) for s in spec.shots]) if spec.shots else STANDARD
-        self.info: dict[str, Any] = {
-            "id": spec.index,
-            "cpus": cpus,
-            "pinned": pinned,
-            "node": node_info(),
-            "concurrency": spec.concurrency,
-            "nice": os.getpriority(os.PRIO_PROCESS, 0),  # its servers' and sandbox's too: they inherit it
-        }
+        self.info = worker_info(spec.index, cpus, pinned, spec.concurrency)
         self._sandbox_context: Any = None
-        self._limits: tuple[str, Any] | None = None  # the last task's judging limits: its reference runs once
+        self._limits: tuple[str, Limits] | None = None  # the last task's judging limits: its reference runs once
         self.sandbox: Any = None
         self.clients: dict[str, Any] = {}
 
@@ -170,7 +176,6 @@ class TaskWorker:
     ) -> list[str]:
         """Every named arm on one task, in order; the results as JSON, each saying which worker made it.
         `on_arm(task_id, arm)` is told as each arm starts (the driver's progress `start` records)."""
-        from sizeup.sandbox import Limits
         from sizeup.sandbox.timeouts import calibrate
 
         task = Task.model_validate_json(task_json)
