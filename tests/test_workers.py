@@ -19,7 +19,7 @@ import pytest
 
 from requirements import need
 from sizeup.cli.runner import RunConfig, Runner, check_budgets
-from sizeup.cli.workers import LocalPool, WorkerError, WorkerSpec, gpu_name, split_cpus
+from sizeup.cli.workers import LocalPool, WorkerError, WorkerSpec, claim_cpus, gpu_name, split_cpus
 from sizeup.records import ArmSpec, Budget
 from sizeup.store import StoreError, open_store
 from sizeup.tasks import Task
@@ -107,6 +107,39 @@ def test_cpu_sets_are_disjoint_and_cover_the_cpus():
     assert split_cpus(1, [5, 7]) == [[5, 7]]
     with pytest.raises(ValueError, match="only 2 CPUs"):
         split_cpus(3, [0, 1])
+
+
+HOLD_A_CPU = """
+import sys, time
+from pathlib import Path
+from sizeup.cli.workers import claim_cpus
+claim = claim_cpus(1, [0, 1], Path(sys.argv[1]))
+print(claim.cpus, flush=True)
+time.sleep(600)
+"""
+
+
+def test_cpu_claims_keep_workers_off_each_others_cpus_and_end_with_their_process(tmp_path):
+    claims = tmp_path / "claims"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_A_CPU, str(claims)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "[0]"
+        assert claim_cpus(2, [0, 1], claims) is None  # CPU 0 is the other process's: not two free
+        mine = claim_cpus(1, [0, 1], claims)
+        assert mine is not None and mine.cpus == [1]
+        assert claim_cpus(1, [0, 1], claims) is None  # none left, not a CPU given twice
+        holder.kill()  # SIGKILL: no clean-up code runs, and still the claim ends with its process
+        holder.wait(timeout=10)
+        again = claim_cpus(1, [0, 1], claims)
+        assert again is not None and again.cpus == [0]
+        mine.release()
+        again.release()
+        both = claim_cpus(2, [0, 1], claims)
+        assert both is not None and both.cpus == [0, 1]
+        both.release()
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
 
 
 def pairs(results) -> list[tuple[str, str]]:
@@ -458,8 +491,11 @@ def test_ray_workers_give_the_same_results_as_local_ones(ray_cluster, plugin_env
 
     assert content(local) == content(remote)
     assert {r.worker["id"] for r in remote} == {0, 1} and all(r.worker["node"]["host"] for r in remote)
-    # A Ray actor has a CPU's worth of time from Ray, not CPUs of its own: said, not passed off as pinning.
-    assert all(r.worker["pinned"] is False and r.worker["resources"] == {"CPU": 1.0} for r in remote)
+    # Ray gave each actor a CPU's worth of time ({"CPU": 1}); each claimed a CPU of its own and pinned itself to
+    # it (`cpus` is the affinity read back), the two nodes sharing this host's claims: no CPU taken twice.
+    assert all(r.worker["pinned"] is True and r.worker["resources"] == {"CPU": 1.0} for r in remote)
+    cpus = {r.worker["id"]: tuple(r.worker["cpus"]) for r in remote}
+    assert all(len(c) == 1 for c in cpus.values()) and len(set(cpus.values())) == 2
     # At the priority of a local worker, not the niceness 15 Ray gives its workers (its servers inherit it).
     assert (
         {r.worker["nice"] for r in remote} == {r.worker["nice"] for r in local} == {os.getpriority(os.PRIO_PROCESS, 0)}

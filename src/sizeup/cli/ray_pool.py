@@ -5,9 +5,10 @@ its node, or talks to its node's own server (`--url http://127.0.0.1:11434` mean
 deals tasks to free actors (a task's arms as one call each, so it knows which arm is running) and writes
 results to the store as each task comes back; a task whose actor dies is
 given to another (once more at most) and, being stored by the driver only once it comes back, is never
-stored twice. Each result records its node, and the resources Ray gave its actor (`pinned: false`: Ray
-reserves a CPU's worth of time, it does not pin the actor to a CPU). Actors run at normal priority (`nice` 0),
-not at the niceness 15 Ray gives its workers, like local workers.
+stored twice. Each result records its node and the resources Ray gave its actor. Ray reserves a CPU's worth of
+time for an actor but pins it to no CPU: each actor claims CPUs of its node for itself (workers.claim_cpus; node
+processes sharing a host share the claims) and pins itself to them, and runs at normal priority (`nice` 0), not
+at the niceness 15 Ray gives its workers — as a local worker does.
 
 A cluster with fewer free CPUs than --workers would leave actors waiting for a place forever: the driver
 checks the free CPUs first, and gives the actors PLACE_TIMEOUT_S to start, and otherwise stops with one line.
@@ -19,10 +20,10 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sizeup.cli.workers import TaskWorker, WorkerError, WorkerSpec
+from sizeup.cli.workers import TaskWorker, WorkerError, WorkerSpec, claim_cpus
 
 RETRIES = 1  # a task whose actor died is tried once more, on another actor
 PLACE_TIMEOUT_S = 120.0  # how long the actors may take to be placed and running (not to load their models)
@@ -37,7 +38,7 @@ def _ray() -> Any:
 
 
 def ray_cpu_sets(workers: int, address: str | None) -> list[list[int]]:
-    """Ray gives each actor its CPU: the sets are filled in by the actors themselves (empty here)."""
+    """Each actor claims its CPUs on the node Ray places it on: the sets are filled in by the actors (empty here)."""
     if workers < 1:
         raise ValueError(f"--workers {workers}: at least 1")
     _ray()
@@ -50,9 +51,15 @@ class _Actor:
     def __init__(self, spec: WorkerSpec):
         import ray
 
-        self.worker = TaskWorker(spec)
-        # What Ray reserved for this actor ({"CPU": 1.0}): a share of the node, not CPUs of its own.
-        self.worker.info["resources"] = dict(ray.get_runtime_context().get_assigned_resources())
+        # What Ray reserved for this actor ({"CPU": 1.0}): a share of the node's time, on no CPU in particular.
+        # The actor claims that many CPUs of its node for itself and pins itself (and so its model servers and
+        # sandbox) to them, as a local worker is pinned; where the node has no CPU left unclaimed (a node
+        # declaring more CPUs to Ray than it has), it runs unpinned and its records say `pinned: false`.
+        resources = dict(ray.get_runtime_context().get_assigned_resources())
+        self.claim = claim_cpus(max(1, int(resources.get("CPU", 1)))) if spec.pin else None
+        cpus = self.claim.cpus if self.claim is not None else []
+        self.worker = TaskWorker(replace(spec, cpus=cpus, pin=bool(cpus)))
+        self.worker.info["resources"] = resources
 
     def start(self) -> dict[str, Any]:
         return self.worker.start()
@@ -67,6 +74,8 @@ class _Actor:
 
     def close(self) -> None:
         self.worker.close()
+        if self.claim is not None:
+            self.claim.release()
 
 
 @dataclass

@@ -342,7 +342,6 @@ class Runner:
                 [a.model_dump() for a in self.arms],
                 len(cpu_sets),
                 shots,
-                pin=cfg.executor == "local",
             )
             for i, cpus in enumerate(cpu_sets)
         ]

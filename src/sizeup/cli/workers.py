@@ -6,8 +6,9 @@ thread per CPU of it), starts its own model servers and sandbox, and runs every 
 other, as a one-worker run does; tasks are dealt from one queue to whichever worker is free. Only the driver
 writes to the store, as results arrive, so --resume works as before. Each result records its worker: `id`,
 the `cpus` its processes could run on and whether sizeup `pinned` it to them alone (a local worker of a
---workers run: yes; a Ray actor, which Ray gives `resources` such as {"CPU": 1} but pins to no CPU, and a
-one-worker run: no), its `node` (host, CPU model, cores, GPU if any) and the run's `concurrency` (workers).
+--workers run, and a Ray actor, which claims on its node as many CPUs as Ray gave it in `resources` such as
+{"CPU": 1}: yes; a one-worker run, or an actor that found no CPU left unclaimed: no), its `node` (host, CPU
+model, cores, GPU if any) and the run's `concurrency` (workers).
 
 What stays attributable: an embedded server belongs to one worker and runs one task at a time, so its
 figures are that task's, with disjoint CPUs (memory bandwidth and caches are still shared: `concurrency`
@@ -22,9 +23,11 @@ import platform
 import queue
 import signal
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -111,6 +114,50 @@ def split_cpus(workers: int, cpus: list[int] | None = None) -> list[list[int]]:
     return sets
 
 
+CLAIMS_DIR = Path(tempfile.gettempdir()) / "sizeup-cpu-claims"  # one per host: every node process on it shares it
+
+
+@dataclass
+class CpuClaim:
+    """CPUs of this host held by one worker for as long as its process lives: a lock file per CPU, locked
+    (flock) by that process; the kernel lets go when the process ends, however it ends, so no claim outlives
+    its worker."""
+
+    cpus: list[int]
+    _locks: list[Any] = field(default_factory=list, repr=False)
+
+    def release(self) -> None:
+        for lock in self._locks:
+            lock.close()
+        self._locks = []
+
+
+def claim_cpus(count: int, cpus: list[int] | None = None, claims_dir: Path = CLAIMS_DIR) -> CpuClaim | None:
+    """`count` CPUs of `cpus` (default: those this process may run on) that no other worker on this host holds,
+    lowest first; None when fewer are free. Ray reserves a CPU's worth of time for an actor but pins it to no
+    CPU, and several node processes may share one host: a claim is what keeps two actors off one CPU."""
+    import fcntl
+
+    claim = CpuClaim([])
+    for cpu in sorted(cpus if cpus is not None else os.sched_getaffinity(0)):
+        try:
+            claims_dir.mkdir(parents=True, exist_ok=True)
+            lock = open(claims_dir / f"cpu-{cpu}.lock", "a")  # noqa: SIM115 - held open: it is the claim
+        except OSError:  # a claims directory this user may not write to: no claim; the worker runs unpinned
+            break
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # another worker's
+            lock.close()
+            continue
+        claim.cpus.append(cpu)
+        claim._locks.append(lock)
+        if len(claim.cpus) == count:
+            return claim
+    claim.release()
+    return None
+
+
 @dataclass
 class WorkerSpec:
     """Everything a worker needs, picklable: it is sent to a process or a Ray actor."""
@@ -122,7 +169,7 @@ class WorkerSpec:
     arms: list[dict[str, Any]]
     concurrency: int
     shots: list[dict[str, Any]] = field(default_factory=list)  # --protocol mbpp-3shot's solved tasks
-    pin: bool = True  # local processes pin themselves; a Ray actor's CPUs are Ray's to give
+    pin: bool = True  # pinned to `cpus` (a Ray actor's: those it claimed on its node)
 
 
 class TaskWorker:
@@ -137,11 +184,11 @@ class TaskWorker:
         if pinned:
             os.sched_setaffinity(0, spec.cpus)  # the model servers started below inherit it
         config = RunConfig.from_dict(spec.config)
-        # The CPUs its processes may run on: its own set when pinned; else (a Ray actor) whatever the node allows,
-        # which `pinned: false` says is not the worker's alone.
-        cpus = sorted(spec.cpus) if pinned else sorted(os.sched_getaffinity(0))
-        # One model-server thread per CPU of the worker's own (a Ray actor: the CPUs Ray gave it, one by default),
-        # for the servers it starts itself. A server every worker shares (Ollama) keeps its own setting: workers
+        # The CPUs its processes may run on: its own set when pinned; else (a Ray actor that found no CPU to claim)
+        # whatever the node allows, which `pinned: false` says is not the worker's alone.
+        cpus = sorted(os.sched_getaffinity(0))  # read back, not taken from the spec: what the kernel applies
+        # One model-server thread per CPU of the worker's own (an unpinned Ray actor: one), for the servers it
+        # starts itself. A server every worker shares (Ollama) keeps its own setting: workers
         # sending different thread counts would make it reload its runner back and forth.
         if config.provider == "embedded":
             config.n_threads = config.n_threads or (len(spec.cpus) if pinned else 1)
