@@ -56,9 +56,9 @@ class _Actor:
         # sandbox) to them, as a local worker is pinned; where the node has no CPU left unclaimed (a node
         # declaring more CPUs to Ray than it has), it runs unpinned and its records say `pinned: false`.
         resources = dict(ray.get_runtime_context().get_assigned_resources())
-        self.claim = claim_cpus(max(1, int(resources.get("CPU", 1)))) if spec.pin else None
+        self.claim = claim_cpus(max(1, int(resources.get("CPU", 1))))
         cpus = self.claim.cpus if self.claim is not None else []
-        self.worker = TaskWorker(replace(spec, cpus=cpus, pin=bool(cpus)))
+        self.worker = TaskWorker(replace(spec, cpus=cpus))
         self.worker.info["resources"] = resources
 
     def start(self) -> dict[str, Any]:

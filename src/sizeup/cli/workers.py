@@ -169,7 +169,6 @@ class WorkerSpec:
     arms: list[dict[str, Any]]
     concurrency: int
     shots: list[dict[str, Any]] = field(default_factory=list)  # --protocol mbpp-3shot's solved tasks
-    pin: bool = True  # pinned to `cpus` (a Ray actor's: those it claimed on its node)
 
 
 class TaskWorker:
@@ -180,7 +179,8 @@ class TaskWorker:
         from sizeup.strategies.prompts import STANDARD, MbppThreeShot
 
         self.spec = spec
-        pinned = spec.pin and bool(spec.cpus) and hasattr(os, "sched_setaffinity")
+        # Pinned to `cpus` when it has any (a Ray actor's: those it claimed on its node).
+        pinned = bool(spec.cpus) and hasattr(os, "sched_setaffinity")
         if pinned:
             os.sched_setaffinity(0, spec.cpus)  # the model servers started below inherit it
         config = RunConfig.from_dict(spec.config)
